@@ -1,0 +1,47 @@
+//! One call from source to everything the front end knows about it: the tree, the names,
+//! and every diagnostic, sorted. No I/O: the caller reads the file.
+
+use crate::resolve::{Resolution, resolve};
+use nnc_grammar::{Diagnostic, File, decode, parse, sort_diagnostics};
+
+/// What the front end found in one source text.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// The text that was analysed; invalid UTF-8 bytes are replaced by spaces.
+    pub text: String,
+    pub file: File,
+    pub resolution: Resolution,
+    /// Every diagnostic, syntax and names, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Analyses a source text.
+pub fn analyze(text: &str) -> Analysis {
+    analyze_decoded(text.to_string(), Vec::new())
+}
+
+/// Analyses the bytes of a file, reporting bytes that are not UTF-8.
+pub fn analyze_bytes(bytes: &[u8]) -> Analysis {
+    let (text, diagnostics) = decode(bytes);
+    analyze_decoded(text, diagnostics)
+}
+
+fn analyze_decoded(text: String, mut diagnostics: Vec<Diagnostic>) -> Analysis {
+    let parsed = parse(&text);
+    diagnostics.extend(parsed.diagnostics);
+    let resolution = resolve(&parsed.file);
+    diagnostics.extend(resolution.diagnostics.iter().cloned());
+    sort_diagnostics(&mut diagnostics);
+    Analysis {
+        text,
+        file: parsed.file,
+        resolution,
+        diagnostics,
+    }
+}

@@ -1,0 +1,43 @@
+//! The front end of nnc: lexer, layout, recovering parser, syntax tree and diagnostics.
+//!
+//! [`parse`] never fails: it returns a tree for any input, with every problem found as a
+//! [`Diagnostic`].
+
+mod ast;
+mod codes;
+mod diagnostic;
+mod layout;
+mod lexer;
+mod parser;
+mod render;
+mod source;
+mod span;
+mod suggest;
+
+pub use ast::*;
+pub use codes::Code;
+pub use diagnostic::{Diagnostic, Label, Severity, sort as sort_diagnostics};
+pub use layout::MAX_NESTING;
+pub use lexer::{KEYWORDS, Token, lex};
+pub use render::{JsonDiagnostic, render, to_json};
+pub use source::decode;
+pub use span::{LineIndex, Position, Span};
+pub use suggest::closest;
+
+/// The result of parsing one source text.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub file: File,
+    /// Syntax problems, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses `source` into a syntax tree and its diagnostics. Never fails and never panics.
+pub fn parse(source: &str) -> Parsed {
+    let tokens = lexer::lex(source);
+    let (laid_out, mut diagnostics) = layout::layout(&tokens, source);
+    let (file, parse_diagnostics) = parser::parse_tokens(&laid_out, source.len());
+    diagnostics.extend(parse_diagnostics);
+    diagnostic::sort(&mut diagnostics);
+    Parsed { file, diagnostics }
+}

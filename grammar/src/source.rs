@@ -1,0 +1,66 @@
+//! Turning the bytes of a file into source text, reporting bytes that are not UTF-8.
+
+use crate::codes::Code;
+use crate::diagnostic::Diagnostic;
+use crate::span::Span;
+
+/// How many invalid byte sequences get a diagnostic of their own.
+const MAX_REPORTS: usize = 5;
+
+/// The text of `bytes`, with every byte that is not part of valid UTF-8 replaced by a
+/// space, so that byte offsets in the text are offsets in the file; and a diagnostic for
+/// each such run of bytes.
+pub fn decode(bytes: &[u8]) -> (String, Vec<Diagnostic>) {
+    let mut text = String::with_capacity(bytes.len());
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut invalid_runs = 0usize;
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        let invalid = chunk.invalid();
+        if invalid.is_empty() {
+            continue;
+        }
+        let start = text.len();
+        text.extend(std::iter::repeat_n(' ', invalid.len()));
+        invalid_runs += 1;
+        if invalid_runs <= MAX_REPORTS {
+            let shown: Vec<String> = invalid.iter().map(|b| format!("0x{b:02X}")).collect();
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidUtf8,
+                    "the file is not valid UTF-8",
+                    Span::new(start, text.len()),
+                    format!(
+                        "invalid byte{} {}",
+                        if invalid.len() > 1 { "s" } else { "" },
+                        shown.join(" ")
+                    ),
+                )
+                .with_help("save the file as UTF-8"),
+            );
+        }
+    }
+    if invalid_runs > MAX_REPORTS
+        && let Some(last) = diagnostics.last_mut()
+    {
+        last.notes.push(format!(
+            "{} more invalid byte sequences follow",
+            invalid_runs - MAX_REPORTS
+        ));
+    }
+    (text, diagnostics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn invalid_bytes_become_spaces_at_the_same_offsets() {
+        let (text, diagnostics) = decode(b"ab\xff\xfecd\xc3");
+        assert_eq!(text, "ab  cd ");
+        assert_eq!(diagnostics.len(), 2);
+        assert_eq!(diagnostics[0].span().range(), 2..4);
+        assert_eq!(decode("λ ok".as_bytes()), ("λ ok".to_string(), vec![]));
+    }
+}

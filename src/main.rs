@@ -1,0 +1,45 @@
+//! The `nnc` command line: one module per subcommand; the only place with real I/O.
+
+mod check;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// nnc: a small language and compiler for neural networks.
+#[derive(Parser)]
+#[command(name = "nnc", version, about, long_about = None)]
+struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    color: output::ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse, resolve names and check FILEs; print diagnostics, exit 1 on errors.
+    Check {
+        /// The `.nn` files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// How to print diagnostics: rendered with source (`text`) or for tools (`json`).
+        #[arg(long, value_enum, default_value_t = check::Format::Text)]
+        format: check::Format,
+    },
+    /// Explain a diagnostic code, such as E0003, with an example.
+    Explain {
+        /// The code to explain; without it, every code is listed.
+        code: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files, format } => check::run(&files, format, cli.color),
+        Command::Explain { code } => check::explain(code.as_deref()),
+    }
+}
