@@ -968,7 +968,7 @@ impl Resolver {
                 span,
                 "one too many",
             )
-            .with_help(format!("remove this argument")),
+            .with_help("remove this argument"),
         );
     }
 

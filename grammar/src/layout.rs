@@ -346,6 +346,27 @@ fn continues_previous_line(token: &Token<'_>) -> bool {
     )
 }
 
+/// Whether `token` can only begin a statement or end a block, never continue an expression.
+fn starts_statement(token: &Token<'_>) -> bool {
+    matches!(
+        token,
+        Token::Fn
+            | Token::Model
+            | Token::Layer
+            | Token::Input
+            | Token::Param
+            | Token::Let
+            | Token::Eval
+            | Token::Grad
+            | Token::Jvp
+            | Token::Jacobian
+            | Token::Hessian
+            | Token::Train
+            | Token::DocComment(_)
+            | Token::RBrace
+    )
+}
+
 fn is_operator(token: &Token<'_>) -> bool {
     matches!(
         token,
@@ -398,8 +419,12 @@ fn lines_and_depth<'src>(
                     .iter()
                     .map(|(t, _)| *t)
                     .find(|t| !matches!(t, Token::Newline));
-                let continued = previous.as_ref().is_some_and(continues_line)
-                    || next.as_ref().is_some_and(continues_previous_line);
+                // A line that starts with a statement keyword starts a statement, even after
+                // a line that ends with an operator: that line is unfinished, not continued.
+                let starts_statement = next.as_ref().is_some_and(starts_statement);
+                let continued = !starts_statement
+                    && (previous.as_ref().is_some_and(continues_line)
+                        || next.as_ref().is_some_and(continues_previous_line));
                 if !continued {
                     let group = groups.last_mut().expect("the top level is never popped");
                     depth -= group.operators;

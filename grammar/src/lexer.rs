@@ -189,6 +189,12 @@ impl Token<'_> {
     }
 }
 
+impl std::fmt::Display for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 /// Every keyword with its token, for suggestions and for editor grammars.
 pub const KEYWORDS: &[(&str, Token<'static>)] = &[
     ("fn", Token::Fn),
@@ -288,11 +294,5 @@ mod tests {
                 Token::Ident("x")
             ]
         );
-    }
-}
-
-impl std::fmt::Display for Token<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.describe())
     }
 }

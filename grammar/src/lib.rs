@@ -37,7 +37,16 @@ pub fn parse(source: &str) -> Parsed {
     let tokens = lexer::lex(source);
     let (laid_out, mut diagnostics) = layout::layout(&tokens, source);
     let (file, parse_diagnostics) = parser::parse_tokens(&laid_out, source.len());
-    diagnostics.extend(parse_diagnostics);
+    // A syntax error right after an invalid character is that character's echo: the
+    // character was reported and dropped, so the error says nothing new.
+    let after_invalid = |d: &Diagnostic| {
+        let before = tokens
+            .iter()
+            .rev()
+            .find(|(token, span)| span.end <= d.span().start && *token != Token::Newline);
+        d.code == Code::UnexpectedToken && matches!(before, Some((Token::Invalid(_), _)))
+    };
+    diagnostics.extend(parse_diagnostics.into_iter().filter(|d| !after_invalid(d)));
     diagnostic::sort(&mut diagnostics);
     Parsed { file, diagnostics }
 }

@@ -9,7 +9,12 @@ use serde::Serialize;
 /// the code and message, then the source lines with the labelled spans underlined.
 pub fn render(diagnostics: &[Diagnostic], name: &str, source: &str, color: bool) -> String {
     let mut out = Vec::new();
+    let index = LineIndex::new(source);
     for diagnostic in diagnostics {
+        if touches_long_line(diagnostic, source, &index) {
+            out.extend_from_slice(render_compact(diagnostic, name, source, &index).as_bytes());
+            continue;
+        }
         let kind = match diagnostic.severity {
             Severity::Error => ReportKind::Error,
             Severity::Warning => ReportKind::Warning,
@@ -53,6 +58,54 @@ pub fn render(diagnostics: &[Diagnostic], name: &str, source: &str, color: bool)
             .write((name, Source::from(source)), &mut out);
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Lines longer than this are not shown: a generated file with one 200,000-character line
+/// would otherwise flood the terminal.
+const MAX_SHOWN_LINE: usize = 1000;
+
+fn touches_long_line(diagnostic: &Diagnostic, source: &str, index: &LineIndex) -> bool {
+    std::iter::once(&diagnostic.primary)
+        .chain(&diagnostic.secondary)
+        .any(|label| {
+            let line = index.position(source, label.span.start).line;
+            index.line_start(line + 1) - index.line_start(line) > MAX_SHOWN_LINE
+        })
+}
+
+/// The diagnostic without source lines: positions and messages only.
+fn render_compact(diagnostic: &Diagnostic, name: &str, source: &str, index: &LineIndex) -> String {
+    let at = |offset| {
+        let p = index.position(source, offset);
+        format!("{}:{}", p.line + 1, p.char_column + 1)
+    };
+    let kind = match diagnostic.severity {
+        Severity::Error => "Error",
+        Severity::Warning => "Warning",
+    };
+    let mut out = format!("[{}] {kind}: {}\n", diagnostic.code, diagnostic.message);
+    out.push_str(&format!(
+        "   ╭─[ {name}:{} ]\n",
+        at(diagnostic.primary.span.start)
+    ));
+    out.push_str(&format!(
+        "   │ (the line is longer than {MAX_SHOWN_LINE} characters and is not shown)\n"
+    ));
+    for label in std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary) {
+        out.push_str(&format!(
+            "   │ {}: {}\n",
+            at(label.span.start),
+            label.message
+        ));
+    }
+    for note in &diagnostic.notes {
+        out.push_str(&format!("   │ Note: {note}\n"));
+    }
+    if let Some(help) = &diagnostic.help {
+        out.push_str(&format!("   │ Help: {help}\n"));
+    }
+    out.push_str("───╯\n");
+    out
 }
 
 /// A span that ariadne can underline: empty spans grow to cover the character they point

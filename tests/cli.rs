@@ -1,0 +1,183 @@
+//! End-to-end tests of the `nnc` binary: clean examples, exit codes, JSON output, and
+//! inputs built to break a parser (deep nesting, long operator chains).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the nnc binary runs")
+}
+
+fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("temp file");
+    path
+}
+
+fn examples() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("examples/ exists")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "nn"))
+        .map(|path| format!("examples/{}", path.file_name().unwrap().to_string_lossy()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_checks_silently() {
+    let files = examples();
+    assert!(files.len() >= 6, "the examples are there: {files:?}");
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let output = nnc(&args);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    assert!(output.status.success());
+}
+
+#[test]
+fn errors_exit_1_with_rendered_locations() {
+    let path = temp_file(
+        "typo.nn",
+        b"model M {\n    input [B, 64]\n    lineer(10)\n}\n",
+    );
+    let output = nnc(&["check", "--color", "never", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[E0102] Error: unknown layer or function `lineer`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("typo.nn:3:5"), "{stderr}");
+    assert!(stderr.contains("did you mean `linear`?"), "{stderr}");
+    assert!(!stderr.contains("\x1b["), "no colour with --color never");
+
+    let coloured = nnc(&["check", "--color", "always", path.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&coloured.stderr).contains("\x1b["));
+}
+
+#[test]
+fn json_output_carries_codes_and_positions() {
+    let path = temp_file("two.nn", b"fn f(x) = x +\nfn g(y) = sin(z)\n");
+    let output = nnc(&["check", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    let items = json.as_array().expect("a list of diagnostics");
+    let codes: Vec<&str> = items.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        ["E0005", "E0101"],
+        "both independent errors are reported"
+    );
+    let second = &items[1];
+    assert_eq!(second["severity"], "error");
+    assert_eq!(second["range"]["start"]["line"], 2);
+    assert_eq!(second["range"]["start"]["column"], 15);
+    assert_eq!(second["range"]["end"]["column"], 16);
+    assert_eq!(second["labels"][0]["primary"], true);
+}
+
+#[test]
+fn unreadable_files_exit_2() {
+    let output = nnc(&["check", "--color", "never", "no/such/file.nn"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read `no/such/file.nn`"));
+}
+
+#[test]
+fn explain_prints_every_code() {
+    let output = nnc(&["explain"]);
+    assert!(output.status.success());
+    let list = String::from_utf8_lossy(&output.stdout);
+    assert!(list.lines().count() >= 20);
+    let one = nnc(&["--color", "never", "explain", "e0003"]);
+    assert!(
+        String::from_utf8_lossy(&one.stdout)
+            .contains("E0003: an opening bracket that is never closed")
+    );
+    assert!(String::from_utf8_lossy(&one.stderr).contains("[E0003]"));
+    assert_eq!(nnc(&["explain", "E9999"]).status.code(), Some(2));
+}
+
+#[test]
+fn hundred_thousand_nested_parentheses_get_one_diagnostic() {
+    let source = format!(
+        "fn f(x) = {}x{}\n",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let analysis = nnc_compiler::analyze(&source);
+    let codes: Vec<&str> = analysis
+        .diagnostics
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert_eq!(codes, ["E0006"]);
+
+    // Unclosed, too: one report for the innermost brackets, no stack overflow.
+    let unclosed = format!("fn f(x) = {}x\n", "(".repeat(100_000));
+    let analysis = nnc_compiler::analyze(&unclosed);
+    assert!(
+        analysis
+            .diagnostics
+            .iter()
+            .any(|d| d.code.as_str() == "E0006")
+    );
+    assert!(
+        analysis
+            .diagnostics
+            .iter()
+            .filter(|d| d.code.as_str() == "E0003")
+            .count()
+            <= 3
+    );
+}
+
+#[test]
+fn hundred_thousand_chained_operators_get_one_diagnostic() {
+    for op in ["+", "*", "^", "|> relu", "@"] {
+        let operand = if op.starts_with("|>") { "" } else { " x" };
+        let source = format!("fn f(x) = x{}\n", format!(" {op}{operand}").repeat(100_000));
+        let analysis = nnc_compiler::analyze(&source);
+        let codes: Vec<&str> = analysis
+            .diagnostics
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        assert!(codes.contains(&"E0006"), "{op}: {codes:?}");
+        assert!(codes.len() <= 2, "{op}: {codes:?}");
+    }
+    let negations = format!("fn f(x) = {}x\n", "-".repeat(100_000));
+    let analysis = nnc_compiler::analyze(&negations);
+    assert_eq!(
+        analysis
+            .diagnostics
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect::<Vec<_>>(),
+        ["E0006"]
+    );
+}
+
+#[test]
+fn the_readme_example_checks_cleanly() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```nn\n").expect("README has an nn example") + 6;
+    let end = start + readme[start..].find("```").unwrap();
+    let analysis = nnc_compiler::analyze(&readme[start..end]);
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:?}",
+        analysis.diagnostics
+    );
+}
