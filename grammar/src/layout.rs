@@ -176,10 +176,7 @@ fn balance<'src>(
                           report: bool,
                           diagnostics: &mut Vec<Diagnostic>| {
         let closer = open.token.closer().expect("only openers are on the stack");
-        let index = match open.token {
-            Token::LBrace => out.len(),
-            _ => open.line_end.unwrap_or(out.len()),
-        };
+        let index = open.line_end.unwrap_or(out.len());
         let at = if index < out.len() {
             out[index].1.start
         } else {
@@ -189,7 +186,11 @@ fn balance<'src>(
         if report {
             let open_text = open.token.text().unwrap_or("?");
             let close_text = closer.text().unwrap_or("?");
-            let (where_, label_span) = if index < out.len() {
+            let (where_, label_span) = if let (Token::LBrace, true, Some((token, span))) =
+                (open.token, index < out.len(), before)
+            {
+                (format!("before {}", token.describe()), span)
+            } else if index < out.len() {
                 (
                     "before the end of its line".to_string(),
                     last_token_before(out, index).unwrap_or(open.span),
@@ -263,9 +264,45 @@ fn balance<'src>(
             }
             out.push((token, span));
         } else {
+            // An item keyword at the start of a line cannot be inside any bracket: whatever
+            // is still open was left unclosed before it.
+            let starts_item = matches!(
+                token,
+                Token::Fn
+                    | Token::Model
+                    | Token::Layer
+                    | Token::Train
+                    | Token::Eval
+                    | Token::Grad
+                    | Token::Jvp
+                    | Token::Jacobian
+                    | Token::Hessian
+            );
+            if starts_item && out.last().is_some_and(|(t, _)| *t == Token::Newline) {
+                // Close before the blank lines that precede the item.
+                let mut at = out.len();
+                while at > 0 && out[at - 1].0 == Token::Newline {
+                    at -= 1;
+                }
+                while let Some(mut open) = stack.pop() {
+                    open_counts[kind(&open.token)] -= 1;
+                    if open.token == Token::LBrace || open.line_end.is_none_or(|end| end > at) {
+                        open.line_end = Some(at);
+                    }
+                    close_unclosed(
+                        open,
+                        &out,
+                        Some((token, span)),
+                        &mut insertions,
+                        true,
+                        diagnostics,
+                    );
+                }
+            }
             if token == Token::Newline
                 && let Some(open) = stack.last_mut()
                 && open.line_end.is_none()
+                && open.token != Token::LBrace
                 && !out.last().is_some_and(|(prev, _)| continues_line(prev))
             {
                 open.line_end = Some(out.len());

@@ -586,24 +586,27 @@ fn convert_error(
             _ => {}
         }
     }
-    // After an operator only an operand can come; do not offer another operator.
-    let previous_token = tokens
-        .iter()
-        .rev()
-        .find(|(_, s)| s.end <= span.start)
-        .map(|&(t, _)| t);
-    if operators && !previous_token.as_ref().is_some_and(is_operator) {
-        push("an operator".into());
-    }
-    let found_text = found.map_or_else(|| "end of file".to_string(), |token| token.describe());
-
-    // An identifier where a keyword belongs, or just before where the parse broke, that is
-    // close to a keyword is most likely that keyword misspelt.
+    // The token before the error; not the error's own token, which may be an empty
+    // inserted closer at the same offset.
     let previous = tokens
         .iter()
         .rev()
-        .find(|(_, s)| s.end <= span.start)
+        .find(|(_, s)| s.end <= span.start && s.start < span.start)
         .copied();
+    // After an operator only an operand can come; do not offer another operator.
+    let previous_token = previous.map(|(t, _)| t);
+    if operators && !previous_token.as_ref().is_some_and(is_operator) {
+        push("an operator".into());
+    }
+    // A closer that the layout pass inserted has an empty span; the user wrote no such token.
+    let found_text = match found {
+        None => "end of file".to_string(),
+        Some(_) if span.is_empty() => "the end of the unclosed group".to_string(),
+        Some(token) => token.describe(),
+    };
+
+    // An identifier where a keyword belongs, or just before where the parse broke, that is
+    // close to a keyword is most likely that keyword misspelt.
     let misspelt = match (found, previous) {
         (Some(Token::Ident(name)), _) if !keywords_expected.is_empty() => {
             closest_keyword(name, &keywords_expected).map(|keyword| (name, keyword, span))

@@ -22,6 +22,17 @@ pub fn decode(bytes: &[u8]) -> (String, Vec<Diagnostic>) {
         }
         let start = text.len();
         text.extend(std::iter::repeat_n(' ', invalid.len()));
+        // Consecutive invalid bytes arrive as separate chunks; report them as one run.
+        if chunk.valid().is_empty()
+            && let Some(last) = diagnostics.last_mut()
+            && last.primary.span.end == start
+        {
+            last.primary.span.end = text.len();
+            let bytes = &bytes[last.primary.span.range()];
+            let shown: Vec<String> = bytes.iter().map(|b| format!("0x{b:02X}")).collect();
+            last.primary.message = format!("invalid bytes {}", shown.join(" "));
+            continue;
+        }
         invalid_runs += 1;
         if invalid_runs <= MAX_REPORTS {
             let shown: Vec<String> = invalid.iter().map(|b| format!("0x{b:02X}")).collect();
