@@ -663,6 +663,10 @@ fn convert_error(
             format!("while parsing this {context}"),
         );
     }
+    if matches!(found, Some(Token::Ident(_))) && expected.iter().any(|e| e == "end of line") {
+        diagnostic = diagnostic
+            .with_help("put each statement on a line of its own, or separate them with `;`");
+    }
     let after_operator = previous.is_some_and(|(token, _)| is_operator(&token));
     if after_operator
         && matches!(

@@ -1,15 +1,17 @@
 //! "Did you mean ...?": the closest known name to a misspelt one.
 
 /// The candidate closest to `name` by edit distance (transpositions count as one edit),
-/// if it is close enough to be a likely misspelling: at most 1 edit for names of up to 3
-/// characters, 2 up to 8, and 3 beyond. Ties go to the first candidate.
+/// if it is close enough to be a likely misspelling: none for one-letter names, at most 1
+/// edit for names of up to 3 characters, 2 up to 8, and 3 beyond. Ties go to the first candidate.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
         let distance = strsim::damerau_levenshtein(name, candidate);
         let longest = name.chars().count().max(candidate.chars().count());
         let allowed = match longest {
-            0..=3 => 1,
+            // One-letter names are all one edit apart; suggesting one for another is noise.
+            0..=1 => 0,
+            2..=3 => 1,
             4..=8 => 2,
             _ => 3,
         };
