@@ -1,7 +1,8 @@
 //! One call from source to everything the front end knows about it: the tree, the names,
-//! and every diagnostic, sorted. No I/O: the caller reads the file.
+//! the shapes, and every diagnostic, sorted. No I/O: the caller reads the file.
 
 use crate::resolve::{Resolution, resolve};
+use crate::shapes::{ShapeAnalysis, analyze_shapes};
 use nnc_grammar::{Diagnostic, File, decode, parse, sort_diagnostics};
 
 /// What the front end found in one source text.
@@ -11,6 +12,8 @@ pub struct Analysis {
     pub text: String,
     pub file: File,
     pub resolution: Resolution,
+    /// Shapes, parameter counts and costs of every model, function and query.
+    pub shapes: ShapeAnalysis,
     /// Every diagnostic, syntax and names, in source order.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -37,11 +40,14 @@ fn analyze_decoded(text: String, mut diagnostics: Vec<Diagnostic>) -> Analysis {
     diagnostics.extend(parsed.diagnostics);
     let resolution = resolve(&parsed.file);
     diagnostics.extend(resolution.diagnostics.iter().cloned());
+    let shapes = analyze_shapes(&parsed.file, &text);
+    diagnostics.extend(shapes.diagnostics.iter().cloned());
     sort_diagnostics(&mut diagnostics);
     Analysis {
         text,
         file: parsed.file,
         resolution,
+        shapes,
         diagnostics,
     }
 }

@@ -775,6 +775,63 @@ pub fn names_of(kinds: &[Kind]) -> impl Iterator<Item = &'static str> + '_ {
         .map(|builtin| builtin.name)
 }
 
+/// A parameter that may come before the others: `linear(1568, 10)` names the input
+/// features as PyTorch's `Linear(in, out)` does, and nnc checks them against the input.
+pub const LINEAR_IN_FEATURES: Param = Param {
+    name: "in_features",
+    kind: ArgKind::Int,
+    default: Some("from the input"),
+    aliases: &[],
+    doc: "input features, checked against the input's last dimension (optional)",
+};
+
+/// The optional leading parameter of a built-in, if it has one.
+pub fn leading(name: &str) -> Option<&'static Param> {
+    (name == "linear").then_some(&LINEAR_IN_FEATURES)
+}
+
+/// Whether a call of `name` with these settings uses the leading parameter: it has at
+/// least two positional arguments and the second is not `true` or `false`.
+pub fn uses_leading(name: &str, args: &[nnc_grammar::Arg]) -> bool {
+    let positional: Vec<&nnc_grammar::Arg> = args.iter().filter(|a| a.name.is_none()).collect();
+    leading(name).is_some()
+        && positional.len() >= 2
+        && !matches!(
+            positional[1].value.unparenthesized().kind,
+            nnc_grammar::ExprKind::Bool(_)
+        )
+}
+
+/// Binds the settings of a call to a built-in's parameters by position and name, ignoring
+/// what does not bind (name resolution reports that). Returns `(parameter, argument)`.
+pub fn bind_args<'a>(
+    builtin: &Builtin,
+    params: &'static [Param],
+    args: &'a [nnc_grammar::Arg],
+) -> Vec<(&'static Param, &'a nnc_grammar::Expr)> {
+    let mut bound = Vec::new();
+    let mut positional = params.iter();
+    let mut args_iter = args.iter().peekable();
+    if uses_leading(builtin.name, args)
+        && let (Some(param), Some(arg)) = (
+            leading(builtin.name),
+            args_iter.next_if(|a| a.name.is_none()),
+        )
+    {
+        bound.push((param, &arg.value));
+    }
+    for arg in args_iter {
+        let param = match &arg.name {
+            None => positional.next(),
+            Some(name) => params.iter().find(|p| p.name == name.name),
+        };
+        if let Some(param) = param {
+            bound.push((param, &arg.value));
+        }
+    }
+    bound
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 mod analysis;
 pub mod builtins;
 mod resolve;
+pub mod shapes;
 
 pub use analysis::{Analysis, analyze, analyze_bytes};
 pub use resolve::{DefKind, Definition, Resolution, resolve};

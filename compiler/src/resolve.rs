@@ -883,6 +883,13 @@ impl Resolver {
             }
             return;
         }
+        // `linear(1568, 10)`: the first of two numbers is the input features.
+        let args = if builtins::uses_leading(name, args) {
+            self.number(&args[0].value, scope);
+            &args[1..]
+        } else {
+            args
+        };
         let mut given: Vec<Option<Span>> = vec![None; params.len()];
         let mut positional = 0;
         for arg in args {

@@ -87,6 +87,28 @@ codes! {
         "model M {\n    input x: [B, 4]\n    conv2d(8, kernel = x)\n}\n";
     WrongValue = "E0114", Error, "an argument or setting with the wrong kind of value, such as text where a number belongs",
         "model M {\n    input [B, 2]\n    linear(1)\n}\ntrain M on xor(samples = 100) {\n    loss = bce\n    epochs = \"ten\"\n}\n";
+    LayerInputShape = "E0201", Error, "a layer given an input of a shape it cannot take",
+        "model M {\n    input [B, 1, 28, 28]\n    conv2d(8, kernel = 3, pad = 1)\n    linear(10)\n}\n";
+    FeatureMismatch = "E0202", Error, "a size that does not match the size of the input it is applied to",
+        "model M {\n    input [B, 1, 28, 28]\n    conv2d(8, kernel = 3, pad = 1)\n    maxpool(2)\n    flatten\n    linear(1352, 10)\n}\n";
+    BroadcastMismatch = "E0203", Error, "two shapes that do not broadcast together",
+        "fn f(x: [3], y: [4]) = x + y\n";
+    MatmulMismatch = "E0204", Error, "a matrix product whose inner dimensions differ",
+        "fn f(a: [2, 3], b: [4, 5]) = a @ b\n";
+    EmptyDimension = "E0205", Error, "a dimension that comes out zero or negative",
+        "model M {\n    input [B, 1, 4, 4]\n    conv2d(8, kernel = 5)\n}\n";
+    ReshapeMismatch = "E0206", Error, "a reshape whose element count differs from its input's",
+        "model M {\n    input [B, 64]\n    reshape(1, 9, 9)\n}\n";
+    TooLarge = "E0207", Error, "a size too large to compute with or to allocate",
+        "model M {\n    input [B, 64]\n    linear(10^12)\n}\n";
+    AxisOutOfRange = "E0208", Error, "an axis that the tensor does not have",
+        "fn f(x: [3, 4]) = sum(x, axis = 2)\n";
+    RaggedArray = "E0209", Error, "an array literal whose rows differ in shape",
+        "let a = [[1, 2], [3]]\n";
+    ArgumentShape = "E0210", Error, "an argument whose shape does not fit what the callee expects",
+        "model Block(width) {\n    input x: [B, width]\n    x + linear(x, width)\n}\nmodel M {\n    input [B, 8]\n    Block(width = 4)\n}\n";
+    StrideDropsInput = "W0201", Warning, "a stride or window that does not tile the input, so rows and columns are dropped",
+        "model M {\n    input [B, 1, 7, 7]\n    conv2d(1, kernel = 3, stride = 3)\n}\n";
 }
 
 fn nesting_example() -> String {
