@@ -2,6 +2,7 @@
 
 mod check;
 mod output;
+mod summary;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +30,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = check::Format::Text)]
         format: check::Format,
     },
+    /// Per-layer output shapes and parameter counts of a model, with totals.
+    Summary {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// The model to summarise; without it, every model in the file.
+        model: Option<String>,
+        /// Show shapes for this batch size instead of the batch symbol.
+        #[arg(long)]
+        batch: Option<u64>,
+        #[arg(long, value_enum, default_value_t = summary::Format::Table)]
+        format: summary::Format,
+    },
     /// Explain a diagnostic code, such as E0003, with an example.
     Explain {
         /// The code to explain; without it, every code is listed.
@@ -40,6 +53,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files, format } => check::run(&files, format, cli.color),
+        Command::Summary {
+            file,
+            model,
+            batch,
+            format,
+        } => summary::run(&file, model.as_deref(), batch, format, cli.color),
         Command::Explain { code } => check::explain(code.as_deref()),
     }
 }

@@ -247,12 +247,21 @@ impl fmt::Display for Dim {
             if magnitude != 1 {
                 write!(f, "{magnitude}·")?;
             }
-            // Powers print as repeated factors joined by `·`: `B·B`.
-            for (j, atom) in monomial.iter().enumerate() {
+            // Repeated factors print as powers: `width^2·B`.
+            let mut j = 0;
+            while j < monomial.len() {
+                let run = monomial[j..]
+                    .iter()
+                    .take_while(|a| **a == monomial[j])
+                    .count();
                 if j > 0 {
                     f.write_str("·")?;
                 }
-                write_atom(f, atom)?;
+                write_atom(f, &monomial[j])?;
+                if run > 1 {
+                    write!(f, "^{run}")?;
+                }
+                j += run;
             }
         }
         Ok(())

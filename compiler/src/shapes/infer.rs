@@ -1389,7 +1389,7 @@ fn conv(site: &Site<'_>, x: &Value, w: &Value, settings: &Settings) -> Result<Ap
 }
 
 /// `1234567` as `1,234,567`.
-pub(crate) fn group_digits(text: &str) -> String {
+pub fn group_digits(text: &str) -> String {
     let (sign, digits) = text.strip_prefix('-').map_or(("", text), |d| ("-", d));
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return text.to_string();

@@ -11,7 +11,7 @@ mod infer;
 mod layers;
 
 pub use dim::{Atom, Dim, Overflow};
-pub use infer::analyze_shapes;
+pub use infer::{analyze_shapes, group_digits};
 
 use nnc_grammar::{Diagnostic, Span};
 use serde::Serialize;
@@ -69,6 +69,14 @@ impl Serialize for Shape {
 /// Serialises a dimension as its text (`"2080"`, `"33·hidden + 10"`).
 fn dim_text<S: serde::Serializer>(dim: &Dim, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&dim.to_string())
+}
+
+/// A count for people: `20,000,500`, or the formula when it has symbols.
+pub fn format_count(count: &Dim) -> String {
+    match count.as_const() {
+        Some(value) => group_digits(&value.to_string()),
+        None => count.to_string(),
+    }
 }
 
 /// What a line of a model body is.
