@@ -61,6 +61,23 @@ pub fn run(
         },
         None => analysis.shapes.models.iter().collect(),
     };
+    if reports.is_empty() && format == Format::Table {
+        let functions: Vec<String> = analysis
+            .file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                nnc_grammar::Item::Fn(def) => Some(format!("`{}`", def.name.name)),
+                _ => None,
+            })
+            .collect();
+        let also = if functions.is_empty() {
+            String::new()
+        } else {
+            format!("; it defines the functions {}", functions.join(", "))
+        };
+        println!("{name} defines no models{also}");
+    }
     let batch_dim = batch.map(|b| Dim::constant(b as i128));
     match format {
         Format::Table => {

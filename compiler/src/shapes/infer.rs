@@ -119,10 +119,11 @@ pub fn analyze_shapes(file: &File, source: &str) -> ShapeAnalysis {
                 constants.insert(stmt.name.name.clone(), value);
             }
             Item::Query(query) => {
-                let mut frame = Frame::new(0, false);
+                let mut frame = Frame::new(0, true);
                 frame.tensors = constants.clone();
                 engine.expr(&query.call, &mut frame);
                 engine.out.diagnostics.append(&mut frame.diagnostics);
+                engine.out.facts.append(&mut frame.facts);
             }
             Item::Train(def) => {
                 let model = def.model.unparenthesized();
