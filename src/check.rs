@@ -32,9 +32,8 @@ pub fn run(files: &[PathBuf], format: Format, color: ColorChoice) -> ExitCode {
         match format {
             Format::Text => print_diagnostics(&analysis.diagnostics, &name, &analysis.text, color),
             Format::Json => {
-                let value =
-                    serde_json::to_value(to_json(&analysis.diagnostics, &name, &analysis.text))
-                        .expect("diagnostics serialise to JSON");
+                let value = serde_json::to_value(to_json(&analysis.diagnostics, &name, &analysis.text))
+                    .expect("diagnostics serialise to JSON");
                 if let serde_json::Value::Array(items) = value {
                     json.extend(items);
                 }
@@ -42,10 +41,7 @@ pub fn run(files: &[PathBuf], format: Format, color: ColorChoice) -> ExitCode {
         }
     }
     if format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("JSON values serialise")
-        );
+        println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialise"));
     }
     if unreadable {
         ExitCode::from(2)
@@ -66,10 +62,7 @@ pub fn explain(code: Option<&str>) -> ExitCode {
     };
     let wanted = code.trim().to_ascii_uppercase();
     let Some(found) = Code::ALL.iter().find(|c| c.as_str() == wanted) else {
-        print_error(
-            &format!("no diagnostic code `{code}`; `nnc explain` lists them all"),
-            ColorChoice::Auto,
-        );
+        print_error(&format!("no diagnostic code `{code}`; `nnc explain` lists them all"), ColorChoice::Auto);
         return ExitCode::from(2);
     };
     println!("{}: {}\n\nFor example:\n", found.as_str(), found.title());
@@ -80,11 +73,6 @@ pub fn explain(code: Option<&str>) -> ExitCode {
     }
     let analysis = analyze_bytes(&example);
     println!();
-    print_diagnostics(
-        &analysis.diagnostics,
-        "example.nn",
-        &analysis.text,
-        ColorChoice::Auto,
-    );
+    print_diagnostics(&analysis.diagnostics, "example.nn", &analysis.text, ColorChoice::Auto);
     ExitCode::SUCCESS
 }

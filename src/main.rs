@@ -53,12 +53,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files, format } => check::run(&files, format, cli.color),
-        Command::Summary {
-            file,
-            model,
-            batch,
-            format,
-        } => summary::run(&file, model.as_deref(), batch, format, cli.color),
+        Command::Summary { file, model, batch, format } => {
+            summary::run(&file, model.as_deref(), batch, format, cli.color)
+        }
         Command::Explain { code } => check::explain(code.as_deref()),
     }
 }

@@ -17,13 +17,7 @@ pub enum Format {
 
 /// Prints the summary of one model (or every model) of `path`. Exit 1 when the file has
 /// errors (after printing every row it could), 2 when it cannot be read or has no such model.
-pub fn run(
-    path: &Path,
-    model: Option<&str>,
-    batch: Option<u64>,
-    format: Format,
-    color: ColorChoice,
-) -> ExitCode {
+pub fn run(path: &Path, model: Option<&str>, batch: Option<u64>, format: Format, color: ColorChoice) -> ExitCode {
     let name = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -37,22 +31,13 @@ pub fn run(
         Some(wanted) => match analysis.shapes.model(wanted) {
             Some(report) => vec![report],
             None => {
-                let known: Vec<&str> = analysis
-                    .shapes
-                    .models
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect();
+                let known: Vec<&str> = analysis.shapes.models.iter().map(|m| m.name.as_str()).collect();
                 let hint = match nnc_grammar::closest(wanted, known.iter().copied()) {
                     Some(close) => format!("; did you mean `{close}`?"),
                     None if known.is_empty() => "; it defines no models".to_string(),
                     None => format!(
                         "; its models are {}",
-                        known
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
                     ),
                 };
                 print_error(&format!("`{name}` has no model `{wanted}`{hint}"), color);
@@ -81,34 +66,17 @@ pub fn run(
     let batch_dim = batch.map(|b| Dim::constant(b as i128));
     match format {
         Format::Table => {
-            let tables: Vec<String> = reports
-                .iter()
-                .map(|r| table(r, batch_dim.as_ref()))
-                .collect();
+            let tables: Vec<String> = reports.iter().map(|r| table(r, batch_dim.as_ref())).collect();
             print!("{}", tables.join("\n"));
         }
         Format::Json => {
-            let items: Vec<serde_json::Value> = reports
-                .iter()
-                .map(|r| to_json(r, batch_dim.as_ref()))
-                .collect();
-            let value = if model.is_some() {
-                items.into_iter().next().unwrap_or_default()
-            } else {
-                json!(items)
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).expect("JSON values serialise")
-            );
+            let items: Vec<serde_json::Value> = reports.iter().map(|r| to_json(r, batch_dim.as_ref())).collect();
+            let value = if model.is_some() { items.into_iter().next().unwrap_or_default() } else { json!(items) };
+            println!("{}", serde_json::to_string_pretty(&value).expect("JSON values serialise"));
         }
     }
     print_diagnostics(&analysis.diagnostics, &name, &analysis.text, color);
-    if analysis.has_errors() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if analysis.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 /// The shape with the batch symbol replaced by `batch`, if one is given.
@@ -120,11 +88,7 @@ fn shown_shape(shape: &Shape, report: &ModelReport, batch: Option<&Dim>) -> Shap
 }
 
 fn count_or_dash(count: &Dim) -> String {
-    if *count == Dim::default() {
-        "--".to_string()
-    } else {
-        format_count(count)
-    }
+    if *count == Dim::default() { "--".to_string() } else { format_count(count) }
 }
 
 /// Bytes as people read them: `7.4 KiB`.
@@ -151,26 +115,14 @@ fn heading(report: &ModelReport) -> String {
     let args: Vec<String> = report
         .args
         .iter()
-        .map(|(name, value)| {
-            if name == value {
-                name.clone()
-            } else {
-                format!("{name} = {value}")
-            }
-        })
+        .map(|(name, value)| if name == value { name.clone() } else { format!("{name} = {value}") })
         .collect();
-    if args.is_empty() {
-        report.name.clone()
-    } else {
-        format!("{}({})", report.name, args.join(", "))
-    }
+    if args.is_empty() { report.name.clone() } else { format!("{}({})", report.name, args.join(", ")) }
 }
 
 fn table(report: &ModelReport, batch: Option<&Dim>) -> String {
     let mut table = Table::new();
-    table
-        .load_style(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled);
+    table.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     table.set_header(vec!["Layer", "Line", "Output shape", "Params"]);
     for row in &report.rows {
         let shape = match (&row.shape, row.failed) {
@@ -178,16 +130,8 @@ fn table(report: &ModelReport, batch: Option<&Dim>) -> String {
             (Some(shape), false) => shown_shape(shape, report, batch).to_string(),
             (None, false) => "?".to_string(),
         };
-        let label = if row.failed {
-            format!("✗ {}", row.label)
-        } else {
-            row.label.clone()
-        };
-        let params = if row.kind == RowKind::Input {
-            "--".to_string()
-        } else {
-            count_or_dash(&row.params())
-        };
+        let label = if row.failed { format!("✗ {}", row.label) } else { row.label.clone() };
+        let params = if row.kind == RowKind::Input { "--".to_string() } else { count_or_dash(&row.params()) };
         table.add_row(vec![label, row.line.to_string(), shape, params]);
     }
     for (index, alignment) in [(1, CellAlignment::Right), (3, CellAlignment::Right)] {
@@ -195,39 +139,19 @@ fn table(report: &ModelReport, batch: Option<&Dim>) -> String {
             column.set_cell_alignment(alignment);
         }
     }
-    let bytes = report
-        .params
-        .checked_mul(&Dim::constant(4))
-        .unwrap_or_default();
+    let bytes = report.params.checked_mul(&Dim::constant(4)).unwrap_or_default();
     let mut out = format!("{}\n{table}\n", heading(report));
-    out.push_str(&format!(
-        "Total params:          {}\n",
-        format_count(&report.params)
-    ));
-    out.push_str(&format!(
-        "Trainable params:      {}\n",
-        format_count(&report.params)
-    ));
-    out.push_str(&format!(
-        "Mult-adds per example: {}\n",
-        format_count(&report.mult_adds)
-    ));
+    out.push_str(&format!("Total params:          {}\n", format_count(&report.params)));
+    out.push_str(&format!("Trainable params:      {}\n", format_count(&report.params)));
+    out.push_str(&format!("Mult-adds per example: {}\n", format_count(&report.mult_adds)));
     if let Some(batch) = batch
         && let Ok(total) = report.mult_adds.checked_mul(batch)
     {
-        out.push_str(&format!(
-            "Mult-adds per batch:   {} (batch {batch})\n",
-            format_count(&total)
-        ));
+        out.push_str(&format!("Mult-adds per batch:   {} (batch {batch})\n", format_count(&total)));
     }
-    out.push_str(&format!(
-        "Parameter memory:      {} (f32)\n",
-        bytes_text(&bytes)
-    ));
+    out.push_str(&format!("Parameter memory:      {} (f32)\n", bytes_text(&bytes)));
     if report.failed {
-        out.push_str(
-            "The model has errors; the rows marked ✗ failed and the totals leave them out.\n",
-        );
+        out.push_str("The model has errors; the rows marked ✗ failed and the totals leave them out.\n");
     }
     out
 }

@@ -46,17 +46,11 @@ fn every_example_checks_silently() {
 
 #[test]
 fn errors_exit_1_with_rendered_locations() {
-    let path = temp_file(
-        "typo.nn",
-        b"model M {\n    input [B, 64]\n    lineer(10)\n}\n",
-    );
+    let path = temp_file("typo.nn", b"model M {\n    input [B, 64]\n    lineer(10)\n}\n");
     let output = nnc(&["check", "--color", "never", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("[E0102] Error: unknown layer or function `lineer`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("[E0102] Error: unknown layer or function `lineer`"), "{stderr}");
     assert!(stderr.contains("typo.nn:3:5"), "{stderr}");
     assert!(stderr.contains("did you mean `linear`?"), "{stderr}");
     assert!(!stderr.contains("\x1b["), "no colour with --color never");
@@ -73,11 +67,7 @@ fn json_output_carries_codes_and_positions() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
     let items = json.as_array().expect("a list of diagnostics");
     let codes: Vec<&str> = items.iter().map(|d| d["code"].as_str().unwrap()).collect();
-    assert_eq!(
-        codes,
-        ["E0005", "E0101"],
-        "both independent errors are reported"
-    );
+    assert_eq!(codes, ["E0005", "E0101"], "both independent errors are reported");
     let second = &items[1];
     assert_eq!(second["severity"], "error");
     assert_eq!(second["range"]["start"]["line"], 2);
@@ -100,46 +90,23 @@ fn explain_prints_every_code() {
     let list = String::from_utf8_lossy(&output.stdout);
     assert!(list.lines().count() >= 20);
     let one = nnc(&["--color", "never", "explain", "e0003"]);
-    assert!(
-        String::from_utf8_lossy(&one.stdout)
-            .contains("E0003: an opening bracket that is never closed")
-    );
+    assert!(String::from_utf8_lossy(&one.stdout).contains("E0003: an opening bracket that is never closed"));
     assert!(String::from_utf8_lossy(&one.stderr).contains("[E0003]"));
     assert_eq!(nnc(&["explain", "E9999"]).status.code(), Some(2));
 }
 
 #[test]
 fn hundred_thousand_nested_parentheses_get_one_diagnostic() {
-    let source = format!(
-        "fn f(x) = {}x{}\n",
-        "(".repeat(100_000),
-        ")".repeat(100_000)
-    );
+    let source = format!("fn f(x) = {}x{}\n", "(".repeat(100_000), ")".repeat(100_000));
     let analysis = nnc_compiler::analyze(&source);
-    let codes: Vec<&str> = analysis
-        .diagnostics
-        .iter()
-        .map(|d| d.code.as_str())
-        .collect();
+    let codes: Vec<&str> = analysis.diagnostics.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(codes, ["E0006"]);
 
     // Unclosed, too: one report for the innermost brackets, no stack overflow.
     let unclosed = format!("fn f(x) = {}x\n", "(".repeat(100_000));
     let analysis = nnc_compiler::analyze(&unclosed);
-    assert!(
-        analysis
-            .diagnostics
-            .iter()
-            .any(|d| d.code.as_str() == "E0006")
-    );
-    assert!(
-        analysis
-            .diagnostics
-            .iter()
-            .filter(|d| d.code.as_str() == "E0003")
-            .count()
-            <= 3
-    );
+    assert!(analysis.diagnostics.iter().any(|d| d.code.as_str() == "E0006"));
+    assert!(analysis.diagnostics.iter().filter(|d| d.code.as_str() == "E0003").count() <= 3);
 }
 
 #[test]
@@ -148,36 +115,20 @@ fn hundred_thousand_chained_operators_get_one_diagnostic() {
         let operand = if op.starts_with("|>") { "" } else { " x" };
         let source = format!("fn f(x) = x{}\n", format!(" {op}{operand}").repeat(100_000));
         let analysis = nnc_compiler::analyze(&source);
-        let codes: Vec<&str> = analysis
-            .diagnostics
-            .iter()
-            .map(|d| d.code.as_str())
-            .collect();
+        let codes: Vec<&str> = analysis.diagnostics.iter().map(|d| d.code.as_str()).collect();
         assert!(codes.contains(&"E0006"), "{op}: {codes:?}");
         assert!(codes.len() <= 2, "{op}: {codes:?}");
     }
     let negations = format!("fn f(x) = {}x\n", "-".repeat(100_000));
     let analysis = nnc_compiler::analyze(&negations);
-    assert_eq!(
-        analysis
-            .diagnostics
-            .iter()
-            .map(|d| d.code.as_str())
-            .collect::<Vec<_>>(),
-        ["E0006"]
-    );
+    assert_eq!(analysis.diagnostics.iter().map(|d| d.code.as_str()).collect::<Vec<_>>(), ["E0006"]);
 }
 
 #[test]
 fn the_readme_example_checks_cleanly() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let start = readme.find("```nn\n").expect("README has an nn example") + 6;
     let end = start + readme[start..].find("```").unwrap();
     let analysis = nnc_compiler::analyze(&readme[start..end]);
-    assert!(
-        analysis.diagnostics.is_empty(),
-        "{:?}",
-        analysis.diagnostics
-    );
+    assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
 }

@@ -16,38 +16,23 @@ fn document() -> String {
         "Every diagnostic nnc prints has a stable code. `nnc explain CODE` prints the entry below in the \
          terminal. Codes `E00xx` come from reading the text (lexer and parser), `E01xx` from resolving names.\n\n",
     );
-    out.push_str("This file is generated from the compiler's catalogue by `NNC_BLESS=1 cargo test --test error_codes`.\n\n");
+    out.push_str(
+        "This file is generated from the compiler's catalogue by `NNC_BLESS=1 cargo test --test error_codes`.\n\n",
+    );
     out.push_str("| code | meaning |\n|---|---|\n");
     for code in Code::ALL {
-        out.push_str(&format!(
-            "| [{0}](#{1}) | {2} |\n",
-            code.as_str(),
-            code.as_str().to_lowercase(),
-            code.title()
-        ));
+        out.push_str(&format!("| [{0}](#{1}) | {2} |\n", code.as_str(), code.as_str().to_lowercase(), code.title()));
     }
     for code in Code::ALL {
         let example = code.example();
         let analysis = analyze_bytes(&example);
         let shown = String::from_utf8_lossy(&example).replace('\u{FFFD}', "\\xFF");
-        let shown = if shown.len() > 400 {
-            format!("{}...\n", &shown[..120])
-        } else {
-            shown
-        };
-        out.push_str(&format!(
-            "\n## {}\n\n{}.\n\n",
-            code.as_str(),
-            capitalise(code.title())
-        ));
+        let shown = if shown.len() > 400 { format!("{}...\n", &shown[..120]) } else { shown };
+        out.push_str(&format!("\n## {}\n\n{}.\n\n", code.as_str(), capitalise(code.title())));
         out.push_str(&format!("```nn\n{shown}```\n\n"));
         if analysis.text.len() > 400 {
             out.push_str("(The example is a line of 300 opening brackets, `x`, and 300 closing brackets.)\n\n");
-            let first = analysis
-                .diagnostics
-                .iter()
-                .find(|d| d.code == *code)
-                .expect("checked by the test");
+            let first = analysis.diagnostics.iter().find(|d| d.code == *code).expect("checked by the test");
             out.push_str(&format!(
                 "nnc reports: `{}`, help: {}\n",
                 first.message,
@@ -63,10 +48,7 @@ fn document() -> String {
 
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[test]
@@ -76,11 +58,7 @@ fn every_example_produces_its_code() {
         assert!(
             analysis.diagnostics.iter().any(|d| d.code == *code),
             "the example of {code} gives {:?}",
-            analysis
-                .diagnostics
-                .iter()
-                .map(|d| d.code.as_str())
-                .collect::<Vec<_>>()
+            analysis.diagnostics.iter().map(|d| d.code.as_str()).collect::<Vec<_>>()
         );
     }
 }

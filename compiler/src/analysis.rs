@@ -43,11 +43,5 @@ fn analyze_decoded(text: String, mut diagnostics: Vec<Diagnostic>) -> Analysis {
     let shapes = analyze_shapes(&parsed.file, &text);
     diagnostics.extend(shapes.diagnostics.iter().cloned());
     sort_diagnostics(&mut diagnostics);
-    Analysis {
-        text,
-        file: parsed.file,
-        resolution,
-        shapes,
-        diagnostics,
-    }
+    Analysis { text, file: parsed.file, resolution, shapes, diagnostics }
 }

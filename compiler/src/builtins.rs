@@ -72,19 +72,8 @@ pub struct Builtin {
     pub doc: &'static str,
 }
 
-const fn p(
-    name: &'static str,
-    kind: ArgKind,
-    default: Option<&'static str>,
-    doc: &'static str,
-) -> Param {
-    Param {
-        name,
-        kind,
-        default,
-        aliases: &[],
-        doc,
-    }
+const fn p(name: &'static str, kind: ArgKind, default: Option<&'static str>, doc: &'static str) -> Param {
+    Param { name, kind, default, aliases: &[], doc }
 }
 
 const fn aka(
@@ -94,49 +83,21 @@ const fn aka(
     aliases: &'static [&'static str],
     doc: &'static str,
 ) -> Param {
-    Param {
-        name,
-        kind,
-        default,
-        aliases,
-        doc,
-    }
+    Param { name, kind, default, aliases, doc }
 }
 
 const X: Param = p("x", ArgKind::Tensor, None, "the input");
 
 const fn unary(name: &'static str, doc: &'static str) -> Builtin {
-    Builtin {
-        name,
-        kind: Kind::Function,
-        params: &[X],
-        variadic: false,
-        doc,
-    }
+    Builtin { name, kind: Kind::Function, params: &[X], variadic: false, doc }
 }
 
 const fn activation(name: &'static str, doc: &'static str) -> Builtin {
-    Builtin {
-        name,
-        kind: Kind::Activation,
-        params: &[],
-        variadic: false,
-        doc,
-    }
+    Builtin { name, kind: Kind::Activation, params: &[], variadic: false, doc }
 }
 
-const SAMPLES: Param = p(
-    "samples",
-    ArgKind::Int,
-    Some("400"),
-    "how many points to generate",
-);
-const NOISE: Param = p(
-    "noise",
-    ArgKind::Real,
-    Some("0.1"),
-    "standard deviation of the noise added to each point",
-);
+const SAMPLES: Param = p("samples", ArgKind::Int, Some("400"), "how many points to generate");
+const NOISE: Param = p("noise", ArgKind::Real, Some("0.1"), "standard deviation of the noise added to each point");
 const SEED: Param = p("seed", ArgKind::Int, Some("0"), "seed of the generator");
 
 pub const BUILTINS: &[Builtin] = &[
@@ -145,19 +106,8 @@ pub const BUILTINS: &[Builtin] = &[
         name: "linear",
         kind: Kind::Layer,
         params: &[
-            aka(
-                "out_features",
-                ArgKind::Int,
-                None,
-                &["out", "units", "features"],
-                "number of output features",
-            ),
-            p(
-                "bias",
-                ArgKind::Bool,
-                Some("true"),
-                "whether to add a learned bias",
-            ),
+            aka("out_features", ArgKind::Int, None, &["out", "units", "features"], "number of output features"),
+            p("bias", ArgKind::Bool, Some("true"), "whether to add a learned bias"),
         ],
         variadic: false,
         doc: "A fully connected layer: `y = x W^T + b`, with `weight: [out_features, in_features]` and \
@@ -167,39 +117,11 @@ pub const BUILTINS: &[Builtin] = &[
         name: "conv2d",
         kind: Kind::Layer,
         params: &[
-            aka(
-                "out_channels",
-                ArgKind::Int,
-                None,
-                &["filters", "channels"],
-                "number of filters, the output channels",
-            ),
-            aka(
-                "kernel",
-                ArgKind::IntOrPair,
-                None,
-                &["kernel_size"],
-                "filter size, `3` or `(3, 5)`",
-            ),
-            p(
-                "stride",
-                ArgKind::IntOrPair,
-                Some("1"),
-                "step between filter positions",
-            ),
-            aka(
-                "pad",
-                ArgKind::IntOrPair,
-                Some("0"),
-                &["padding"],
-                "zeros added on each side",
-            ),
-            p(
-                "bias",
-                ArgKind::Bool,
-                Some("true"),
-                "whether to add a learned bias per output channel",
-            ),
+            aka("out_channels", ArgKind::Int, None, &["filters", "channels"], "number of filters, the output channels"),
+            aka("kernel", ArgKind::IntOrPair, None, &["kernel_size"], "filter size, `3` or `(3, 5)`"),
+            p("stride", ArgKind::IntOrPair, Some("1"), "step between filter positions"),
+            aka("pad", ArgKind::IntOrPair, Some("0"), &["padding"], "zeros added on each side"),
+            p("bias", ArgKind::Bool, Some("true"), "whether to add a learned bias per output channel"),
         ],
         variadic: false,
         doc: "A 2-D convolution over `[B, C, H, W]` inputs, with `weight: [out_channels, in_channels, kh, kw]` \
@@ -210,19 +132,8 @@ pub const BUILTINS: &[Builtin] = &[
         name: "maxpool",
         kind: Kind::Activation,
         params: &[
-            aka(
-                "kernel",
-                ArgKind::IntOrPair,
-                None,
-                &["kernel_size"],
-                "window size",
-            ),
-            p(
-                "stride",
-                ArgKind::IntOrPair,
-                Some("kernel"),
-                "step between windows",
-            ),
+            aka("kernel", ArgKind::IntOrPair, None, &["kernel_size"], "window size"),
+            p("stride", ArgKind::IntOrPair, Some("kernel"), "step between windows"),
         ],
         variadic: false,
         doc: "Max pooling over `[B, C, H, W]`: the largest value of each window.",
@@ -231,19 +142,8 @@ pub const BUILTINS: &[Builtin] = &[
         name: "avgpool",
         kind: Kind::Activation,
         params: &[
-            aka(
-                "kernel",
-                ArgKind::IntOrPair,
-                None,
-                &["kernel_size"],
-                "window size",
-            ),
-            p(
-                "stride",
-                ArgKind::IntOrPair,
-                Some("kernel"),
-                "step between windows",
-            ),
+            aka("kernel", ArgKind::IntOrPair, None, &["kernel_size"], "window size"),
+            p("stride", ArgKind::IntOrPair, Some("kernel"), "step between windows"),
         ],
         variadic: false,
         doc: "Average pooling over `[B, C, H, W]`: the mean of each window.",
@@ -266,12 +166,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "dropout",
         kind: Kind::Activation,
-        params: &[p(
-            "p",
-            ArgKind::Real,
-            Some("0.5"),
-            "probability of zeroing each element",
-        )],
+        params: &[p("p", ArgKind::Real, Some("0.5"), "probability of zeroing each element")],
         variadic: false,
         doc: "Zeroes each element with probability `p` while training and scales the rest by `1 / (1 - p)`; \
               does nothing at inference.",
@@ -282,26 +177,14 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "softmax",
         kind: Kind::Activation,
-        params: &[aka(
-            "axis",
-            ArgKind::Int,
-            Some("-1"),
-            &["dim"],
-            "the axis that sums to one",
-        )],
+        params: &[aka("axis", ArgKind::Int, Some("-1"), &["dim"], "the axis that sums to one")],
         variadic: false,
         doc: "Softmax: `exp(x) / sum(exp(x))` along `axis`.",
     },
     Builtin {
         name: "log_softmax",
         kind: Kind::Activation,
-        params: &[aka(
-            "axis",
-            ArgKind::Int,
-            Some("-1"),
-            &["dim"],
-            "the axis to normalise",
-        )],
+        params: &[aka("axis", ArgKind::Int, Some("-1"), &["dim"], "the axis to normalise")],
         variadic: false,
         doc: "Logarithm of the softmax along `axis`, computed stably.",
     },
@@ -313,28 +196,14 @@ pub const BUILTINS: &[Builtin] = &[
     unary("cos", "Cosine."),
     unary("tan", "Tangent."),
     unary("abs", "Absolute value."),
-    unary(
-        "transpose",
-        "Swaps the last two dimensions; the same as `x^T`.",
-    ),
+    unary("transpose", "Swaps the last two dimensions; the same as `x^T`."),
     Builtin {
         name: "max",
         kind: Kind::Function,
         params: &[
             X,
-            p(
-                "y",
-                ArgKind::Tensor,
-                Some("none"),
-                "with a second tensor, the elementwise maximum",
-            ),
-            aka(
-                "axis",
-                ArgKind::Int,
-                Some("all"),
-                &["dim"],
-                "the axis to reduce",
-            ),
+            p("y", ArgKind::Tensor, Some("none"), "with a second tensor, the elementwise maximum"),
+            aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"),
         ],
         variadic: false,
         doc: "`max(x, y)` is the elementwise maximum; `max(x)` the largest element, `max(x, axis = 1)` along an axis.",
@@ -344,19 +213,8 @@ pub const BUILTINS: &[Builtin] = &[
         kind: Kind::Function,
         params: &[
             X,
-            p(
-                "y",
-                ArgKind::Tensor,
-                Some("none"),
-                "with a second tensor, the elementwise minimum",
-            ),
-            aka(
-                "axis",
-                ArgKind::Int,
-                Some("all"),
-                &["dim"],
-                "the axis to reduce",
-            ),
+            p("y", ArgKind::Tensor, Some("none"), "with a second tensor, the elementwise minimum"),
+            aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"),
         ],
         variadic: false,
         doc: "`min(x, y)` is the elementwise minimum; `min(x)` the smallest element, `min(x, axis = 1)` along an axis.",
@@ -364,32 +222,14 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "sum",
         kind: Kind::Function,
-        params: &[
-            X,
-            aka(
-                "axis",
-                ArgKind::Int,
-                Some("all"),
-                &["dim"],
-                "the axis to reduce",
-            ),
-        ],
+        params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce")],
         variadic: false,
         doc: "Sum of all elements, or along `axis`.",
     },
     Builtin {
         name: "mean",
         kind: Kind::Function,
-        params: &[
-            X,
-            aka(
-                "axis",
-                ArgKind::Int,
-                Some("all"),
-                &["dim"],
-                "the axis to reduce",
-            ),
-        ],
+        params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce")],
         variadic: false,
         doc: "Mean of all elements, or along `axis`.",
     },
@@ -404,19 +244,8 @@ pub const BUILTINS: &[Builtin] = &[
                 None,
                 "the filter: `[kh, kw]`, or `[out_c, in_c, kh, kw]` for `[B, C, H, W]` inputs",
             ),
-            p(
-                "stride",
-                ArgKind::IntOrPair,
-                Some("1"),
-                "step between filter positions",
-            ),
-            aka(
-                "pad",
-                ArgKind::IntOrPair,
-                Some("0"),
-                &["padding"],
-                "zeros added on each side",
-            ),
+            p("stride", ArgKind::IntOrPair, Some("1"), "step between filter positions"),
+            aka("pad", ArgKind::IntOrPair, Some("0"), &["padding"], "zeros added on each side"),
         ],
         variadic: false,
         doc: "Convolution (as neural networks define it: a sliding weighted sum, no flip) of `x` with the filter \
@@ -426,10 +255,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "mse",
         kind: Kind::Loss,
-        params: &[
-            p("y", ArgKind::Tensor, None, "the prediction"),
-            p("t", ArgKind::Tensor, None, "the target"),
-        ],
+        params: &[p("y", ArgKind::Tensor, None, "the prediction"), p("t", ArgKind::Tensor, None, "the target")],
         variadic: false,
         doc: "Mean squared error: `mean((y - t)^2)`.",
     },
@@ -458,26 +284,10 @@ pub const BUILTINS: &[Builtin] = &[
         name: "sgd",
         kind: Kind::Optimizer,
         params: &[
-            aka(
-                "lr",
-                ArgKind::Real,
-                Some("0.01"),
-                &["learning_rate"],
-                "learning rate",
-            ),
+            aka("lr", ArgKind::Real, Some("0.01"), &["learning_rate"], "learning rate"),
             p("momentum", ArgKind::Real, Some("0"), "momentum factor"),
-            p(
-                "nesterov",
-                ArgKind::Bool,
-                Some("false"),
-                "use Nesterov momentum",
-            ),
-            p(
-                "weight_decay",
-                ArgKind::Real,
-                Some("0"),
-                "L2 penalty added to the gradient",
-            ),
+            p("nesterov", ArgKind::Bool, Some("false"), "use Nesterov momentum"),
+            p("weight_decay", ArgKind::Real, Some("0"), "L2 penalty added to the gradient"),
         ],
         variadic: false,
         doc: "Stochastic gradient descent, with optional (Nesterov) momentum and weight decay, as PyTorch's `SGD`.",
@@ -486,37 +296,11 @@ pub const BUILTINS: &[Builtin] = &[
         name: "adam",
         kind: Kind::Optimizer,
         params: &[
-            aka(
-                "lr",
-                ArgKind::Real,
-                Some("0.001"),
-                &["learning_rate"],
-                "learning rate",
-            ),
-            p(
-                "beta1",
-                ArgKind::Real,
-                Some("0.9"),
-                "decay of the first moment",
-            ),
-            p(
-                "beta2",
-                ArgKind::Real,
-                Some("0.999"),
-                "decay of the second moment",
-            ),
-            p(
-                "eps",
-                ArgKind::Real,
-                Some("1e-8"),
-                "added to the denominator",
-            ),
-            p(
-                "weight_decay",
-                ArgKind::Real,
-                Some("0"),
-                "L2 penalty added to the gradient",
-            ),
+            aka("lr", ArgKind::Real, Some("0.001"), &["learning_rate"], "learning rate"),
+            p("beta1", ArgKind::Real, Some("0.9"), "decay of the first moment"),
+            p("beta2", ArgKind::Real, Some("0.999"), "decay of the second moment"),
+            p("eps", ArgKind::Real, Some("1e-8"), "added to the denominator"),
+            p("weight_decay", ArgKind::Real, Some("0"), "L2 penalty added to the gradient"),
         ],
         variadic: false,
         doc: "Adam, as PyTorch's `Adam`.",
@@ -526,30 +310,15 @@ pub const BUILTINS: &[Builtin] = &[
         name: "csv",
         kind: Kind::DataSource,
         params: &[
-            p(
-                "path",
-                ArgKind::Str,
-                None,
-                "the file, relative to the `.nn` file; `.gz` files are decompressed",
-            ),
+            p("path", ArgKind::Str, None, "the file, relative to the `.nn` file; `.gz` files are decompressed"),
             p(
                 "label",
                 ArgKind::IntOrWord(&["last", "first"]),
                 Some("last"),
                 "the label column: its index, `first` or `last`",
             ),
-            p(
-                "scale",
-                ArgKind::Real,
-                Some("1"),
-                "factor applied to every feature",
-            ),
-            p(
-                "header",
-                ArgKind::Bool,
-                Some("detected"),
-                "whether the first line is a header",
-            ),
+            p("scale", ArgKind::Real, Some("1"), "factor applied to every feature"),
+            p("header", ArgKind::Bool, Some("detected"), "whether the first line is a header"),
         ],
         variadic: false,
         doc: "Rows of a CSV file (optionally gzipped): numeric features and one integer label column.",
@@ -558,19 +327,9 @@ pub const BUILTINS: &[Builtin] = &[
         name: "idx",
         kind: Kind::DataSource,
         params: &[
-            p(
-                "images",
-                ArgKind::Str,
-                None,
-                "the IDX images file (MNIST format, optionally gzipped)",
-            ),
+            p("images", ArgKind::Str, None, "the IDX images file (MNIST format, optionally gzipped)"),
             p("labels", ArgKind::Str, None, "the IDX labels file"),
-            p(
-                "scale",
-                ArgKind::Real,
-                Some("1/255"),
-                "factor applied to every pixel",
-            ),
+            p("scale", ArgKind::Real, Some("1/255"), "factor applied to every pixel"),
         ],
         variadic: false,
         doc: "MNIST-style IDX files of images and labels.",
@@ -579,24 +338,9 @@ pub const BUILTINS: &[Builtin] = &[
         name: "npy",
         kind: Kind::DataSource,
         params: &[
-            p(
-                "inputs",
-                ArgKind::Str,
-                None,
-                "a NumPy `.npy` file of inputs (f32, f64, u8 or i64)",
-            ),
-            p(
-                "labels",
-                ArgKind::Str,
-                None,
-                "a `.npy` file of labels or targets",
-            ),
-            p(
-                "scale",
-                ArgKind::Real,
-                Some("1"),
-                "factor applied to every input",
-            ),
+            p("inputs", ArgKind::Str, None, "a NumPy `.npy` file of inputs (f32, f64, u8 or i64)"),
+            p("labels", ArgKind::Str, None, "a `.npy` file of labels or targets"),
+            p("scale", ArgKind::Real, Some("1"), "factor applied to every input"),
         ],
         variadic: false,
         doc: "Inputs and labels from NumPy `.npy` files.",
@@ -625,42 +369,20 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "spirals",
         kind: Kind::DataSource,
-        params: &[
-            SAMPLES,
-            p("classes", ArgKind::Int, Some("2"), "number of spiral arms"),
-            NOISE,
-            SEED,
-        ],
+        params: &[SAMPLES, p("classes", ArgKind::Int, Some("2"), "number of spiral arms"), NOISE, SEED],
         variadic: false,
         doc: "Interleaved spiral arms, one class each.",
     },
     Builtin {
         name: "blobs",
         kind: Kind::DataSource,
-        params: &[
-            SAMPLES,
-            p("classes", ArgKind::Int, Some("3"), "number of blobs"),
-            NOISE,
-            SEED,
-        ],
+        params: &[SAMPLES, p("classes", ArgKind::Int, Some("3"), "number of blobs"), NOISE, SEED],
         variadic: false,
         doc: "Gaussian blobs, one class each.",
     },
     // Initialisers for `param`s.
-    Builtin {
-        name: "zeros",
-        kind: Kind::Initializer,
-        params: &[],
-        variadic: false,
-        doc: "All zeros.",
-    },
-    Builtin {
-        name: "ones",
-        kind: Kind::Initializer,
-        params: &[],
-        variadic: false,
-        doc: "All ones.",
-    },
+    Builtin { name: "zeros", kind: Kind::Initializer, params: &[], variadic: false, doc: "All zeros." },
+    Builtin { name: "ones", kind: Kind::Initializer, params: &[], variadic: false, doc: "All ones." },
     Builtin {
         name: "normal",
         kind: Kind::Initializer,
@@ -699,67 +421,16 @@ pub const BUILTINS: &[Builtin] = &[
 
 /// The settings of a `train` block.
 pub const TRAIN_SETTINGS: &[Param] = &[
-    p(
-        "loss",
-        ArgKind::Loss,
-        None,
-        "the loss: `mse`, `cross_entropy` or `bce`",
-    ),
-    p(
-        "optimizer",
-        ArgKind::Optimizer,
-        Some("sgd()"),
-        "the optimiser: `sgd(...)` or `adam(...)`",
-    ),
-    p(
-        "split",
-        ArgKind::Real,
-        Some("0.8"),
-        "fraction of the data used for training; the rest is the test set",
-    ),
-    aka(
-        "batch",
-        ArgKind::Int,
-        Some("32"),
-        &["batch_size"],
-        "examples per step",
-    ),
-    p(
-        "epochs",
-        ArgKind::Int,
-        Some("10"),
-        "passes over the training data",
-    ),
-    p(
-        "seed",
-        ArgKind::Int,
-        Some("0"),
-        "seed of initialisation, shuffling and dropout",
-    ),
-    p(
-        "save",
-        ArgKind::Str,
-        Some("none"),
-        "where to save the trained weights (safetensors)",
-    ),
-    p(
-        "out",
-        ArgKind::Str,
-        Some("\"runs/<model>\""),
-        "the directory for results: metrics, plots, checkpoints",
-    ),
-    p(
-        "init",
-        ArgKind::Str,
-        Some("none"),
-        "weights to start from (safetensors, PyTorch names)",
-    ),
-    p(
-        "test",
-        ArgKind::DataSource,
-        Some("none"),
-        "a separate test set, instead of splitting",
-    ),
+    p("loss", ArgKind::Loss, None, "the loss: `mse`, `cross_entropy` or `bce`"),
+    p("optimizer", ArgKind::Optimizer, Some("sgd()"), "the optimiser: `sgd(...)` or `adam(...)`"),
+    p("split", ArgKind::Real, Some("0.8"), "fraction of the data used for training; the rest is the test set"),
+    aka("batch", ArgKind::Int, Some("32"), &["batch_size"], "examples per step"),
+    p("epochs", ArgKind::Int, Some("10"), "passes over the training data"),
+    p("seed", ArgKind::Int, Some("0"), "seed of initialisation, shuffling and dropout"),
+    p("save", ArgKind::Str, Some("none"), "where to save the trained weights (safetensors)"),
+    p("out", ArgKind::Str, Some("\"runs/<model>\""), "the directory for results: metrics, plots, checkpoints"),
+    p("init", ArgKind::Str, Some("none"), "weights to start from (safetensors, PyTorch names)"),
+    p("test", ArgKind::DataSource, Some("none"), "a separate test set, instead of splitting"),
 ];
 
 /// The built-in with this name.
@@ -769,10 +440,7 @@ pub fn lookup(name: &str) -> Option<&'static Builtin> {
 
 /// The names of built-ins of the given kinds, for suggestions.
 pub fn names_of(kinds: &[Kind]) -> impl Iterator<Item = &'static str> + '_ {
-    BUILTINS
-        .iter()
-        .filter(move |builtin| kinds.contains(&builtin.kind))
-        .map(|builtin| builtin.name)
+    BUILTINS.iter().filter(move |builtin| kinds.contains(&builtin.kind)).map(|builtin| builtin.name)
 }
 
 /// A parameter that may come before the others: `linear(1568, 10)` names the input
@@ -796,10 +464,7 @@ pub fn uses_leading(name: &str, args: &[nnc_grammar::Arg]) -> bool {
     let positional: Vec<&nnc_grammar::Arg> = args.iter().filter(|a| a.name.is_none()).collect();
     leading(name).is_some()
         && positional.len() >= 2
-        && !matches!(
-            positional[1].value.unparenthesized().kind,
-            nnc_grammar::ExprKind::Bool(_)
-        )
+        && !matches!(positional[1].value.unparenthesized().kind, nnc_grammar::ExprKind::Bool(_))
 }
 
 /// Binds the settings of a call to a built-in's parameters by position and name, ignoring
@@ -813,10 +478,7 @@ pub fn bind_args<'a>(
     let mut positional = params.iter();
     let mut args_iter = args.iter().peekable();
     if uses_leading(builtin.name, args)
-        && let (Some(param), Some(arg)) = (
-            leading(builtin.name),
-            args_iter.next_if(|a| a.name.is_none()),
-        )
+        && let (Some(param), Some(arg)) = (leading(builtin.name), args_iter.next_if(|a| a.name.is_none()))
     {
         bound.push((param, &arg.value));
     }
@@ -839,23 +501,10 @@ mod tests {
     #[test]
     fn names_are_unique_and_required_parameters_come_first() {
         for (i, builtin) in BUILTINS.iter().enumerate() {
-            assert!(
-                BUILTINS[..i].iter().all(|other| other.name != builtin.name),
-                "{} twice",
-                builtin.name
-            );
-            let first_optional = builtin
-                .params
-                .iter()
-                .position(|p| p.default.is_some())
-                .unwrap_or(builtin.params.len());
-            assert!(
-                builtin.params[first_optional..]
-                    .iter()
-                    .all(|p| p.default.is_some()),
-                "{}",
-                builtin.name
-            );
+            assert!(BUILTINS[..i].iter().all(|other| other.name != builtin.name), "{} twice", builtin.name);
+            let first_optional =
+                builtin.params.iter().position(|p| p.default.is_some()).unwrap_or(builtin.params.len());
+            assert!(builtin.params[first_optional..].iter().all(|p| p.default.is_some()), "{}", builtin.name);
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use crate::builtins::{self, ArgKind, Builtin, Kind, Param};
 use nnc_grammar::{
-    Arg, BinaryOp, Code, Diagnostic, Expr, ExprKind, File, FnDef, Ident, Item, ModelDef, ModelKind,
-    QueryKind, Shape, Span, Stmt, TrainDef, closest,
+    Arg, BinaryOp, Code, Diagnostic, Expr, ExprKind, File, FnDef, Ident, Item, ModelDef, ModelKind, QueryKind, Shape,
+    Span, Stmt, TrainDef, closest,
 };
 use std::collections::HashMap;
 
@@ -35,10 +35,7 @@ pub enum DefKind {
 
 impl DefKind {
     fn is_tensor(self) -> bool {
-        matches!(
-            self,
-            DefKind::Constant | DefKind::FnParam | DefKind::Input | DefKind::Local | DefKind::Param
-        )
+        matches!(self, DefKind::Constant | DefKind::FnParam | DefKind::Input | DefKind::Local | DefKind::Param)
     }
 
     fn describe(self) -> &'static str {
@@ -89,11 +86,7 @@ struct Scope {
 
 impl Scope {
     fn get(&self, name: &str) -> Option<usize> {
-        self.names
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|&(_, def)| def)
+        self.names.iter().rev().find(|(n, _)| n == name).map(|&(_, def)| def)
     }
 }
 
@@ -129,11 +122,7 @@ enum Callee {
 
 impl Resolver {
     fn define(&mut self, ident: &Ident, kind: DefKind) -> usize {
-        self.out.definitions.push(Definition {
-            name: ident.name.clone(),
-            kind,
-            span: ident.span,
-        });
+        self.out.definitions.push(Definition { name: ident.name.clone(), kind, span: ident.span });
         self.out.definitions.len() - 1
     }
 
@@ -160,17 +149,8 @@ impl Resolver {
     }
 
     /// Adds `ident` to `scope`, reporting a duplicate among `local` names of the same scope.
-    fn bind(
-        &mut self,
-        scope: &mut Scope,
-        local_from: usize,
-        ident: &Ident,
-        kind: DefKind,
-    ) -> usize {
-        if let Some(&(_, first)) = scope.names[local_from..]
-            .iter()
-            .find(|(n, _)| *n == ident.name)
-        {
+    fn bind(&mut self, scope: &mut Scope, local_from: usize, ident: &Ident, kind: DefKind) -> usize {
+        if let Some(&(_, first)) = scope.names[local_from..].iter().find(|(n, _)| *n == ident.name) {
             self.duplicate(ident, first, kind.describe());
         }
         let def = self.define(ident, kind);
@@ -196,22 +176,11 @@ impl Resolver {
             match item {
                 Item::Model(model) => {
                     self.models.insert(ident.name.clone(), model.kind.keyword());
-                    let params = model
-                        .params
-                        .iter()
-                        .map(|p| (p.name.name.clone(), p.default.is_some()))
-                        .collect();
+                    let params = model.params.iter().map(|p| (p.name.name.clone(), p.default.is_some())).collect();
                     self.model_params.insert(def, params);
                 }
                 Item::Fn(function) => {
-                    self.fn_params.insert(
-                        def,
-                        function
-                            .params
-                            .iter()
-                            .map(|p| p.name.name.clone())
-                            .collect(),
-                    );
+                    self.fn_params.insert(def, function.params.iter().map(|p| p.name.name.clone()).collect());
                 }
                 _ => {}
             }
@@ -246,12 +215,7 @@ impl Resolver {
         }
         let symbols_end = scope.names.len();
         for param in &def.params {
-            self.bind(
-                &mut scope,
-                symbols_end.max(local_from),
-                &param.name,
-                DefKind::FnParam,
-            );
+            self.bind(&mut scope, symbols_end.max(local_from), &param.name, DefKind::FnParam);
         }
         self.expr(&def.body, &scope, Place::Function);
     }
@@ -264,10 +228,7 @@ impl Resolver {
                 match scope.get(name) {
                     Some(def) => self.reference(dim.span, def),
                     None => {
-                        let ident = Ident {
-                            name: name.clone(),
-                            span: dim.span,
-                        };
+                        let ident = Ident { name: name.clone(), span: dim.span };
                         let def = self.define(&ident, DefKind::ShapeSymbol);
                         scope.names.push((name.clone(), def));
                     }
@@ -302,9 +263,7 @@ impl Resolver {
                                 "second `input`",
                             )
                             .with_secondary(first, "the first `input` is here")
-                            .with_help(
-                                "a model or layer has one input; combine them or use two models",
-                            ),
+                            .with_help("a model or layer has one input; combine them or use two models"),
                         );
                         continue;
                     }
@@ -350,20 +309,14 @@ impl Resolver {
 
     /// Reports a statement that comes before the body's `input`; only the first is reported.
     fn require_input(&mut self, def: &ModelDef, input: Option<Span>, span: Span) {
-        let already = self
-            .out
-            .diagnostics
-            .iter()
-            .any(|d| d.code == Code::MissingInput && d.primary.span == def.name.span);
+        let already =
+            self.out.diagnostics.iter().any(|d| d.code == Code::MissingInput && d.primary.span == def.name.span);
         let has_input_later = def.body.iter().any(|s| matches!(s, Stmt::Input(_)));
         if input.is_none() && has_input_later && !already {
             self.error(
                 Diagnostic::new(
                     Code::MissingInput,
-                    format!(
-                        "`{}` uses its input before the `input` statement",
-                        def.name.name
-                    ),
+                    format!("`{}` uses its input before the `input` statement", def.name.name),
                     span,
                     "this comes before `input`",
                 )
@@ -395,8 +348,7 @@ impl Resolver {
 
     /// Whether the first positional argument mentions a tensor, so that it is a layer's input.
     fn first_is_tensor(&self, args: &[Arg], scope: &Scope) -> bool {
-        args.first()
-            .is_some_and(|arg| arg.name.is_none() && self.is_tensor(&arg.value, scope))
+        args.first().is_some_and(|arg| arg.name.is_none() && self.is_tensor(&arg.value, scope))
     }
 
     fn is_tensor(&self, expr: &Expr, scope: &Scope) -> bool {
@@ -436,38 +388,20 @@ impl Resolver {
             return Some(Callee::Builtin(builtin));
         }
         let mut candidates: Vec<&str> =
-            builtins::names_of(&[Kind::Layer, Kind::Activation, Kind::Function, Kind::Loss])
-                .collect();
+            builtins::names_of(&[Kind::Layer, Kind::Activation, Kind::Function, Kind::Loss]).collect();
         candidates.extend(self.globals.keys().map(String::as_str));
         let suggestion = closest(name, candidates.iter().copied()).map(str::to_string);
-        let what = if place == Place::Model {
-            "layer or function"
-        } else {
-            "function"
-        };
+        let what = if place == Place::Model { "layer or function" } else { "function" };
         self.error(
-            Diagnostic::new(
-                Code::UnknownLayer,
-                format!("unknown {what} `{name}`"),
-                span,
-                "not defined",
-            )
-            .with_optional_help(suggestion.map(|s| format!("did you mean `{s}`?"))),
+            Diagnostic::new(Code::UnknownLayer, format!("unknown {what} `{name}`"), span, "not defined")
+                .with_optional_help(suggestion.map(|s| format!("did you mean `{s}`?"))),
         );
         None
     }
 
     /// Checks a layer, model or function applied to an input that flows in from elsewhere
     /// (the previous line, or the left of `|>`); `args` are its settings.
-    fn apply_layer(
-        &mut self,
-        callee: &Callee,
-        name: &str,
-        span: Span,
-        args: &[Arg],
-        scope: &Scope,
-        place: Place,
-    ) {
+    fn apply_layer(&mut self, callee: &Callee, name: &str, span: Span, args: &[Arg], scope: &Scope, place: Place) {
         match callee {
             Callee::Builtin(builtin) => {
                 self.builtin_allowed(builtin, span, place);
@@ -486,36 +420,21 @@ impl Resolver {
     fn builtin_allowed(&mut self, builtin: &Builtin, span: Span, place: Place) -> bool {
         let problem = match (builtin.kind, place) {
             (Kind::Layer, Place::Function) => Some((
-                format!(
-                    "`{}` is a layer with parameters; functions have none",
-                    builtin.name
-                ),
+                format!("`{}` is a layer with parameters; functions have none", builtin.name),
                 "define a `model` to use layers with parameters".to_string(),
             )),
             (Kind::Optimizer | Kind::DataSource, _) => Some((
-                format!(
-                    "`{}` is {}, not a layer or function",
-                    builtin.name,
-                    kind_phrase(builtin.kind)
-                ),
+                format!("`{}` is {}, not a layer or function", builtin.name, kind_phrase(builtin.kind)),
                 format!("use `{}` in a `train` block", builtin.name),
             )),
             (Kind::Initializer, _) => Some((
-                format!(
-                    "`{}` is an initialiser, not a layer or function",
-                    builtin.name
-                ),
-                format!(
-                    "use it to initialise a parameter: `param w: [4, 4] = {}`",
-                    builtin.name
-                ),
+                format!("`{}` is an initialiser, not a layer or function", builtin.name),
+                format!("use it to initialise a parameter: `param w: [4, 4] = {}`", builtin.name),
             )),
             _ => None,
         };
         if let Some((message, help)) = problem {
-            self.error(
-                Diagnostic::new(Code::WrongKind, message, span, "not allowed here").with_help(help),
-            );
+            self.error(Diagnostic::new(Code::WrongKind, message, span, "not allowed here").with_help(help));
             return false;
         }
         true
@@ -541,10 +460,7 @@ impl Resolver {
                     self.error(
                         Diagnostic::new(
                             Code::WrongKind,
-                            format!(
-                                "`{name}` is a {}; functions cannot use models",
-                                kind.describe()
-                            ),
+                            format!("`{name}` is a {}; functions cannot use models", kind.describe()),
                             span,
                             "not allowed in a function",
                         )
@@ -553,17 +469,10 @@ impl Resolver {
                     return;
                 }
                 if let Some(current) = self.current_model {
-                    self.model_uses
-                        .entry(current)
-                        .or_default()
-                        .push((def, span));
+                    self.model_uses.entry(current).or_default().push((def, span));
                 }
                 let params = self.model_params.get(&def).cloned().unwrap_or_default();
-                let (input, settings) = if input_flows {
-                    (None, args)
-                } else {
-                    split_input(args)
-                };
+                let (input, settings) = if input_flows { (None, args) } else { split_input(args) };
                 if let Some(input) = input {
                     self.expr(input, scope, place);
                 }
@@ -572,11 +481,7 @@ impl Resolver {
             DefKind::Fn => {
                 let params = self.fn_params.get(&def).cloned().unwrap_or_default();
                 let params: Vec<(String, bool)> = params.into_iter().map(|p| (p, false)).collect();
-                let params = if input_flows {
-                    params.get(1..).unwrap_or(&[]).to_vec()
-                } else {
-                    params
-                };
+                let params = if input_flows { params.get(1..).unwrap_or(&[]).to_vec() } else { params };
                 for arg in args {
                     self.expr(&arg.value, scope, place);
                 }
@@ -611,11 +516,7 @@ impl Resolver {
     /// An expression that computes a value (a tensor or a number).
     fn expr(&mut self, expr: &Expr, scope: &Scope, place: Place) {
         match &expr.kind {
-            ExprKind::Int(_)
-            | ExprKind::Float(_)
-            | ExprKind::Bool(_)
-            | ExprKind::Str(_)
-            | ExprKind::Error => {}
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
             ExprKind::Name(name) => self.value_name(name, expr.span, scope, place),
             ExprKind::Call { callee, args } => {
                 let Some(target) = self.callee(&callee.name, callee.span, scope, place) else {
@@ -648,15 +549,9 @@ impl Resolver {
                                     _ => self.needs_input(&callee.name, expr.span, args),
                                 }
                             }
-                            _ => self.args(
-                                &callee.name,
-                                expr.span,
-                                builtin.params,
-                                builtin.variadic,
-                                args,
-                                scope,
-                                place,
-                            ),
+                            _ => {
+                                self.args(&callee.name, expr.span, builtin.params, builtin.variadic, args, scope, place)
+                            }
                         }
                     }
                     Callee::User(def) => {
@@ -672,11 +567,7 @@ impl Resolver {
                     }
                 }
             }
-            ExprKind::Binary {
-                op: BinaryOp::Pipe,
-                lhs,
-                rhs,
-            } => {
+            ExprKind::Binary { op: BinaryOp::Pipe, lhs, rhs } => {
                 self.expr(lhs, scope, place);
                 let target = rhs.unparenthesized();
                 match &target.kind {
@@ -686,17 +577,8 @@ impl Resolver {
                         }
                     }
                     ExprKind::Call { callee, args } if scope.get(&callee.name).is_none() => {
-                        if let Some(target_callee) =
-                            self.callee(&callee.name, callee.span, scope, place)
-                        {
-                            self.apply_layer(
-                                &target_callee,
-                                &callee.name,
-                                target.span,
-                                args,
-                                scope,
-                                place,
-                            );
+                        if let Some(target_callee) = self.callee(&callee.name, callee.span, scope, place) {
+                            self.apply_layer(&target_callee, &callee.name, target.span, args, scope, place);
                         }
                     }
                     _ => self.error(
@@ -727,16 +609,9 @@ impl Resolver {
 
     fn needs_input(&mut self, name: &str, span: Span, args: &[Arg]) {
         let settings: Vec<String> = args.iter().map(|_| "...".to_string()).collect();
-        let with_input = if settings.is_empty() {
-            format!("{name}(x)")
-        } else {
-            format!("{name}(x, {})", settings.join(", "))
-        };
-        let piped = if settings.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name}({})", settings.join(", "))
-        };
+        let with_input =
+            if settings.is_empty() { format!("{name}(x)") } else { format!("{name}(x, {})", settings.join(", ")) };
+        let piped = if settings.is_empty() { name.to_string() } else { format!("{name}({})", settings.join(", ")) };
         self.error(
             Diagnostic::new(
                 Code::LayerNeedsInput,
@@ -765,9 +640,7 @@ impl Resolver {
                 self.needs_input_or_call(
                     name,
                     span,
-                    kind_phrase(builtin.kind)
-                        .trim_start_matches("a ")
-                        .trim_start_matches("an "),
+                    kind_phrase(builtin.kind).trim_start_matches("a ").trim_start_matches("an "),
                 );
             }
             return;
@@ -783,9 +656,7 @@ impl Resolver {
                 span,
                 "no input flows into this",
             )
-            .with_help(format!(
-                "call it with its input: `{name}(x)`, or write `x |> {name}`"
-            )),
+            .with_help(format!("call it with its input: `{name}(x)`, or write `x |> {name}`")),
         );
     }
 
@@ -793,13 +664,8 @@ impl Resolver {
         let candidates: Vec<&str> = scope.names.iter().map(|(n, _)| n.as_str()).collect();
         let suggestion = closest(name, candidates).map(str::to_string);
         self.error(
-            Diagnostic::new(
-                Code::UnknownName,
-                format!("unknown name `{name}`"),
-                span,
-                "not defined here",
-            )
-            .with_optional_help(suggestion.map(|s| format!("did you mean `{s}`?"))),
+            Diagnostic::new(Code::UnknownName, format!("unknown name `{name}`"), span, "not defined here")
+                .with_optional_help(suggestion.map(|s| format!("did you mean `{s}`?"))),
         );
     }
 
@@ -825,10 +691,7 @@ impl Resolver {
                 }
                 None => self.unknown_name(name, expr.span, scope),
             },
-            ExprKind::Binary {
-                op: BinaryOp::Pipe | BinaryOp::MatMul,
-                ..
-            }
+            ExprKind::Binary { op: BinaryOp::Pipe | BinaryOp::MatMul, .. }
             | ExprKind::Transpose(_)
             | ExprKind::Array(_) => {
                 self.error(
@@ -917,10 +780,7 @@ impl Resolver {
                 self.error(
                     Diagnostic::new(
                         Code::DuplicateArgument,
-                        format!(
-                            "`{}` is given twice in this call of `{name}`",
-                            params[index].name
-                        ),
+                        format!("`{}` is given twice in this call of `{name}`", params[index].name),
                         arg.span,
                         "given again here",
                     )
@@ -943,11 +803,7 @@ impl Resolver {
     }
 
     fn expr_any(&mut self, expr: &Expr, scope: &Scope, place: Place) {
-        if self.is_tensor(expr, scope) {
-            self.expr(expr, scope, place)
-        } else {
-            self.setting_like(expr, scope)
-        }
+        if self.is_tensor(expr, scope) { self.expr(expr, scope, place) } else { self.setting_like(expr, scope) }
     }
 
     /// Resolves names in a value whose kind is not known, without reporting layers.
@@ -980,16 +836,8 @@ impl Resolver {
     }
 
     fn missing(&mut self, name: &str, span: Span, missing: &[&str]) {
-        let list = missing
-            .iter()
-            .map(|m| format!("`{m}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let example = missing
-            .iter()
-            .map(|m| format!("{m} = ..."))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+        let example = missing.iter().map(|m| format!("{m} = ...")).collect::<Vec<_>>().join(", ");
         self.error(
             Diagnostic::new(
                 Code::WrongArgumentCount,
@@ -1002,24 +850,14 @@ impl Resolver {
     }
 
     fn unknown_argument(&mut self, name: &str, arg: &Ident, params: &[Param]) {
-        let alias = params
-            .iter()
-            .find(|p| p.aliases.contains(&arg.name.as_str()));
+        let alias = params.iter().find(|p| p.aliases.contains(&arg.name.as_str()));
         let help = match alias {
             Some(param) => Some(format!("`{}` is called `{}` here", arg.name, param.name)),
-            None => closest(&arg.name, params.iter().map(|p| p.name))
-                .map(|s| format!("did you mean `{s}`?")),
+            None => closest(&arg.name, params.iter().map(|p| p.name)).map(|s| format!("did you mean `{s}`?")),
         };
-        let known = params
-            .iter()
-            .map(|p| format!("`{}`", p.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let note = if known.is_empty() {
-            format!("`{name}` takes no arguments")
-        } else {
-            format!("`{name}` takes {known}")
-        };
+        let known = params.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", ");
+        let note =
+            if known.is_empty() { format!("`{name}` takes no arguments") } else { format!("`{name}` takes {known}") };
         self.error(
             Diagnostic::new(
                 Code::UnknownArgument,
@@ -1050,18 +888,10 @@ impl Resolver {
                 ExprKind::Tuple(items) if param.kind == ArgKind::IntOrPair && items.len() != 2 => {
                     self.error(wrong("a number or a pair such as `(3, 3)`"));
                 }
-                ExprKind::Tuple(_) if param.kind != ArgKind::IntOrPair => {
-                    self.error(wrong("a number"))
-                }
-                ExprKind::Float(_) if param.kind != ArgKind::Real => {
-                    self.error(wrong("a whole number"))
-                }
+                ExprKind::Tuple(_) if param.kind != ArgKind::IntOrPair => self.error(wrong("a number")),
+                ExprKind::Float(_) if param.kind != ArgKind::Real => self.error(wrong("a whole number")),
                 ExprKind::Str(_) | ExprKind::Bool(_) => {
-                    self.error(wrong(if param.kind == ArgKind::Real {
-                        "a number"
-                    } else {
-                        "a whole number"
-                    }))
+                    self.error(wrong(if param.kind == ArgKind::Real { "a number" } else { "a whole number" }))
                 }
                 _ => self.number(value, scope),
             },
@@ -1080,18 +910,13 @@ impl Resolver {
                 ExprKind::Int(_) if matches!(param.kind, ArgKind::IntOrWord(_)) => {}
                 ExprKind::Error => {}
                 ExprKind::Name(name) => {
-                    let listed = words
-                        .iter()
-                        .map(|w| format!("`{w}`"))
-                        .collect::<Vec<_>>()
-                        .join(" or ");
+                    let listed = words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(" or ");
                     let what = if matches!(param.kind, ArgKind::IntOrWord(_)) {
                         format!("a number, {listed}")
                     } else {
                         listed
                     };
-                    let suggestion = closest(name, words.iter().copied())
-                        .map(|s| format!("did you mean `{s}`?"));
+                    let suggestion = closest(name, words.iter().copied()).map(|s| format!("did you mean `{s}`?"));
                     self.error(wrong(&what).with_optional_help(suggestion));
                 }
                 _ => self.error(wrong("one of the listed words")),
@@ -1104,24 +929,13 @@ impl Resolver {
                 }
                 _ => self.error(wrong("a shape such as `[1, 8, 8]`")),
             },
-            ArgKind::Loss => self.named_builtin(
-                value,
-                Kind::Loss,
-                "a loss: `mse`, `cross_entropy` or `bce`",
-                scope,
-            ),
-            ArgKind::Optimizer => self.named_builtin(
-                value,
-                Kind::Optimizer,
-                "an optimiser: `sgd(...)` or `adam(...)`",
-                scope,
-            ),
-            ArgKind::DataSource => self.named_builtin(
-                value,
-                Kind::DataSource,
-                "a data source such as `csv(\"file.csv\")`",
-                scope,
-            ),
+            ArgKind::Loss => self.named_builtin(value, Kind::Loss, "a loss: `mse`, `cross_entropy` or `bce`", scope),
+            ArgKind::Optimizer => {
+                self.named_builtin(value, Kind::Optimizer, "an optimiser: `sgd(...)` or `adam(...)`", scope)
+            }
+            ArgKind::DataSource => {
+                self.named_builtin(value, Kind::DataSource, "a data source such as `csv(\"file.csv\")`", scope)
+            }
         }
     }
 
@@ -1145,55 +959,30 @@ impl Resolver {
         match builtins::lookup(name) {
             Some(builtin) if builtin.kind == kind => {
                 // A loss is named, not called, in a `train` block; other kinds take settings.
-                let params = if kind == Kind::Loss {
-                    &[][..]
-                } else {
-                    builtin.params
-                };
-                self.args(
-                    name,
-                    inner.span,
-                    params,
-                    builtin.variadic,
-                    args,
-                    scope,
-                    Place::Function,
-                );
+                let params = if kind == Kind::Loss { &[][..] } else { builtin.params };
+                self.args(name, inner.span, params, builtin.variadic, args, scope, Place::Function);
             }
             found => {
-                let suggestion = closest(name, builtins::names_of(&[kind]))
-                    .map(|s| format!("did you mean `{s}`?"));
-                let code = if found.is_some() {
-                    Code::WrongKind
-                } else {
-                    Code::UnknownLayer
-                };
+                let suggestion = closest(name, builtins::names_of(&[kind])).map(|s| format!("did you mean `{s}`?"));
+                let code = if found.is_some() { Code::WrongKind } else { Code::UnknownLayer };
                 let message = match found {
                     Some(builtin) => {
                         format!("`{name}` is {}; expected {what}", kind_phrase(builtin.kind))
                     }
                     None => format!(
                         "unknown {}: `{name}`",
-                        kind_phrase(kind)
-                            .trim_start_matches("a ")
-                            .trim_start_matches("an ")
+                        kind_phrase(kind).trim_start_matches("a ").trim_start_matches("an ")
                     ),
                 };
                 self.error(
-                    Diagnostic::new(code, message, span, format!("expected {what}"))
-                        .with_optional_help(suggestion),
+                    Diagnostic::new(code, message, span, format!("expected {what}")).with_optional_help(suggestion),
                 );
             }
         }
     }
 
     fn initializer(&mut self, init: &Expr, scope: &Scope) {
-        self.named_builtin(
-            init,
-            Kind::Initializer,
-            "an initialiser such as `zeros` or `normal(0, 0.01)`",
-            scope,
-        );
+        self.named_builtin(init, Kind::Initializer, "an initialiser such as `zeros` or `normal(0, 0.01)`", scope);
     }
 
     /// Checks the arguments of a call of a user model or layer against its arguments.
@@ -1235,11 +1024,7 @@ impl Resolver {
                     None => {
                         let help = closest(&arg_name.name, params.iter().map(|(p, _)| p.as_str()))
                             .map(|s| format!("did you mean `{s}`?"));
-                        let known = params
-                            .iter()
-                            .map(|(p, _)| format!("`{p}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
+                        let known = params.iter().map(|(p, _)| format!("`{p}`")).collect::<Vec<_>>().join(", ");
                         let note = if known.is_empty() {
                             format!("`{name}` takes no arguments")
                         } else {
@@ -1263,10 +1048,7 @@ impl Resolver {
                 self.error(
                     Diagnostic::new(
                         Code::DuplicateArgument,
-                        format!(
-                            "`{}` is given twice in this call of `{name}`",
-                            params[index].0
-                        ),
+                        format!("`{}` is given twice in this call of `{name}`", params[index].0),
                         arg.span,
                         "given again here",
                     )
@@ -1297,10 +1079,7 @@ impl Resolver {
                         query.call.span,
                         "not a call",
                     )
-                    .with_help(format!(
-                        "write `{} f(2, 5)` for a function `f`",
-                        query.kind.keyword()
-                    )),
+                    .with_help(format!("write `{} f(2, 5)` for a function `f`", query.kind.keyword())),
                 );
             }
             return;
@@ -1323,8 +1102,7 @@ impl Resolver {
             Some(def) if self.out.definitions[def].kind == DefKind::Fn => {
                 self.reference(callee.span, def);
                 let params = self.fn_params.get(&def).cloned().unwrap_or_default();
-                let with_flags: Vec<(String, bool)> =
-                    params.iter().map(|p| (p.clone(), false)).collect();
+                let with_flags: Vec<(String, bool)> = params.iter().map(|p| (p.clone(), false)).collect();
                 self.count_user_args(&callee.name, call.span, &with_flags, args);
                 params
             }
@@ -1349,17 +1127,8 @@ impl Resolver {
             }
             None => match builtins::lookup(&callee.name) {
                 Some(builtin) if matches!(builtin.kind, Kind::Function | Kind::Activation) => {
-                    let names: Vec<String> =
-                        builtin.params.iter().map(|p| p.name.to_string()).collect();
-                    self.args(
-                        &callee.name,
-                        call.span,
-                        builtin.params,
-                        false,
-                        args,
-                        constants,
-                        Place::Function,
-                    );
+                    let names: Vec<String> = builtin.params.iter().map(|p| p.name.to_string()).collect();
+                    self.args(&callee.name, call.span, builtin.params, false, args, constants, Place::Function);
                     names
                 }
                 _ => {
@@ -1370,8 +1139,8 @@ impl Resolver {
         };
         for name in &query.wrt {
             if !params.contains(&name.name) {
-                let suggestion = closest(&name.name, params.iter().map(String::as_str))
-                    .map(|s| format!("did you mean `{s}`?"));
+                let suggestion =
+                    closest(&name.name, params.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
                 self.error(
                     Diagnostic::new(
                         Code::UnknownName,
@@ -1393,25 +1162,15 @@ impl Resolver {
             ExprKind::Error => ("", model.span, &[]),
             _ => {
                 self.error(
-                    Diagnostic::new(
-                        Code::WrongKind,
-                        "`train` needs a model",
-                        model.span,
-                        "not a model",
-                    )
-                    .with_help("write `train Mlp on ...` or `train Mlp(hidden = 64) on ...`"),
+                    Diagnostic::new(Code::WrongKind, "`train` needs a model", model.span, "not a model")
+                        .with_help("write `train Mlp on ...` or `train Mlp(hidden = 64) on ...`"),
                 );
                 ("", model.span, &[])
             }
         };
         if !name.is_empty() {
             match self.globals.get(name).copied() {
-                Some(index)
-                    if matches!(
-                        self.out.definitions[index].kind,
-                        DefKind::Model | DefKind::Layer
-                    ) =>
-                {
+                Some(index) if matches!(self.out.definitions[index].kind, DefKind::Model | DefKind::Layer) => {
                     self.reference(span, index);
                     let params = self.model_params.get(&index).cloned().unwrap_or_default();
                     self.user_args(name, model.span, &params, args, constants, Place::Function);
@@ -1422,10 +1181,7 @@ impl Resolver {
                     self.error(
                         Diagnostic::new(
                             Code::WrongKind,
-                            format!(
-                                "`{name}` is a {}; only models can be trained",
-                                kind.describe()
-                            ),
+                            format!("`{name}` is a {}; only models can be trained", kind.describe()),
                             span,
                             "not a model",
                         )
@@ -1433,8 +1189,8 @@ impl Resolver {
                     );
                 }
                 None => {
-                    let suggestion = closest(name, self.models.keys().map(String::as_str))
-                        .map(|s| format!("did you mean `{s}`?"));
+                    let suggestion =
+                        closest(name, self.models.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
                     self.error(
                         Diagnostic::new(
                             Code::UnknownName,
@@ -1447,30 +1203,20 @@ impl Resolver {
                 }
             }
         }
-        self.named_builtin(
-            &def.data,
-            Kind::DataSource,
-            "a data source such as `csv(\"file.csv\")`",
-            constants,
-        );
+        self.named_builtin(&def.data, Kind::DataSource, "a data source such as `csv(\"file.csv\")`", constants);
 
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for setting in &def.settings {
             let key = setting.key.name.as_str();
             let Some(param) = builtins::TRAIN_SETTINGS.iter().find(|p| p.name == key) else {
-                let alias = builtins::TRAIN_SETTINGS
-                    .iter()
-                    .find(|p| p.aliases.contains(&key));
+                let alias = builtins::TRAIN_SETTINGS.iter().find(|p| p.aliases.contains(&key));
                 let help = match alias {
                     Some(param) => Some(format!("`{key}` is called `{}` here", param.name)),
                     None => closest(key, builtins::TRAIN_SETTINGS.iter().map(|p| p.name))
                         .map(|s| format!("did you mean `{s}`?")),
                 };
-                let known = builtins::TRAIN_SETTINGS
-                    .iter()
-                    .map(|p| format!("`{}`", p.name))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let known =
+                    builtins::TRAIN_SETTINGS.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", ");
                 self.error(
                     Diagnostic::new(
                         Code::UnknownSetting,

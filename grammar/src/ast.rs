@@ -299,10 +299,7 @@ impl Expr {
     }
 
     pub fn error(span: Span) -> Self {
-        Expr {
-            kind: ExprKind::Error,
-            span,
-        }
+        Expr { kind: ExprKind::Error, span }
     }
 
     /// The expressions directly inside this one, in source order.

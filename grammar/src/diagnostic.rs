@@ -38,20 +38,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A new diagnostic with the severity its code carries.
-    pub fn new(
-        code: Code,
-        message: impl Into<String>,
-        span: Span,
-        label: impl Into<String>,
-    ) -> Self {
+    pub fn new(code: Code, message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: code.severity(),
             message: message.into(),
-            primary: Label {
-                span,
-                message: label.into(),
-            },
+            primary: Label { span, message: label.into() },
             secondary: Vec::new(),
             notes: Vec::new(),
             help: None,
@@ -59,10 +51,7 @@ impl Diagnostic {
     }
 
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.secondary.push(Label {
-            span,
-            message: message.into(),
-        });
+        self.secondary.push(Label { span, message: message.into() });
         self
     }
 
@@ -95,7 +84,5 @@ impl Diagnostic {
 /// Sorts diagnostics by position, then code, so output does not depend on which stage
 /// found a problem first.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
-    diagnostics.sort_by(|a, b| {
-        (a.span().start, a.span().end, a.code).cmp(&(b.span().start, b.span().end, b.code))
-    });
+    diagnostics.sort_by(|a, b| (a.span().start, a.span().end, a.code).cmp(&(b.span().start, b.span().end, b.code)));
 }

@@ -19,10 +19,7 @@ pub const MAX_NESTING: usize = 256;
 const MAX_UNCLOSED_REPORTS: usize = 3;
 
 /// Turns the lexer's tokens into what the parser reads, with the diagnostics found on the way.
-pub fn layout<'src>(
-    tokens: &[(Token<'src>, Span)],
-    source: &'src str,
-) -> (Vec<(Token<'src>, Span)>, Vec<Diagnostic>) {
+pub fn layout<'src>(tokens: &[(Token<'src>, Span)], source: &'src str) -> (Vec<(Token<'src>, Span)>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let cleaned = clean(tokens, &mut diagnostics);
     let balanced = balance(cleaned, source, &mut diagnostics);
@@ -32,10 +29,7 @@ pub fn layout<'src>(
 
 /// Reports invalid characters, unterminated strings and out-of-range numbers; drops
 /// comments and invalid characters.
-fn clean<'src>(
-    tokens: &[(Token<'src>, Span)],
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<(Token<'src>, Span)> {
+fn clean<'src>(tokens: &[(Token<'src>, Span)], diagnostics: &mut Vec<Diagnostic>) -> Vec<(Token<'src>, Span)> {
     let mut out = Vec::with_capacity(tokens.len());
     for &(token, span) in tokens {
         match token {
@@ -54,19 +48,11 @@ fn clean<'src>(
                 out.push((Token::Str(text), span));
             }
             Token::Int(text) if parse_int(text).is_none() => {
-                diagnostics.push(number_out_of_range(
-                    text,
-                    span,
-                    "an integer must be at most 18446744073709551615",
-                ));
+                diagnostics.push(number_out_of_range(text, span, "an integer must be at most 18446744073709551615"));
                 out.push((Token::BadNumber, span));
             }
             Token::Float(text) if parse_float(text).is_none() => {
-                diagnostics.push(number_out_of_range(
-                    text,
-                    span,
-                    "a real number must be at most about 1.8e308",
-                ));
+                diagnostics.push(number_out_of_range(text, span, "a real number must be at most about 1.8e308"));
                 out.push((Token::BadNumber, span));
             }
             _ => out.push((token, span)),
@@ -77,30 +63,17 @@ fn clean<'src>(
 
 /// The value of an integer literal, `None` if it does not fit in 64 bits.
 pub fn parse_int(text: &str) -> Option<u64> {
-    text.chars()
-        .filter(|&c| c != '_')
-        .collect::<String>()
-        .parse()
-        .ok()
+    text.chars().filter(|&c| c != '_').collect::<String>().parse().ok()
 }
 
 /// The value of a real literal, `None` if it is infinite.
 pub fn parse_float(text: &str) -> Option<f64> {
-    let value: f64 = text
-        .chars()
-        .filter(|&c| c != '_')
-        .collect::<String>()
-        .parse()
-        .ok()?;
+    let value: f64 = text.chars().filter(|&c| c != '_').collect::<String>().parse().ok()?;
     value.is_finite().then_some(value)
 }
 
 fn number_out_of_range(text: &str, span: Span, note: &str) -> Diagnostic {
-    let shown = if text.len() > 24 {
-        format!("{}...", &text[..21])
-    } else {
-        text.to_string()
-    };
+    let shown = if text.len() > 24 { format!("{}...", &text[..21]) } else { text.to_string() };
     Diagnostic::new(
         Code::NumberOutOfRange,
         format!("number `{shown}` is too large"),
@@ -113,11 +86,7 @@ fn number_out_of_range(text: &str, span: Span, note: &str) -> Diagnostic {
 fn invalid_character(text: &str, span: Span) -> Diagnostic {
     let first = text.chars().next().unwrap_or(' ');
     let shown: String = text.chars().take(8).flat_map(char::escape_debug).collect();
-    let plural = if text.chars().count() > 1 {
-        "characters"
-    } else {
-        "character"
-    };
+    let plural = if text.chars().count() > 1 { "characters" } else { "character" };
     let help = match first {
         '\'' => Some("strings use double quotes: \"...\"".to_string()),
         '#' => Some("comments start with `//`".to_string()),
@@ -126,10 +95,9 @@ fn invalid_character(text: &str, span: Span) -> Diagnostic {
         }
         '.' => Some("write real numbers with a digit before the point: `0.5`".to_string()),
         c if c.is_alphabetic() => None,
-        c if !c.is_ascii() && !c.is_alphanumeric() => Some(format!(
-            "`{c}` (U+{:04X}) cannot appear in nnc source",
-            c as u32
-        )),
+        c if !c.is_ascii() && !c.is_alphanumeric() => {
+            Some(format!("`{c}` (U+{:04X}) cannot appear in nnc source", c as u32))
+        }
         _ => None,
     };
     Diagnostic::new(
@@ -177,32 +145,22 @@ fn balance<'src>(
                           diagnostics: &mut Vec<Diagnostic>| {
         let closer = open.token.closer().expect("only openers are on the stack");
         let index = open.line_end.unwrap_or(out.len());
-        let at = if index < out.len() {
-            out[index].1.start
-        } else {
-            before.map_or(source.len(), |(_, span)| span.start)
-        };
+        let at =
+            if index < out.len() { out[index].1.start } else { before.map_or(source.len(), |(_, span)| span.start) };
         insertions.push((index, closer, Span::point(at)));
         if report {
             let open_text = open.token.text().unwrap_or("?");
             let close_text = closer.text().unwrap_or("?");
-            let (where_, label_span) = if let (Token::LBrace, true, Some((token, span))) =
-                (open.token, index < out.len(), before)
-            {
-                (format!("before {}", token.describe()), span)
-            } else if index < out.len() {
-                (
-                    "before the end of its line".to_string(),
-                    last_token_before(out, index).unwrap_or(open.span),
-                )
-            } else if let Some((token, span)) = before {
-                (format!("before {}", token.describe()), span)
-            } else {
-                (
-                    "before the end of the file".to_string(),
-                    Span::point(source.len()),
-                )
-            };
+            let (where_, label_span) =
+                if let (Token::LBrace, true, Some((token, span))) = (open.token, index < out.len(), before) {
+                    (format!("before {}", token.describe()), span)
+                } else if index < out.len() {
+                    ("before the end of its line".to_string(), last_token_before(out, index).unwrap_or(open.span))
+                } else if let Some((token, span)) = before {
+                    (format!("before {}", token.describe()), span)
+                } else {
+                    ("before the end of the file".to_string(), Span::point(source.len()))
+                };
             diagnostics.push(
                 Diagnostic::new(
                     Code::UnclosedDelimiter,
@@ -219,11 +177,7 @@ fn balance<'src>(
     for (token, span) in tokens {
         if token.closer().is_some() {
             open_counts[kind(&token)] += 1;
-            stack.push(Open {
-                token,
-                span,
-                line_end: None,
-            });
+            stack.push(Open { token, span, line_end: None });
             out.push((token, span));
         } else if token.is_closer() {
             if open_counts[kind(&token)] == 0 {
@@ -237,10 +191,7 @@ fn balance<'src>(
                 diagnostic = match stack.last() {
                     Some(open) => diagnostic.with_secondary(
                         open.span,
-                        format!(
-                            "the innermost open bracket is this `{}`",
-                            open.token.text().unwrap_or("?")
-                        ),
+                        format!("the innermost open bracket is this `{}`", open.token.text().unwrap_or("?")),
                     ),
                     None => diagnostic.with_help(format!("remove this `{text}`")),
                 };
@@ -253,14 +204,7 @@ fn balance<'src>(
                 if open.token.closer() == Some(token) {
                     break;
                 }
-                close_unclosed(
-                    open,
-                    &out,
-                    Some((token, span)),
-                    &mut insertions,
-                    true,
-                    diagnostics,
-                );
+                close_unclosed(open, &out, Some((token, span)), &mut insertions, true, diagnostics);
             }
             out.push((token, span));
         } else {
@@ -289,14 +233,7 @@ fn balance<'src>(
                     if open.token == Token::LBrace || open.line_end.is_none_or(|end| end > at) {
                         open.line_end = Some(at);
                     }
-                    close_unclosed(
-                        open,
-                        &out,
-                        Some((token, span)),
-                        &mut insertions,
-                        true,
-                        diagnostics,
-                    );
+                    close_unclosed(open, &out, Some((token, span)), &mut insertions, true, diagnostics);
                 }
             }
             if token == Token::Newline
@@ -312,22 +249,12 @@ fn balance<'src>(
     }
     let unclosed = stack.len();
     for (n, open) in stack.into_iter().rev().enumerate() {
-        close_unclosed(
-            open,
-            &out,
-            None,
-            &mut insertions,
-            n < MAX_UNCLOSED_REPORTS,
-            diagnostics,
-        );
+        close_unclosed(open, &out, None, &mut insertions, n < MAX_UNCLOSED_REPORTS, diagnostics);
     }
     if unclosed > MAX_UNCLOSED_REPORTS
         && let Some(last) = diagnostics.last_mut()
     {
-        last.notes.push(format!(
-            "{} more brackets before it are not closed either",
-            unclosed - MAX_UNCLOSED_REPORTS
-        ));
+        last.notes.push(format!("{} more brackets before it are not closed either", unclosed - MAX_UNCLOSED_REPORTS));
     }
     if insertions.is_empty() {
         return out;
@@ -348,11 +275,7 @@ fn balance<'src>(
 }
 
 fn last_token_before(out: &[(Token<'_>, Span)], index: usize) -> Option<Span> {
-    out[..index]
-        .iter()
-        .rev()
-        .find(|(token, _)| *token != Token::Newline)
-        .map(|&(_, span)| span)
+    out[..index].iter().rev().find(|(token, _)| *token != Token::Newline).map(|&(_, span)| span)
 }
 
 /// Whether a line that ends with `token` goes on on the next line.
@@ -377,10 +300,7 @@ fn continues_line(token: &Token<'_>) -> bool {
 
 /// Whether a line that starts with `token` continues the line before it.
 fn continues_previous_line(token: &Token<'_>) -> bool {
-    matches!(
-        token,
-        Token::Pipe | Token::Plus | Token::Star | Token::Slash | Token::At | Token::Caret
-    )
+    matches!(token, Token::Pipe | Token::Plus | Token::Star | Token::Slash | Token::At | Token::Caret)
 }
 
 /// Whether `token` can only begin a statement or end a block, never continue an expression.
@@ -405,23 +325,11 @@ fn starts_statement(token: &Token<'_>) -> bool {
 }
 
 fn is_operator(token: &Token<'_>) -> bool {
-    matches!(
-        token,
-        Token::Plus
-            | Token::Minus
-            | Token::Star
-            | Token::Slash
-            | Token::Caret
-            | Token::At
-            | Token::Pipe
-    )
+    matches!(token, Token::Plus | Token::Minus | Token::Star | Token::Slash | Token::Caret | Token::At | Token::Pipe)
 }
 
 fn is_separator(token: &Token<'_>) -> bool {
-    matches!(
-        token,
-        Token::Comma | Token::Semi | Token::Eq | Token::Colon | Token::Arrow
-    )
+    matches!(token, Token::Comma | Token::Semi | Token::Eq | Token::Colon | Token::Arrow)
 }
 
 /// One bracket group being laid out, with the operators seen in it since its last separator.
@@ -439,10 +347,7 @@ fn lines_and_depth<'src>(
 ) -> Vec<(Token<'src>, Span)> {
     let mut out: Vec<(Token<'src>, Span)> = Vec::with_capacity(tokens.len());
     // The top level behaves like a brace group: newlines separate statements there.
-    let mut groups = vec![Group {
-        is_brace: true,
-        operators: 0,
-    }];
+    let mut groups = vec![Group { is_brace: true, operators: 0 }];
     let mut depth = 0usize;
     let mut i = 0;
     while i < tokens.len() {
@@ -452,10 +357,7 @@ fn lines_and_depth<'src>(
             Token::Newline | Token::DocComment(_) if !in_brace => {}
             Token::Newline => {
                 let previous = out.last().map(|(t, _)| *t);
-                let next = tokens[i + 1..]
-                    .iter()
-                    .map(|(t, _)| *t)
-                    .find(|t| !matches!(t, Token::Newline));
+                let next = tokens[i + 1..].iter().map(|(t, _)| *t).find(|t| !matches!(t, Token::Newline));
                 // A line that starts with a statement keyword starts a statement, even after
                 // a line that ends with an operator: that line is unfinished, not continued.
                 let starts_statement = next.as_ref().is_some_and(starts_statement);
@@ -475,19 +377,11 @@ fn lines_and_depth<'src>(
                 if depth + 1 > MAX_NESTING {
                     // Keep the brackets, replace what is inside by one placeholder.
                     let end = matching_closer(&tokens, i);
-                    diagnostics.push(too_deep(
-                        span,
-                        tokens[i + 1..end]
-                            .iter()
-                            .map(|(_, s)| *s)
-                            .fold(span, Span::cover),
-                    ));
+                    diagnostics
+                        .push(too_deep(span, tokens[i + 1..end].iter().map(|(_, s)| *s).fold(span, Span::cover)));
                     out.push((token, span));
-                    let inner = if end > i + 1 {
-                        tokens[i + 1].1.cover(tokens[end - 1].1)
-                    } else {
-                        Span::point(span.end)
-                    };
+                    let inner =
+                        if end > i + 1 { tokens[i + 1].1.cover(tokens[end - 1].1) } else { Span::point(span.end) };
                     out.push((Token::TooDeep, inner));
                     if end < tokens.len() {
                         out.push(tokens[end]);
@@ -496,10 +390,7 @@ fn lines_and_depth<'src>(
                     continue;
                 }
                 depth += 1;
-                groups.push(Group {
-                    is_brace: token == Token::LBrace,
-                    operators: 0,
-                });
+                groups.push(Group { is_brace: token == Token::LBrace, operators: 0 });
                 out.push((token, span));
             }
             Token::RParen | Token::RBracket | Token::RBrace => {
@@ -521,11 +412,8 @@ fn lines_and_depth<'src>(
                 if depth > MAX_NESTING {
                     // Replace the rest of this expression by one placeholder.
                     let end = end_of_expression(&tokens, i + 1, in_brace);
-                    let rest = if end > i + 1 {
-                        tokens[i + 1].1.cover(tokens[end - 1].1)
-                    } else {
-                        Span::point(span.end)
-                    };
+                    let rest =
+                        if end > i + 1 { tokens[i + 1].1.cover(tokens[end - 1].1) } else { Span::point(span.end) };
                     diagnostics.push(too_deep(span, rest));
                     out.push((Token::TooDeep, rest));
                     i = end;
@@ -587,9 +475,7 @@ fn end_of_expression(tokens: &[(Token<'_>, Span)], start: usize, stop_at_newline
                 return index;
             }
             nesting -= 1;
-        } else if nesting == 0
-            && (is_separator(token) || (stop_at_newline && *token == Token::Newline))
-        {
+        } else if nesting == 0 && (is_separator(token) || (stop_at_newline && *token == Token::Newline)) {
             return index;
         }
     }

@@ -274,25 +274,12 @@ mod tests {
                 Token::Newline
             ]
         );
-        assert_eq!(
-            kinds("modelx |> ->"),
-            vec![Token::Ident("modelx"), Token::Pipe, Token::Arrow]
-        );
+        assert_eq!(kinds("modelx |> ->"), vec![Token::Ident("modelx"), Token::Pipe, Token::Arrow]);
     }
 
     #[test]
     fn invalid_characters_merge_into_one_token() {
-        assert_eq!(
-            kinds("a $$ b"),
-            vec![Token::Ident("a"), Token::Invalid("$$"), Token::Ident("b")]
-        );
-        assert_eq!(
-            kinds("\"open\nx"),
-            vec![
-                Token::UnterminatedStr("\"open"),
-                Token::Newline,
-                Token::Ident("x")
-            ]
-        );
+        assert_eq!(kinds("a $$ b"), vec![Token::Ident("a"), Token::Invalid("$$"), Token::Ident("b")]);
+        assert_eq!(kinds("\"open\nx"), vec![Token::UnterminatedStr("\"open"), Token::Newline, Token::Ident("x")]);
     }
 }

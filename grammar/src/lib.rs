@@ -40,10 +40,7 @@ pub fn parse(source: &str) -> Parsed {
     // A syntax error right after an invalid character is that character's echo: the
     // character was reported and dropped, so the error says nothing new.
     let after_invalid = |d: &Diagnostic| {
-        let before = tokens
-            .iter()
-            .rev()
-            .find(|(token, span)| span.end <= d.span().start && *token != Token::Newline);
+        let before = tokens.iter().rev().find(|(token, span)| span.end <= d.span().start && *token != Token::Newline);
         d.code == Code::UnexpectedToken && matches!(before, Some((Token::Invalid(_), _)))
     };
     diagnostics.extend(parse_diagnostics.into_iter().filter(|d| !after_invalid(d)));

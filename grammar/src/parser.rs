@@ -23,22 +23,12 @@ fn span_of(span: SimpleSpan) -> Span {
 }
 
 /// Parses laid-out tokens (see `layout`) into a file. `source_len` is where the input ends.
-pub fn parse_tokens<'s>(
-    tokens: &[(Token<'s>, Span)],
-    source_len: usize,
-) -> (File, Vec<Diagnostic>) {
-    let simple: Vec<(Token<'s>, SimpleSpan)> = tokens
-        .iter()
-        .map(|&(token, span)| (token, SimpleSpan::from(span.range())))
-        .collect();
-    let input = simple
-        .as_slice()
-        .split_token_span(SimpleSpan::from(source_len..source_len));
+pub fn parse_tokens<'s>(tokens: &[(Token<'s>, Span)], source_len: usize) -> (File, Vec<Diagnostic>) {
+    let simple: Vec<(Token<'s>, SimpleSpan)> =
+        tokens.iter().map(|&(token, span)| (token, SimpleSpan::from(span.range()))).collect();
+    let input = simple.as_slice().split_token_span(SimpleSpan::from(source_len..source_len));
     let (file, errors) = file_parser().parse(input).into_output_errors();
-    let diagnostics = errors
-        .into_iter()
-        .map(|error| convert_error(&error, tokens))
-        .collect();
+    let diagnostics = errors.into_iter().map(|error| convert_error(&error, tokens)).collect();
     (file.unwrap_or_default(), diagnostics)
 }
 
@@ -47,10 +37,7 @@ where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
     select! { Token::Ident(name) => name.to_string() }
-        .map_with(|name, e| Ident {
-            name,
-            span: span_of(e.span()),
-        })
+        .map_with(|name, e| Ident { name, span: span_of(e.span()) })
         .labelled("identifier")
 }
 
@@ -59,11 +46,7 @@ fn separators<'t, 's: 't, I>() -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
-    one_of([Token::Newline, Token::Semi])
-        .repeated()
-        .at_least(1)
-        .ignored()
-        .labelled("end of line")
+    one_of([Token::Newline, Token::Semi]).repeated().at_least(1).ignored().labelled("end of line")
 }
 
 /// One token, or a whole bracket group, that is not a separator. Recovery skips these.
@@ -72,12 +55,7 @@ where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
     recursive(|tree| {
-        let group = |open, close| {
-            tree.clone()
-                .repeated()
-                .delimited_by(just(open), just(close))
-                .ignored()
-        };
+        let group = |open, close| tree.clone().repeated().delimited_by(just(open), just(close)).ignored();
         let any_inside = none_of([
             Token::LParen,
             Token::RParen,
@@ -108,10 +86,7 @@ fn rest_of_line<'t, 's: 't, I>() -> impl Parser<'t, I, Span, Extra<'t, 's>> + Cl
 where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
-    token_tree()
-        .repeated()
-        .at_least(1)
-        .map_with(|_, e| span_of(e.span()))
+    token_tree().repeated().at_least(1).map_with(|_, e| span_of(e.span()))
 }
 
 fn expr_parser<'t, 's: 't, I>() -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
@@ -135,15 +110,11 @@ where
         }
         .map_with(|kind, e| Expr::new(kind, span_of(e.span())));
 
-        let arg = ident()
-            .then_ignore(just(Token::Eq))
-            .or_not()
-            .then(expr.clone())
-            .map_with(|(name, value), e| Arg {
-                name,
-                value,
-                span: span_of(e.span()),
-            });
+        let arg = ident().then_ignore(just(Token::Eq)).or_not().then(expr.clone()).map_with(|(name, value), e| Arg {
+            name,
+            value,
+            span: span_of(e.span()),
+        });
         let args = arg
             .separated_by(just(Token::Comma))
             .allow_trailing()
@@ -152,17 +123,8 @@ where
             .recover_with(via_parser(nested_delimiters(
                 Token::LParen,
                 Token::RParen,
-                [
-                    (Token::LBracket, Token::RBracket),
-                    (Token::LBrace, Token::RBrace),
-                ],
-                |span| {
-                    vec![Arg {
-                        name: None,
-                        value: error_expr(span),
-                        span: span_of(span),
-                    }]
-                },
+                [(Token::LBracket, Token::RBracket), (Token::LBrace, Token::RBrace)],
+                |span| vec![Arg { name: None, value: error_expr(span), span: span_of(span) }],
             )));
         let name_or_call = ident().then(args.or_not()).map_with(|(callee, args), e| {
             let kind = match args {
@@ -172,11 +134,7 @@ where
             Expr::new(kind, span_of(e.span()))
         });
 
-        let items = expr
-            .clone()
-            .separated_by(just(Token::Comma))
-            .allow_trailing()
-            .collect::<Vec<_>>();
+        let items = expr.clone().separated_by(just(Token::Comma)).allow_trailing().collect::<Vec<_>>();
         let array = items
             .clone()
             .delimited_by(just(Token::LBracket), just(Token::RBracket))
@@ -184,10 +142,7 @@ where
             .recover_with(via_parser(nested_delimiters(
                 Token::LBracket,
                 Token::RBracket,
-                [
-                    (Token::LParen, Token::RParen),
-                    (Token::LBrace, Token::RBrace),
-                ],
+                [(Token::LParen, Token::RParen), (Token::LBrace, Token::RBrace)],
                 error_expr,
             )));
         let paren = items
@@ -203,49 +158,26 @@ where
             .recover_with(via_parser(nested_delimiters(
                 Token::LParen,
                 Token::RParen,
-                [
-                    (Token::LBracket, Token::RBracket),
-                    (Token::LBrace, Token::RBrace),
-                ],
+                [(Token::LBracket, Token::RBracket), (Token::LBrace, Token::RBrace)],
                 error_expr,
             )));
 
-        let atom = choice((literal, name_or_call, array, paren))
-            .labelled("expression")
-            .boxed();
+        let atom = choice((literal, name_or_call, array, paren)).labelled("expression").boxed();
 
         atom.pratt((
-            postfix(
-                10,
-                just(Token::Caret).then(just(Token::Ident("T"))),
-                |operand, _, e| {
-                    Expr::new(ExprKind::Transpose(Box::new(operand)), span_of(e.span()))
-                },
-            ),
-            infix(right(9), just(Token::Caret), |l, _, r, _| {
-                binary(BinaryOp::Pow, l, r)
+            postfix(10, just(Token::Caret).then(just(Token::Ident("T"))), |operand, _, e| {
+                Expr::new(ExprKind::Transpose(Box::new(operand)), span_of(e.span()))
             }),
+            infix(right(9), just(Token::Caret), |l, _, r, _| binary(BinaryOp::Pow, l, r)),
             prefix(8, just(Token::Minus), |_, operand, e| {
                 Expr::new(ExprKind::Neg(Box::new(operand)), span_of(e.span()))
             }),
-            infix(left(7), just(Token::Star), |l, _, r, _| {
-                binary(BinaryOp::Mul, l, r)
-            }),
-            infix(left(7), just(Token::Slash), |l, _, r, _| {
-                binary(BinaryOp::Div, l, r)
-            }),
-            infix(left(7), just(Token::At), |l, _, r, _| {
-                binary(BinaryOp::MatMul, l, r)
-            }),
-            infix(left(6), just(Token::Plus), |l, _, r, _| {
-                binary(BinaryOp::Add, l, r)
-            }),
-            infix(left(6), just(Token::Minus), |l, _, r, _| {
-                binary(BinaryOp::Sub, l, r)
-            }),
-            infix(left(1), just(Token::Pipe), |l, _, r, _| {
-                binary(BinaryOp::Pipe, l, r)
-            }),
+            infix(left(7), just(Token::Star), |l, _, r, _| binary(BinaryOp::Mul, l, r)),
+            infix(left(7), just(Token::Slash), |l, _, r, _| binary(BinaryOp::Div, l, r)),
+            infix(left(7), just(Token::At), |l, _, r, _| binary(BinaryOp::MatMul, l, r)),
+            infix(left(6), just(Token::Plus), |l, _, r, _| binary(BinaryOp::Add, l, r)),
+            infix(left(6), just(Token::Minus), |l, _, r, _| binary(BinaryOp::Sub, l, r)),
+            infix(left(1), just(Token::Pipe), |l, _, r, _| binary(BinaryOp::Pipe, l, r)),
         ))
         .boxed()
     })
@@ -253,14 +185,7 @@ where
 
 fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
     let span = lhs.span.cover(rhs.span);
-    Expr::new(
-        ExprKind::Binary {
-            op,
-            lhs: Box::new(lhs),
-            rhs: Box::new(rhs),
-        },
-        span,
-    )
+    Expr::new(ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span)
 }
 
 /// `///` lines before a definition.
@@ -275,11 +200,8 @@ where
         .collect::<Vec<_>>()
         .map(|lines| {
             let span = lines.iter().map(|&(_, span)| span).reduce(Span::cover)?;
-            let text = lines
-                .iter()
-                .map(|(text, _)| text.strip_prefix(' ').unwrap_or(text))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text =
+                lines.iter().map(|(text, _)| text.strip_prefix(' ').unwrap_or(text)).collect::<Vec<_>>().join("\n");
             Some(Doc { text, span })
         })
 }
@@ -294,10 +216,7 @@ where
         .allow_trailing()
         .collect::<Vec<_>>()
         .delimited_by(just(Token::LBracket), just(Token::RBracket))
-        .map_with(|dims, e| Shape {
-            dims,
-            span: span_of(e.span()),
-        })
+        .map_with(|dims, e| Shape { dims, span: span_of(e.span()) })
         .labelled("shape such as `[B, 64]`")
 }
 
@@ -336,24 +255,13 @@ where
         .then(ident())
         .then_ignore(just(Token::Eq))
         .then(expr.clone())
-        .map_with(|((doc, name), value), e| LetStmt {
-            doc,
-            name,
-            value,
-            span: span_of(e.span()),
-        })
+        .map_with(|((doc, name), value), e| LetStmt { doc, name, value, span: span_of(e.span()) })
         .boxed();
 
     let input_stmt = just(Token::Input)
         .ignore_then(ident().then_ignore(just(Token::Colon)).or_not())
         .then(shape.clone())
-        .map_with(|(name, shape), e| {
-            Stmt::Input(InputStmt {
-                name,
-                shape,
-                span: span_of(e.span()),
-            })
-        });
+        .map_with(|(name, shape), e| Stmt::Input(InputStmt { name, shape, span: span_of(e.span()) }));
     let param_stmt = doc
         .clone()
         .then_ignore(just(Token::Param))
@@ -362,29 +270,13 @@ where
         .then(shape.clone())
         .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
         .map_with(|(((doc, name), shape), init), e| {
-            Stmt::Param(ParamStmt {
-                doc,
-                name,
-                shape,
-                init,
-                span: span_of(e.span()),
-            })
+            Stmt::Param(ParamStmt { doc, name, shape, init, span: span_of(e.span()) })
         });
-    let stmt = choice((
-        input_stmt,
-        param_stmt,
-        let_stmt.clone().map(Stmt::Let),
-        expr.clone().map(Stmt::Expr),
-    ))
-    .boxed();
+    let stmt = choice((input_stmt, param_stmt, let_stmt.clone().map(Stmt::Let), expr.clone().map(Stmt::Expr))).boxed();
 
     let fn_param = ident()
         .then(just(Token::Colon).ignore_then(shape.clone()).or_not())
-        .map_with(|(name, shape), e| FnParam {
-            name,
-            shape,
-            span: span_of(e.span()),
-        });
+        .map_with(|(name, shape), e| FnParam { name, shape, span: span_of(e.span()) });
     let fn_params = fn_param
         .separated_by(just(Token::Comma))
         .allow_trailing()
@@ -398,48 +290,32 @@ where
         .then_ignore(just(Token::Eq))
         .then(expr.clone())
         .map_with(|(((doc, name), params), body), e| {
-            Item::Fn(FnDef {
-                doc,
-                name,
-                params,
-                body,
-                span: span_of(e.span()),
-            })
+            Item::Fn(FnDef { doc, name, params, body, span: span_of(e.span()) })
         });
 
     let model_param = ident()
         .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
-        .map_with(|(name, default), e| ModelParam {
-            name,
-            default,
-            span: span_of(e.span()),
-        });
+        .map_with(|(name, default), e| ModelParam { name, default, span: span_of(e.span()) });
     let model_params = model_param
         .separated_by(just(Token::Comma))
         .allow_trailing()
         .collect::<Vec<_>>()
         .delimited_by(just(Token::LParen), just(Token::RParen));
-    let model_kind = choice((
-        just(Token::Model).to(ModelKind::Model),
-        just(Token::Layer).to(ModelKind::Layer),
-    ));
-    let model_def = doc
-        .clone()
-        .then(model_kind)
-        .then(ident())
-        .then(model_params.or_not())
-        .then(block(stmt, Stmt::Error))
-        .map_with(|((((doc, kind), name), params), (body, body_span)), e| {
-            Item::Model(ModelDef {
-                doc,
-                kind,
-                name,
-                params: params.unwrap_or_default(),
-                body,
-                body_span,
-                span: span_of(e.span()),
-            })
-        });
+    let model_kind = choice((just(Token::Model).to(ModelKind::Model), just(Token::Layer).to(ModelKind::Layer)));
+    let model_def =
+        doc.clone().then(model_kind).then(ident()).then(model_params.or_not()).then(block(stmt, Stmt::Error)).map_with(
+            |((((doc, kind), name), params), (body, body_span)), e| {
+                Item::Model(ModelDef {
+                    doc,
+                    kind,
+                    name,
+                    params: params.unwrap_or_default(),
+                    body,
+                    body_span,
+                    span: span_of(e.span()),
+                })
+            },
+        );
 
     let query_kind = select! {
         Token::Eval => QueryKind::Eval,
@@ -453,12 +329,7 @@ where
         .then(expr.clone())
         .then(
             just(Token::Wrt)
-                .ignore_then(
-                    ident()
-                        .separated_by(just(Token::Comma))
-                        .at_least(1)
-                        .collect::<Vec<_>>(),
-                )
+                .ignore_then(ident().separated_by(just(Token::Comma)).at_least(1).collect::<Vec<_>>())
                 .or_not(),
         )
         .then(just(Token::Along).ignore_then(expr.clone()).or_not())
@@ -476,32 +347,24 @@ where
     let setting = ident()
         .then_ignore(just(Token::Eq))
         .then(expr.clone())
-        .map_with(|(key, value), e| {
-            Some(Setting {
-                key,
-                value,
-                span: span_of(e.span()),
-            })
-        });
+        .map_with(|(key, value), e| Some(Setting { key, value, span: span_of(e.span()) }));
     let train = doc
         .then(just(Token::Train).map_with(|_, e| span_of(e.span())))
         .then(expr.clone())
         .then_ignore(just(Token::On))
         .then(expr)
         .then(block(setting, |_| None))
-        .map_with(
-            |((((doc, keyword_span), model), data), (settings, body_span)), e| {
-                Item::Train(TrainDef {
-                    doc,
-                    keyword_span,
-                    model,
-                    data,
-                    settings: settings.into_iter().flatten().collect(),
-                    body_span,
-                    span: span_of(e.span()),
-                })
-            },
-        );
+        .map_with(|((((doc, keyword_span), model), data), (settings, body_span)), e| {
+            Item::Train(TrainDef {
+                doc,
+                keyword_span,
+                model,
+                data,
+                settings: settings.into_iter().flatten().collect(),
+                body_span,
+                span: span_of(e.span()),
+            })
+        });
 
     let item = choice((fn_def, model_def, let_stmt.map(Item::Let), query, train))
         .then_ignore(choice((separators(), end())).rewind())
@@ -537,23 +400,11 @@ fn unescape(literal: &str) -> String {
 }
 
 fn is_operator(token: &Token<'_>) -> bool {
-    matches!(
-        token,
-        Token::Plus
-            | Token::Minus
-            | Token::Star
-            | Token::Slash
-            | Token::Caret
-            | Token::At
-            | Token::Pipe
-    )
+    matches!(token, Token::Plus | Token::Minus | Token::Star | Token::Slash | Token::Caret | Token::At | Token::Pipe)
 }
 
 /// Turns a chumsky error into a diagnostic with a message a person can act on.
-fn convert_error(
-    error: &Rich<'_, Token<'_>, SimpleSpan>,
-    tokens: &[(Token<'_>, Span)],
-) -> Diagnostic {
+fn convert_error(error: &Rich<'_, Token<'_>, SimpleSpan>, tokens: &[(Token<'_>, Span)]) -> Diagnostic {
     let span = span_of(*error.span());
     let found = error.found().copied();
     let mut expected: Vec<String> = Vec::new();
@@ -588,11 +439,7 @@ fn convert_error(
     }
     // The token before the error; not the error's own token, which may be an empty
     // inserted closer at the same offset.
-    let previous = tokens
-        .iter()
-        .rev()
-        .find(|(_, s)| s.end <= span.start && s.start < span.start)
-        .copied();
+    let previous = tokens.iter().rev().find(|(_, s)| s.end <= span.start && s.start < span.start).copied();
     // After an operator only an operand can come; do not offer another operator.
     let previous_token = previous.map(|(t, _)| t);
     if operators && !previous_token.as_ref().is_some_and(is_operator) {
@@ -618,13 +465,8 @@ fn convert_error(
                 .find(|(_, s)| s.end <= previous_span.start)
                 .is_none_or(|(t, _)| matches!(t, Token::Newline | Token::Semi | Token::LBrace));
             if starts_line {
-                closest_keyword(
-                    name,
-                    &[
-                        "input", "param", "let", "fn", "model", "layer", "train", "eval", "grad",
-                    ],
-                )
-                .map(|keyword| (name, keyword, previous_span))
+                closest_keyword(name, &["input", "param", "let", "fn", "model", "layer", "train", "eval", "grad"])
+                    .map(|keyword| (name, keyword, previous_span))
             } else {
                 None
             }
@@ -651,34 +493,21 @@ fn convert_error(
     } else {
         format!("expected {expected_text}, found {found_text}")
     };
-    let label = if expected_text.is_empty() {
-        "not allowed here".to_string()
-    } else {
-        format!("expected {expected_text}")
-    };
+    let label =
+        if expected_text.is_empty() { "not allowed here".to_string() } else { format!("expected {expected_text}") };
     let mut diagnostic = Diagnostic::new(Code::UnexpectedToken, message, span, label);
     if let Some((context, context_span)) = error.contexts().last() {
-        diagnostic = diagnostic.with_secondary(
-            span_of(*context_span),
-            format!("while parsing this {context}"),
-        );
+        diagnostic = diagnostic.with_secondary(span_of(*context_span), format!("while parsing this {context}"));
     }
     if matches!(found, Some(Token::Ident(_))) && expected.iter().any(|e| e == "end of line") {
-        diagnostic = diagnostic
-            .with_help("put each statement on a line of its own, or separate them with `;`");
+        diagnostic = diagnostic.with_help("put each statement on a line of its own, or separate them with `;`");
     }
     let after_operator = previous.is_some_and(|(token, _)| is_operator(&token));
     if after_operator
-        && matches!(
-            found,
-            None | Some(
-                Token::Newline | Token::RParen | Token::RBracket | Token::RBrace | Token::Comma
-            )
-        )
+        && matches!(found, None | Some(Token::Newline | Token::RParen | Token::RBracket | Token::RBrace | Token::Comma))
     {
-        diagnostic = diagnostic.with_help(
-            "an expression cannot end with an operator; finish it or remove the operator",
-        );
+        diagnostic =
+            diagnostic.with_help("an expression cannot end with an operator; finish it or remove the operator");
     }
     diagnostic
 }

@@ -25,11 +25,7 @@ pub fn render(diagnostics: &[Diagnostic], name: &str, source: &str, color: bool)
         };
         let primary = visible(diagnostic.primary.span, source);
         let mut report = Report::build(kind, (name, primary.range()))
-            .with_config(
-                Config::default()
-                    .with_color(color)
-                    .with_index_type(IndexType::Byte),
-            )
+            .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
             .with_code(diagnostic.code)
             .with_message(&diagnostic.message)
             .with_label(
@@ -53,9 +49,7 @@ pub fn render(diagnostics: &[Diagnostic], name: &str, source: &str, color: bool)
             report = report.with_help(help);
         }
         // Writing into a Vec cannot fail.
-        let _ = report
-            .finish()
-            .write((name, Source::from(source)), &mut out);
+        let _ = report.finish().write((name, Source::from(source)), &mut out);
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -65,12 +59,10 @@ pub fn render(diagnostics: &[Diagnostic], name: &str, source: &str, color: bool)
 const MAX_SHOWN_LINE: usize = 1000;
 
 fn touches_long_line(diagnostic: &Diagnostic, source: &str, index: &LineIndex) -> bool {
-    std::iter::once(&diagnostic.primary)
-        .chain(&diagnostic.secondary)
-        .any(|label| {
-            let line = index.position(source, label.span.start).line;
-            index.line_start(line + 1) - index.line_start(line) > MAX_SHOWN_LINE
-        })
+    std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary).any(|label| {
+        let line = index.position(source, label.span.start).line;
+        index.line_start(line + 1) - index.line_start(line) > MAX_SHOWN_LINE
+    })
 }
 
 /// The diagnostic without source lines: positions and messages only.
@@ -84,19 +76,10 @@ fn render_compact(diagnostic: &Diagnostic, name: &str, source: &str, index: &Lin
         Severity::Warning => "Warning",
     };
     let mut out = format!("[{}] {kind}: {}\n", diagnostic.code, diagnostic.message);
-    out.push_str(&format!(
-        "   ╭─[ {name}:{} ]\n",
-        at(diagnostic.primary.span.start)
-    ));
-    out.push_str(&format!(
-        "   │ (the line is longer than {MAX_SHOWN_LINE} characters and is not shown)\n"
-    ));
+    out.push_str(&format!("   ╭─[ {name}:{} ]\n", at(diagnostic.primary.span.start)));
+    out.push_str(&format!("   │ (the line is longer than {MAX_SHOWN_LINE} characters and is not shown)\n"));
     for label in std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary) {
-        out.push_str(&format!(
-            "   │ {}: {}\n",
-            at(label.span.start),
-            label.message
-        ));
+        out.push_str(&format!("   │ {}: {}\n", at(label.span.start), label.message));
     }
     for note in &diagnostic.notes {
         out.push_str(&format!("   │ Note: {note}\n"));
@@ -116,15 +99,9 @@ fn visible(span: Span, source: &str) -> Span {
     }
     let mut start = span.start.min(source.len());
     if start == source.len() {
-        start = source[..start]
-            .char_indices()
-            .next_back()
-            .map_or(0, |(i, _)| i);
+        start = source[..start].char_indices().next_back().map_or(0, |(i, _)| i);
     }
-    let end = source[start..]
-        .chars()
-        .next()
-        .map_or(start, |c| start + c.len_utf8());
+    let end = source[start..].chars().next().map_or(start, |c| start + c.len_utf8());
     Span::new(start, end)
 }
 
@@ -166,25 +143,13 @@ pub struct JsonPosition {
 fn json_range(span: Span, source: &str, index: &LineIndex) -> JsonRange {
     let position = |offset| {
         let p = index.position(source, offset);
-        JsonPosition {
-            line: p.line + 1,
-            column: p.char_column + 1,
-        }
+        JsonPosition { line: p.line + 1, column: p.char_column + 1 }
     };
-    JsonRange {
-        start: position(span.start),
-        end: position(span.end),
-        byte_start: span.start,
-        byte_end: span.end,
-    }
+    JsonRange { start: position(span.start), end: position(span.end), byte_start: span.start, byte_end: span.end }
 }
 
 /// The JSON form of `diagnostics` about the file `name` with text `source`.
-pub fn to_json<'a>(
-    diagnostics: &'a [Diagnostic],
-    name: &'a str,
-    source: &str,
-) -> Vec<JsonDiagnostic<'a>> {
+pub fn to_json<'a>(diagnostics: &'a [Diagnostic], name: &'a str, source: &str) -> Vec<JsonDiagnostic<'a>> {
     let index = LineIndex::new(source);
     diagnostics
         .iter()

@@ -41,11 +41,7 @@ pub fn decode(bytes: &[u8]) -> (String, Vec<Diagnostic>) {
                     Code::InvalidUtf8,
                     "the file is not valid UTF-8",
                     Span::new(start, text.len()),
-                    format!(
-                        "invalid byte{} {}",
-                        if invalid.len() > 1 { "s" } else { "" },
-                        shown.join(" ")
-                    ),
+                    format!("invalid byte{} {}", if invalid.len() > 1 { "s" } else { "" }, shown.join(" ")),
                 )
                 .with_help("save the file as UTF-8"),
             );
@@ -54,10 +50,7 @@ pub fn decode(bytes: &[u8]) -> (String, Vec<Diagnostic>) {
     if invalid_runs > MAX_REPORTS
         && let Some(last) = diagnostics.last_mut()
     {
-        last.notes.push(format!(
-            "{} more invalid byte sequences follow",
-            invalid_runs - MAX_REPORTS
-        ));
+        last.notes.push(format!("{} more invalid byte sequences follow", invalid_runs - MAX_REPORTS));
     }
     (text, diagnostics)
 }

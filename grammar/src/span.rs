@@ -17,18 +17,12 @@ impl Span {
 
     /// An empty span at `offset`, used where something is missing.
     pub fn point(offset: usize) -> Self {
-        Span {
-            start: offset,
-            end: offset,
-        }
+        Span { start: offset, end: offset }
     }
 
     /// The smallest span that covers both `self` and `other`.
     pub fn cover(self, other: Span) -> Span {
-        Span {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
     pub fn len(self) -> usize {
@@ -74,16 +68,8 @@ pub struct LineIndex {
 impl LineIndex {
     pub fn new(text: &str) -> Self {
         let mut line_starts = vec![0];
-        line_starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex {
-            line_starts,
-            len: text.len(),
-        }
+        line_starts.extend(text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1));
+        LineIndex { line_starts, len: text.len() }
     }
 
     pub fn line_count(&self) -> usize {
@@ -124,10 +110,7 @@ mod tests {
         assert_eq!(index.line_count(), 3);
         let x = text.find('x').unwrap();
         let pos = index.position(text, x);
-        assert_eq!(
-            (pos.line, pos.byte_column, pos.char_column, pos.utf16_column),
-            (1, 6, 2, 3)
-        );
+        assert_eq!((pos.line, pos.byte_column, pos.char_column, pos.utf16_column), (1, 6, 2, 3));
         // An offset inside `λ` moves back to its start.
         let inside = index.position(text, 4);
         assert_eq!((inside.line, inside.char_column), (1, 0));

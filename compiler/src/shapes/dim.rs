@@ -71,13 +71,7 @@ impl Dim {
     pub fn checked_add(&self, other: &Dim) -> Result<Dim, Overflow> {
         let mut terms = self.terms.clone();
         for (monomial, coefficient) in &other.terms {
-            let sum = checked(
-                terms
-                    .get(monomial)
-                    .copied()
-                    .unwrap_or(0)
-                    .checked_add(*coefficient),
-            )?;
+            let sum = checked(terms.get(monomial).copied().unwrap_or(0).checked_add(*coefficient))?;
             if sum == 0 {
                 terms.remove(monomial);
             } else {
@@ -88,9 +82,7 @@ impl Dim {
     }
 
     pub fn checked_neg(&self) -> Dim {
-        Dim {
-            terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect(),
-        }
+        Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect() }
     }
 
     pub fn checked_sub(&self, other: &Dim) -> Result<Dim, Overflow> {
@@ -121,14 +113,10 @@ impl Dim {
                 return None;
             }
             if let Some(n) = self.as_const() {
-                return Some(Dim::constant(
-                    n.div_euclid(d) - if d < 0 && n.rem_euclid(d) != 0 { 1 } else { 0 },
-                ));
+                return Some(Dim::constant(n.div_euclid(d) - if d < 0 && n.rem_euclid(d) != 0 { 1 } else { 0 }));
             }
             if self.terms.values().all(|c| c % d == 0) {
-                return Some(Dim {
-                    terms: self.terms.iter().map(|(m, c)| (m.clone(), c / d)).collect(),
-                });
+                return Some(Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c / d)).collect() });
             }
             let mut terms = BTreeMap::new();
             terms.insert(vec![Atom::FloorDiv(Box::new(self.clone()), d)], 1);
@@ -163,10 +151,9 @@ impl Dim {
             for atom in monomial {
                 let factor = match atom {
                     Atom::Symbol(name) => values(name).unwrap_or_else(|| Dim::symbol(name)),
-                    Atom::FloorDiv(inner, d) => inner
-                        .substitute(values)?
-                        .floor_div(&Dim::constant(*d))
-                        .expect("d is a nonzero constant"),
+                    Atom::FloorDiv(inner, d) => {
+                        inner.substitute(values)?.floor_div(&Dim::constant(*d)).expect("d is a nonzero constant")
+                    }
                 };
                 term = term.checked_mul(&factor)?;
             }
@@ -250,10 +237,7 @@ impl fmt::Display for Dim {
             // Repeated factors print as powers: `width^2·B`.
             let mut j = 0;
             while j < monomial.len() {
-                let run = monomial[j..]
-                    .iter()
-                    .take_while(|a| **a == monomial[j])
-                    .count();
+                let run = monomial[j..].iter().take_while(|a| **a == monomial[j]).count();
                 if j > 0 {
                     f.write_str("·")?;
                 }
@@ -271,11 +255,7 @@ impl fmt::Display for Dim {
 impl Dim {
     /// The dimension as a factor in a product: parenthesised if it is a sum.
     pub fn factor_string(&self) -> String {
-        if self.is_single_term() {
-            self.to_string()
-        } else {
-            format!("({self})")
-        }
+        if self.is_single_term() { self.to_string() } else { format!("({self})") }
     }
 }
 
@@ -291,11 +271,7 @@ mod tests {
     fn canonical_forms_compare_equal() {
         let b = Dim::symbol("B");
         let h = Dim::symbol("hidden");
-        let left = b
-            .checked_mul(&h)
-            .unwrap()
-            .checked_add(&h.checked_mul(&c(2)).unwrap())
-            .unwrap();
+        let left = b.checked_mul(&h).unwrap().checked_add(&h.checked_mul(&c(2)).unwrap()).unwrap();
         let right = h.checked_mul(&b.checked_add(&c(2)).unwrap()).unwrap();
         assert_eq!(left, right);
         assert_eq!(left.to_string(), "B·hidden + 2·hidden");

@@ -6,8 +6,7 @@ use super::layers::{self, Applied, Setting, Settings, Site};
 use super::{ModelReport, Row, RowKind, Shape, ShapeAnalysis, ShapeFact};
 use crate::builtins::{self, ArgKind, Kind};
 use nnc_grammar::{
-    Arg, BinaryOp, Code, Diagnostic, Expr, ExprKind, File, FnDef, Item, LineIndex, ModelDef, Span,
-    Stmt,
+    Arg, BinaryOp, Code, Diagnostic, Expr, ExprKind, File, FnDef, Item, LineIndex, ModelDef, Span, Stmt,
 };
 use std::collections::HashMap;
 
@@ -38,10 +37,7 @@ pub(crate) struct Value {
 impl Value {
     pub fn new(shape: Shape) -> Value {
         let why = vec![Vec::new(); shape.rank()];
-        Value {
-            shape: Some(shape),
-            why,
-        }
+        Value { shape: Some(shape), why }
     }
 
     pub fn unknown() -> Value {
@@ -111,10 +107,7 @@ pub fn analyze_shapes(file: &File, source: &str) -> ShapeAnalysis {
                 engine.out.diagnostics.append(&mut frame.diagnostics);
                 engine.out.facts.append(&mut frame.facts);
                 if let Some(shape) = &value.shape {
-                    engine.out.facts.push(ShapeFact {
-                        span: stmt.name.span,
-                        shape: shape.clone(),
-                    });
+                    engine.out.facts.push(ShapeFact { span: stmt.name.span, shape: shape.clone() });
                 }
                 constants.insert(stmt.name.name.clone(), value);
             }
@@ -200,25 +193,15 @@ impl<'a> Engine<'a> {
 
     /// The call as a short label: its text on one line, cut at 60 characters.
     fn label(&self, span: Span) -> String {
-        let text: String = self
-            .text(span)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        if text.chars().count() > 60 {
-            format!("{}...", text.chars().take(57).collect::<String>())
-        } else {
-            text
-        }
+        let text: String = self.text(span).split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.chars().count() > 60 { format!("{}...", text.chars().take(57).collect::<String>()) } else { text }
     }
 
     /// A whole-number expression over model arguments and symbols.
     fn dim(&self, expr: &Expr, frame: &Frame) -> Option<Dim> {
         match &expr.kind {
             ExprKind::Int(v) => Some(Dim::constant(*v as i128)),
-            ExprKind::Float(v) if v.fract() == 0.0 && v.abs() < 1e18 => {
-                Some(Dim::constant(*v as i128))
-            }
+            ExprKind::Float(v) if v.fract() == 0.0 && v.abs() < 1e18 => Some(Dim::constant(*v as i128)),
             ExprKind::Name(name) => frame.dims.get(name).cloned(),
             ExprKind::Paren(inner) => self.dim(inner, frame),
             ExprKind::Neg(inner) => Some(self.dim(inner, frame)?.checked_neg()),
@@ -245,15 +228,8 @@ impl<'a> Engine<'a> {
             ExprKind::Float(v) => Some(*v),
             ExprKind::Paren(inner) => self.real(inner, frame),
             ExprKind::Neg(inner) => self.real(inner, frame).map(|v| -v),
-            ExprKind::Binary {
-                op: BinaryOp::Div,
-                lhs,
-                rhs,
-            } => Some(self.real(lhs, frame)? / self.real(rhs, frame)?),
-            _ => self
-                .dim(expr, frame)
-                .and_then(|d| d.as_const())
-                .map(|v| v as f64),
+            ExprKind::Binary { op: BinaryOp::Div, lhs, rhs } => Some(self.real(lhs, frame)? / self.real(rhs, frame)?),
+            _ => self.dim(expr, frame).and_then(|d| d.as_const()).map(|v| v as f64),
         }
     }
 
@@ -279,10 +255,7 @@ impl<'a> Engine<'a> {
     fn model_args(&self, def: &ModelDef, args: &[Arg], frame: &mut Frame) -> HashMap<String, Dim> {
         let mut values: HashMap<String, Dim> = HashMap::new();
         let mut positional = def.params.iter();
-        for arg in args
-            .iter()
-            .filter(|a| !self.mentions_tensor(&a.value, frame))
-        {
+        for arg in args.iter().filter(|a| !self.mentions_tensor(&a.value, frame)) {
             let param = match &arg.name {
                 Some(name) => def.params.iter().find(|p| p.name.name == name.name),
                 None => positional.next(),
@@ -325,10 +298,7 @@ impl<'a> Engine<'a> {
                 let span = param.default.as_ref().map_or(param.span, |d| d.span);
                 frame.error(Diagnostic::new(
                     Code::EmptyDimension,
-                    format!(
-                        "`{}` is {value}, but sizes must be at least 1",
-                        param.name.name
-                    ),
+                    format!("`{}` is {value}, but sizes must be at least 1", param.name.name),
                     span,
                     "not a positive size",
                 ));
@@ -338,11 +308,7 @@ impl<'a> Engine<'a> {
         let mut report = ModelReport {
             name: def.name.name.clone(),
             span: def.name.span,
-            args: def
-                .params
-                .iter()
-                .map(|p| (p.name.name.clone(), frame.dims[&p.name.name].to_string()))
-                .collect(),
+            args: def.params.iter().map(|p| (p.name.name.clone(), frame.dims[&p.name.name].to_string())).collect(),
             batch: None,
             input: None,
             output: None,
@@ -374,17 +340,11 @@ impl<'a> Engine<'a> {
                     }
                     let declared = self.declared_shape(&input_stmt.shape.dims, frame);
                     current = match input {
-                        Some(given) => {
-                            self.bind_input(def, &declared, given, &input_stmt.shape.dims, frame)
-                        }
+                        Some(given) => self.bind_input(def, &declared, given, &input_stmt.shape.dims, frame),
                         None => declared,
                     };
-                    if let Some(ExprKind::Name(batch)) =
-                        input_stmt.shape.dims.first().map(|d| &d.kind)
-                        && frame
-                            .dims
-                            .get(batch)
-                            .is_some_and(|d| *d == Dim::symbol(batch))
+                    if let Some(ExprKind::Name(batch)) = input_stmt.shape.dims.first().map(|d| &d.kind)
+                        && frame.dims.get(batch).is_some_and(|d| *d == Dim::symbol(batch))
                     {
                         frame.batch = Some(batch.clone());
                         report.batch = Some(batch.clone());
@@ -408,12 +368,7 @@ impl<'a> Engine<'a> {
                         row.formulas.push(format!(
                             "{} [{}]: {}",
                             param.name.name,
-                            shape
-                                .0
-                                .iter()
-                                .map(|d| d.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
+                            shape.0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
                             row.params()
                         ));
                         self.check_size(shape, param.span, &param.name.name, frame);
@@ -431,10 +386,7 @@ impl<'a> Engine<'a> {
                     if frame.record
                         && let Some(shape) = &value.shape
                     {
-                        frame.facts.push(ShapeFact {
-                            span: let_stmt.name.span,
-                            shape: shape.clone(),
-                        });
+                        frame.facts.push(ShapeFact { span: let_stmt.name.span, shape: shape.clone() });
                     }
                     frame.tensors.insert(let_stmt.name.name.clone(), value);
                 }
@@ -461,17 +413,12 @@ impl<'a> Engine<'a> {
             }
             if frame.diagnostics.iter().filter(|d| d.is_error()).count() > errors_before {
                 row.failed = true;
-                current = if row.kind == RowKind::Input
-                    || row.kind == RowKind::Param
-                    || row.kind == RowKind::Let
-                {
+                current = if row.kind == RowKind::Input || row.kind == RowKind::Param || row.kind == RowKind::Let {
                     current
                 } else {
                     Value::unknown()
                 };
-                row.shape = row
-                    .shape
-                    .filter(|_| row.kind != RowKind::Layer && row.kind != RowKind::Expr);
+                row.shape = row.shape.filter(|_| row.kind != RowKind::Layer && row.kind != RowKind::Expr);
             }
             if let Some(shape) = &row.shape {
                 // The batch does not count: a tensor too large for one example is the mistake.
@@ -502,10 +449,7 @@ impl<'a> Engine<'a> {
             }
             report.failed |= row.failed;
             report.params = report.params.checked_add(&row.params()).unwrap_or_default();
-            report.mult_adds = report
-                .mult_adds
-                .checked_add(&row.mult_adds)
-                .unwrap_or_default();
+            report.mult_adds = report.mult_adds.checked_add(&row.mult_adds).unwrap_or_default();
             report.rows.push(row);
         }
         report.output = current.shape.clone();
@@ -519,88 +463,59 @@ impl<'a> Engine<'a> {
             None => true,
             Some(count) => count.as_const().is_some_and(|n| n > MAX_ELEMENTS),
         };
-        if too_large
-            && !frame
-                .diagnostics
-                .iter()
-                .any(|d| d.code == Code::TooLarge && d.primary.span == span)
-        {
-            let count = elements.map_or_else(
-                || "more than 18446744073709551615".to_string(),
-                |c| group_digits(&c.to_string()),
-            );
+        if too_large && !frame.diagnostics.iter().any(|d| d.code == Code::TooLarge && d.primary.span == span) {
+            let count =
+                elements.map_or_else(|| "more than 18446744073709551615".to_string(), |c| group_digits(&c.to_string()));
             frame.error(
                 Diagnostic::new(
                     Code::TooLarge,
-                    format!(
-                        "`{what}` makes a tensor {shape} of {count} elements, too large to allocate"
-                    ),
+                    format!("`{what}` makes a tensor {shape} of {count} elements, too large to allocate"),
                     span,
                     "this size",
                 )
-                .with_note(format!(
-                    "the limit is {} elements (16 TiB of f32)",
-                    group_digits(&MAX_ELEMENTS.to_string())
-                ))
+                .with_note(format!("the limit is {} elements (16 TiB of f32)", group_digits(&MAX_ELEMENTS.to_string())))
                 .with_help("check the sizes of this line"),
             );
         }
     }
 
     /// Binds a model's declared input to the value given to it, reporting a mismatch.
-    fn bind_input(
-        &self,
-        def: &ModelDef,
-        declared: &Value,
-        given: &Value,
-        dims: &[Expr],
-        frame: &mut Frame,
-    ) -> Value {
+    fn bind_input(&self, def: &ModelDef, declared: &Value, given: &Value, dims: &[Expr], frame: &mut Frame) -> Value {
         let (Some(want), Some(have)) = (&declared.shape, &given.shape) else {
             return given.clone();
         };
         let mismatch = want.rank() != have.rank()
-            || dims
-                .iter()
-                .zip(want.0.iter().zip(&have.0))
-                .any(|(expr, (w, h))| {
-                    // A declared name that is a fresh symbol binds to whatever comes in.
-                    if let ExprKind::Name(name) = &expr.kind
-                        && frame.dims.get(name) == Some(&Dim::symbol(name))
-                        && *w == Dim::symbol(name)
-                    {
-                        frame.dims.insert(name.clone(), h.clone());
-                        return false;
-                    }
-                    w != h
-                });
+            || dims.iter().zip(want.0.iter().zip(&have.0)).any(|(expr, (w, h))| {
+                // A declared name that is a fresh symbol binds to whatever comes in.
+                if let ExprKind::Name(name) = &expr.kind
+                    && frame.dims.get(name) == Some(&Dim::symbol(name))
+                    && *w == Dim::symbol(name)
+                {
+                    frame.dims.insert(name.clone(), h.clone());
+                    return false;
+                }
+                w != h
+            });
         if mismatch {
             let want_now = Shape(
                 want.0
                     .iter()
-                    .map(|d| {
-                        d.substitute(&|n| frame.dims.get(n).cloned())
-                            .unwrap_or_else(|_| d.clone())
-                    })
+                    .map(|d| d.substitute(&|n| frame.dims.get(n).cloned()).unwrap_or_else(|_| d.clone()))
                     .collect(),
             );
-            frame.error(
-                Diagnostic::new(
-                    Code::ArgumentShape,
-                    format!(
-                        "`{}` takes input {want_now}, but gets {have}",
-                        def.name.name
-                    ),
-                    def.name.span,
-                    format!("input {have}"),
-                )
-                .with_secondary(
-                    dims.first().map_or(def.name.span, |d| {
-                        d.span.cover(dims.last().unwrap_or(d).span)
-                    }),
-                    "declared here",
-                ),
-            );
+            let declared_span = dims.first().map_or(def.name.span, |d| d.span.cover(dims.last().unwrap_or(d).span));
+            let declared_text = self.text(declared_span);
+            let label = if format!("[{declared_text}]") == want_now.to_string() {
+                format!("`{}` declares its input {want_now} here", def.name.name)
+            } else {
+                format!("`{}` declares its input [{declared_text}] = {want_now} here", def.name.name)
+            };
+            frame.error(Diagnostic::new(
+                Code::ArgumentShape,
+                format!("`{}` takes input {want_now}, but gets {have}", def.name.name),
+                declared_span,
+                label,
+            ));
             return Value::unknown();
         }
         given.clone()
@@ -610,16 +525,12 @@ impl<'a> Engine<'a> {
     fn layer_line<'e>(&self, expr: &'e Expr, frame: &Frame) -> Option<(&'e str, &'e [Arg])> {
         let inner = expr.unparenthesized();
         match &inner.kind {
-            ExprKind::Name(name)
-                if !frame.tensors.contains_key(name) && !frame.dims.contains_key(name) =>
-            {
+            ExprKind::Name(name) if !frame.tensors.contains_key(name) && !frame.dims.contains_key(name) => {
                 Some((name, &[]))
             }
             ExprKind::Call { callee, args }
                 if !frame.tensors.contains_key(&callee.name)
-                    && !args.first().is_some_and(|a| {
-                        a.name.is_none() && self.mentions_tensor(&a.value, frame)
-                    }) =>
+                    && !args.first().is_some_and(|a| a.name.is_none() && self.mentions_tensor(&a.value, frame)) =>
             {
                 Some((&callee.name, args))
             }
@@ -648,10 +559,9 @@ impl<'a> Engine<'a> {
             let inner = value.unparenthesized();
             let setting = match (param.kind, &inner.kind) {
                 (ArgKind::Bool, ExprKind::Bool(b)) => Some(Setting::Bool(*b)),
-                (ArgKind::IntOrPair, ExprKind::Tuple(items)) if items.len() == 2 => self
-                    .dim(&items[0], frame)
-                    .zip(self.dim(&items[1], frame))
-                    .map(|(a, b)| Setting::Pair(a, b)),
+                (ArgKind::IntOrPair, ExprKind::Tuple(items)) if items.len() == 2 => {
+                    self.dim(&items[0], frame).zip(self.dim(&items[1], frame)).map(|(a, b)| Setting::Pair(a, b))
+                }
                 (ArgKind::Real, _) => self.real(value, frame).map(Setting::Real),
                 (ArgKind::Int | ArgKind::IntOrPair, _) => self.dim(value, frame).map(Setting::Int),
                 _ => None,
@@ -664,14 +574,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Applies the layer or function `name` with settings `args` to `input`.
-    fn apply(
-        &mut self,
-        name: &str,
-        args: &[Arg],
-        input: &Value,
-        span: Span,
-        frame: &mut Frame,
-    ) -> Applied {
+    fn apply(&mut self, name: &str, args: &[Arg], input: &Value, span: Span, frame: &mut Frame) -> Applied {
         let label = self.label(span);
         if let Some(&def) = self.models.get(name) {
             return self.apply_model(def, args, input, span, frame);
@@ -679,23 +582,13 @@ impl<'a> Engine<'a> {
         if let Some(&def) = self.fns.get(name) {
             let mut values = vec![input.clone()];
             values.extend(args.iter().map(|a| self.expr(&a.value, frame)));
-            return Applied {
-                value: self.call_fn(def, &values, span, frame),
-                ..Applied::default()
-            };
+            return Applied { value: self.call_fn(def, &values, span, frame), ..Applied::default() };
         }
         let Some(builtin) = builtins::lookup(name) else {
-            return Applied {
-                value: Value::unknown(),
-                ..Applied::default()
-            };
+            return Applied { value: Value::unknown(), ..Applied::default() };
         };
         let batch = frame.batch.clone();
-        let site = Site {
-            span,
-            label: &label,
-            batch: batch.as_deref(),
-        };
+        let site = Site { span, label: &label, batch: batch.as_deref() };
         let result = match builtin.kind {
             Kind::Layer | Kind::Activation => {
                 let settings = self.settings(builtin, builtin.params, args, frame);
@@ -707,26 +600,16 @@ impl<'a> Engine<'a> {
                     "reshape" => layers::reshape(&site, &settings, input),
                     "softmax" | "log_softmax" => layers::along_axis(&site, &settings, input),
                     "dropout" => layers::dropout(&site, &settings, input),
-                    _ => Ok(Applied {
-                        value: input.clone(),
-                        ..Applied::default()
-                    }),
+                    _ => Ok(Applied { value: input.clone(), ..Applied::default() }),
                 }
             }
             Kind::Function | Kind::Loss => {
                 let mut operands = vec![input.clone()];
-                operands.extend(
-                    args.iter()
-                        .filter(|a| a.name.is_none())
-                        .map(|a| self.expr(&a.value, frame)),
-                );
+                operands.extend(args.iter().filter(|a| a.name.is_none()).map(|a| self.expr(&a.value, frame)));
                 let settings = self.settings(builtin, builtin.params, args, frame);
                 self.function(name, &operands, &settings, &site)
             }
-            _ => Ok(Applied {
-                value: Value::unknown(),
-                ..Applied::default()
-            }),
+            _ => Ok(Applied { value: Value::unknown(), ..Applied::default() }),
         };
         match result {
             Ok(mut applied) => {
@@ -735,28 +618,15 @@ impl<'a> Engine<'a> {
             }
             Err(diagnostic) => {
                 frame.error(diagnostic);
-                Applied {
-                    value: Value::unknown(),
-                    ..Applied::default()
-                }
+                Applied { value: Value::unknown(), ..Applied::default() }
             }
         }
     }
 
     /// A user model used as a layer: walked again with its arguments and this input.
-    fn apply_model(
-        &mut self,
-        def: &ModelDef,
-        args: &[Arg],
-        input: &Value,
-        span: Span,
-        frame: &mut Frame,
-    ) -> Applied {
+    fn apply_model(&mut self, def: &ModelDef, args: &[Arg], input: &Value, span: Span, frame: &mut Frame) -> Applied {
         if frame.depth >= MAX_DEPTH {
-            return Applied {
-                value: Value::unknown(),
-                ..Applied::default()
-            };
+            return Applied { value: Value::unknown(), ..Applied::default() };
         }
         let values = self.model_args(def, args, frame);
         let mut inner = Frame::new(frame.depth + 1, false);
@@ -772,16 +642,9 @@ impl<'a> Engine<'a> {
             }
             _ => Value::unknown(),
         };
-        let (weights, biases) =
-            report
-                .rows
-                .iter()
-                .fold((Dim::default(), Dim::default()), |(w, b), row| {
-                    (
-                        w.checked_add(&row.weights).unwrap_or_default(),
-                        b.checked_add(&row.biases).unwrap_or_default(),
-                    )
-                });
+        let (weights, biases) = report.rows.iter().fold((Dim::default(), Dim::default()), |(w, b), row| {
+            (w.checked_add(&row.weights).unwrap_or_default(), b.checked_add(&row.biases).unwrap_or_default())
+        });
         Applied {
             value,
             weights,
@@ -808,11 +671,7 @@ impl<'a> Engine<'a> {
         }
         let mut diagnostic = Diagnostic::new(
             first.code,
-            format!(
-                "`{}` does not fit here: {}",
-                self.label(span),
-                first.message
-            ),
+            format!("`{}` does not fit here: {}", self.label(span), first.message),
             span,
             "used here",
         )
@@ -837,20 +696,16 @@ impl<'a> Engine<'a> {
                     let want = self.declared_shape(&declared.dims, &mut inner);
                     let want_shape = want.shape.clone().unwrap_or_default();
                     let matches = want_shape.rank() == have.rank()
-                        && declared
-                            .dims
-                            .iter()
-                            .zip(want_shape.0.iter().zip(&have.0))
-                            .all(|(expr, (w, h))| {
-                                if let ExprKind::Name(name) = &expr.kind
-                                    && inner.dims.get(name) == Some(&Dim::symbol(name))
-                                    && *w == Dim::symbol(name)
-                                {
-                                    inner.dims.insert(name.clone(), h.clone());
-                                    return true;
-                                }
-                                inner.dims.get(&w.to_string()).unwrap_or(w) == h
-                            });
+                        && declared.dims.iter().zip(want_shape.0.iter().zip(&have.0)).all(|(expr, (w, h))| {
+                            if let ExprKind::Name(name) = &expr.kind
+                                && inner.dims.get(name) == Some(&Dim::symbol(name))
+                                && *w == Dim::symbol(name)
+                            {
+                                inner.dims.insert(name.clone(), h.clone());
+                                return true;
+                            }
+                            inner.dims.get(&w.to_string()).unwrap_or(w) == h
+                        });
                     if !matches {
                         frame.error(
                             Diagnostic::new(
@@ -873,11 +728,7 @@ impl<'a> Engine<'a> {
             inner.tensors.insert(param.name.name.clone(), bound);
         }
         let result = self.expr(&def.body, &mut inner);
-        if self.report_nested(&inner, &def.name.name, span, frame) {
-            Value::unknown()
-        } else {
-            result
-        }
+        if self.report_nested(&inner, &def.name.name, span, frame) { Value::unknown() } else { result }
     }
 
     /// An expression's value, with the parameters and mult-adds of the layers inside it.
@@ -897,36 +748,22 @@ impl<'a> Engine<'a> {
         if frame.record
             && let Some(shape) = &value.shape
         {
-            frame.facts.push(ShapeFact {
-                span: expr.span,
-                shape: shape.clone(),
-            });
+            frame.facts.push(ShapeFact { span: expr.span, shape: shape.clone() });
         }
         value
     }
 
     fn add_costs(costs: &mut Applied, applied: &Applied) {
-        costs.weights = costs
-            .weights
-            .checked_add(&applied.weights)
-            .unwrap_or_default();
-        costs.biases = costs
-            .biases
-            .checked_add(&applied.biases)
-            .unwrap_or_default();
-        costs.mult_adds = costs
-            .mult_adds
-            .checked_add(&applied.mult_adds)
-            .unwrap_or_default();
+        costs.weights = costs.weights.checked_add(&applied.weights).unwrap_or_default();
+        costs.biases = costs.biases.checked_add(&applied.biases).unwrap_or_default();
+        costs.mult_adds = costs.mult_adds.checked_add(&applied.mult_adds).unwrap_or_default();
         costs.formulas.extend(applied.formulas.iter().cloned());
     }
 
     fn expr_inner(&mut self, expr: &Expr, frame: &mut Frame, costs: &mut Applied) -> Value {
         match &expr.kind {
             ExprKind::Int(_) | ExprKind::Float(_) => Value::scalar(),
-            ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error | ExprKind::Tuple(_) => {
-                Value::unknown()
-            }
+            ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error | ExprKind::Tuple(_) => Value::unknown(),
             ExprKind::Name(name) => match frame.tensors.get(name) {
                 Some(value) => value.clone(),
                 None if frame.dims.contains_key(name) => Value::scalar(),
@@ -938,11 +775,7 @@ impl<'a> Engine<'a> {
                 transpose(&value)
             }
             ExprKind::Array(items) => self.array(expr, items, frame),
-            ExprKind::Binary {
-                op: BinaryOp::Pipe,
-                lhs,
-                rhs,
-            } => {
+            ExprKind::Binary { op: BinaryOp::Pipe, lhs, rhs } => {
                 let input = self.expr_costed(lhs, frame, costs);
                 let target = rhs.unparenthesized();
                 let (name, args): (&str, &[Arg]) = match &target.kind {
@@ -958,16 +791,21 @@ impl<'a> Engine<'a> {
                 let a = self.expr_costed(lhs, frame, costs);
                 let b = self.expr_costed(rhs, frame, costs);
                 let label = self.label(expr.span);
-                let site = Site {
-                    span: expr.span,
-                    label: &label,
-                    batch: frame.batch.as_deref(),
-                };
-                let result = if *op == BinaryOp::MatMul {
+                let site = Site { span: expr.span, label: &label, batch: frame.batch.as_deref() };
+                let mut result = if *op == BinaryOp::MatMul {
                     matmul(&site, &a, &b, lhs.span, rhs.span)
                 } else {
                     broadcast(&site, &a, &b, op.symbol(), lhs.span, rhs.span)
                 };
+                // `x @ w^T` that does not fit: the transpose, not a missing one, is the problem.
+                if let (Err(diagnostic), ExprKind::Transpose(_)) = (&mut result, &rhs.unparenthesized().kind)
+                    && diagnostic.help.as_deref().is_some_and(|h| h.starts_with("transpose the right side"))
+                {
+                    diagnostic.help = Some(
+                        "the right side is transposed by `^T`; without it the product fits, or declare it with its dimensions swapped"
+                            .to_string(),
+                    );
+                }
                 match result {
                     Ok(applied) => {
                         Self::add_costs(costs, &applied);
@@ -982,10 +820,7 @@ impl<'a> Engine<'a> {
             ExprKind::Call { callee, args } => {
                 let name = callee.name.as_str();
                 if let Some(&def) = self.fns.get(name) {
-                    let values: Vec<Value> = args
-                        .iter()
-                        .map(|a| self.expr_costed(&a.value, frame, costs))
-                        .collect();
+                    let values: Vec<Value> = args.iter().map(|a| self.expr_costed(&a.value, frame, costs)).collect();
                     return self.call_fn(def, &values, expr.span, frame);
                 }
                 // A layer with its input as the first argument: `linear(h, width)`.
@@ -994,8 +829,7 @@ impl<'a> Engine<'a> {
                     _ => (None, args.as_slice()),
                 };
                 let is_layer = self.models.contains_key(name)
-                    || builtins::lookup(name)
-                        .is_some_and(|b| matches!(b.kind, Kind::Layer | Kind::Activation));
+                    || builtins::lookup(name).is_some_and(|b| matches!(b.kind, Kind::Layer | Kind::Activation));
                 if is_layer {
                     let Some(input) = input else {
                         return Value::unknown();
@@ -1005,8 +839,7 @@ impl<'a> Engine<'a> {
                     Self::add_costs(costs, &applied);
                     return applied.value;
                 }
-                let Some(builtin) = builtins::lookup(name)
-                    .filter(|b| matches!(b.kind, Kind::Function | Kind::Loss))
+                let Some(builtin) = builtins::lookup(name).filter(|b| matches!(b.kind, Kind::Function | Kind::Loss))
                 else {
                     return Value::unknown();
                 };
@@ -1017,11 +850,7 @@ impl<'a> Engine<'a> {
                     .collect();
                 let settings = self.settings(builtin, builtin.params, args, frame);
                 let label = self.label(expr.span);
-                let site = Site {
-                    span: expr.span,
-                    label: &label,
-                    batch: frame.batch.as_deref(),
-                };
+                let site = Site { span: expr.span, label: &label, batch: frame.batch.as_deref() };
                 match self.function(name, &operands, &settings, &site) {
                     Ok(applied) => {
                         Self::add_costs(costs, &applied);
@@ -1079,10 +908,7 @@ impl<'a> Engine<'a> {
         site: &Site<'_>,
     ) -> Result<Applied, Diagnostic> {
         let Some(x) = operands.first() else {
-            return Ok(Applied {
-                value: Value::unknown(),
-                ..Applied::default()
-            });
+            return Ok(Applied { value: Value::unknown(), ..Applied::default() });
         };
         let value = match name {
             "transpose" => transpose(x),
@@ -1108,12 +934,7 @@ impl<'a> Engine<'a> {
                 x.clone()
             }
             "conv" => {
-                return conv(
-                    site,
-                    x,
-                    operands.get(1).unwrap_or(&Value::unknown()),
-                    settings,
-                );
+                return conv(site, x, operands.get(1).unwrap_or(&Value::unknown()), settings);
             }
             "mse" | "bce" => {
                 if let Some(t) = operands.get(1) {
@@ -1124,22 +945,16 @@ impl<'a> Engine<'a> {
             "cross_entropy" => Value::scalar(),
             _ => x.clone(),
         };
-        Ok(Applied {
-            value,
-            ..Applied::default()
-        })
+        Ok(Applied { value, ..Applied::default() })
     }
 }
 
 impl Settings {
     fn get_axis(&self) -> Option<(i128, Span)> {
-        self.named
-            .iter()
-            .find(|(n, _, _)| *n == "axis")
-            .and_then(|(_, s, span)| match s {
-                Setting::Int(d) => d.as_const().map(|v| (v, *span)),
-                _ => None,
-            })
+        self.named.iter().find(|(n, _, _)| *n == "axis").and_then(|(_, s, span)| match s {
+            Setting::Int(d) => d.as_const().map(|v| (v, *span)),
+            _ => None,
+        })
     }
 }
 
@@ -1169,31 +984,19 @@ fn broadcast(
     b_span: Span,
 ) -> Result<Applied, Diagnostic> {
     let (Some(sa), Some(sb)) = (&a.shape, &b.shape) else {
-        return Ok(Applied {
-            value: Value::unknown(),
-            ..Applied::default()
-        });
+        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
     let rank = sa.rank().max(sb.rank());
     let mut dims = Vec::with_capacity(rank);
     let mut why = Vec::with_capacity(rank);
     let one = Dim::constant(1);
     for i in 0..rank {
-        let da = (i + sa.rank())
-            .checked_sub(rank)
-            .map(|j| (&sa.0[j], &a.why[j]));
-        let db = (i + sb.rank())
-            .checked_sub(rank)
-            .map(|j| (&sb.0[j], &b.why[j]));
+        let da = (i + sa.rank()).checked_sub(rank).map(|j| (&sa.0[j], &a.why[j]));
+        let db = (i + sb.rank()).checked_sub(rank).map(|j| (&sb.0[j], &b.why[j]));
         let (dim, reasons) = match (da, db) {
-            (Some((x, wx)), Some((y, wy))) if x == y => (
-                x.clone(),
-                if wx.is_empty() {
-                    wy.clone()
-                } else {
-                    wx.clone()
-                },
-            ),
+            (Some((x, wx)), Some((y, wy))) if x == y => {
+                (x.clone(), if wx.is_empty() { wy.clone() } else { wx.clone() })
+            }
             (Some((x, _)), Some((y, wy))) if *x == one => (y.clone(), wy.clone()),
             (Some((x, wx)), Some((y, _))) if *y == one => (x.clone(), wx.clone()),
             (Some((x, _)), None) | (None, Some((x, _))) => {
@@ -1221,28 +1024,13 @@ fn broadcast(
         dims.push(dim);
         why.push(reasons);
     }
-    Ok(Applied {
-        value: Value {
-            shape: Some(Shape(dims)),
-            why,
-        },
-        ..Applied::default()
-    })
+    Ok(Applied { value: Value { shape: Some(Shape(dims)), why }, ..Applied::default() })
 }
 
 /// The matrix product, with NumPy's rules for vectors and batches.
-fn matmul(
-    site: &Site<'_>,
-    a: &Value,
-    b: &Value,
-    a_span: Span,
-    b_span: Span,
-) -> Result<Applied, Diagnostic> {
+fn matmul(site: &Site<'_>, a: &Value, b: &Value, a_span: Span, b_span: Span) -> Result<Applied, Diagnostic> {
     let (Some(sa), Some(sb)) = (&a.shape, &b.shape) else {
-        return Ok(Applied {
-            value: Value::unknown(),
-            ..Applied::default()
-        });
+        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
     if sa.rank() == 0 || sb.rank() == 0 {
         return Err(Diagnostic::new(
@@ -1254,17 +1042,11 @@ fn matmul(
         .with_help("use `*` to multiply by a scalar"));
     }
     let k_a = sa.0[sa.rank() - 1].clone();
-    let k_b = if sb.rank() == 1 {
-        sb.0[0].clone()
-    } else {
-        sb.0[sb.rank() - 2].clone()
-    };
+    let k_b = if sb.rank() == 1 { sb.0[0].clone() } else { sb.0[sb.rank() - 2].clone() };
     if k_a != k_b {
         let diagnostic = Diagnostic::new(
             Code::MatmulMismatch,
-            format!(
-                "`@` cannot multiply {sa} by {sb}: the inner dimensions {k_a} and {k_b} differ"
-            ),
+            format!("`@` cannot multiply {sa} by {sb}: the inner dimensions {k_a} and {k_b} differ"),
             site.span,
             format!("{k_a} columns against {k_b} rows"),
         )
@@ -1273,8 +1055,7 @@ fn matmul(
         .with_help(if sb.rank() >= 2 && sb.0[sb.rank() - 1] == k_a {
             "transpose the right side: `a @ b^T`".to_string()
         } else {
-            "the last dimension of the left must equal the first of the right's last two"
-                .to_string()
+            "the last dimension of the left must equal the first of the right's last two".to_string()
         });
         return Err(diagnostic);
     }
@@ -1288,43 +1069,25 @@ fn matmul(
         batch.extend(dims);
         dims = batch;
     }
-    let rows: Dim = sa.0[..sa.rank() - 1]
-        .iter()
-        .try_fold(Dim::constant(1), |acc, d| acc.checked_mul(d).ok())
-        .unwrap_or_default();
-    let cols = if sb.rank() >= 2 {
-        sb.0[sb.rank() - 1].clone()
-    } else {
-        Dim::constant(1)
-    };
-    let mult_adds = rows
-        .checked_mul(&k_a)
-        .and_then(|d| d.checked_mul(&cols))
-        .unwrap_or_default();
+    let rows: Dim =
+        sa.0[..sa.rank() - 1].iter().try_fold(Dim::constant(1), |acc, d| acc.checked_mul(d).ok()).unwrap_or_default();
+    let cols = if sb.rank() >= 2 { sb.0[sb.rank() - 1].clone() } else { Dim::constant(1) };
+    let mult_adds = rows.checked_mul(&k_a).and_then(|d| d.checked_mul(&cols)).unwrap_or_default();
     let mult_adds = match site.batch {
-        Some(batch) => mult_adds
-            .substitute(&|n| (n == batch).then(|| Dim::constant(1)))
-            .unwrap_or(mult_adds),
+        Some(batch) => mult_adds.substitute(&|n| (n == batch).then(|| Dim::constant(1))).unwrap_or(mult_adds),
         None => mult_adds,
     };
     let mut value = Value::new(Shape(dims));
     if sa.rank() >= 2 {
         value.why[0] = a.why[0].clone();
     }
-    Ok(Applied {
-        value,
-        mult_adds,
-        ..Applied::default()
-    })
+    Ok(Applied { value, mult_adds, ..Applied::default() })
 }
 
 /// `conv(x, w)`: 2-D `[H, W]` with `[kh, kw]`, or `[N, C, H, W]` with `[O, C, kh, kw]`.
 fn conv(site: &Site<'_>, x: &Value, w: &Value, settings: &Settings) -> Result<Applied, Diagnostic> {
     let (Some(sx), Some(sw)) = (&x.shape, &w.shape) else {
-        return Ok(Applied {
-            value: Value::unknown(),
-            ..Applied::default()
-        });
+        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
     let stride = settings
         .named
@@ -1357,10 +1120,9 @@ fn conv(site: &Site<'_>, x: &Value, w: &Value, settings: &Settings) -> Result<Ap
     };
     let (dims, spatial) = match (sx.rank(), sw.rank()) {
         (2, 2) => (vec![], (&sx.0[0], &sx.0[1], &sw.0[0], &sw.0[1])),
-        (4, 4) if sx.0[1] == sw.0[1] => (
-            vec![sx.0[0].clone(), sw.0[0].clone()],
-            (&sx.0[2], &sx.0[3], &sw.0[2], &sw.0[3]),
-        ),
+        (4, 4) if sx.0[1] == sw.0[1] => {
+            (vec![sx.0[0].clone(), sw.0[0].clone()], (&sx.0[2], &sx.0[3], &sw.0[2], &sw.0[3]))
+        }
         _ => {
             return Err(Diagnostic::new(
                 Code::ArgumentShape,
@@ -1383,10 +1145,7 @@ fn conv(site: &Site<'_>, x: &Value, w: &Value, settings: &Settings) -> Result<Ap
     let mut dims = dims;
     dims.push(ho);
     dims.push(wo);
-    Ok(Applied {
-        value: Value::new(Shape(dims)),
-        ..Applied::default()
-    })
+    Ok(Applied { value: Value::new(Shape(dims)), ..Applied::default() })
 }
 
 /// `1234567` as `1,234,567`.

@@ -25,17 +25,11 @@ pub(super) struct Settings {
 
 impl Settings {
     fn get(&self, name: &str) -> Option<&Setting> {
-        self.named
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map(|(_, s, _)| s)
+        self.named.iter().find(|(n, _, _)| *n == name).map(|(_, s, _)| s)
     }
 
     fn span(&self, name: &str) -> Option<Span> {
-        self.named
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map(|(_, _, s)| *s)
+        self.named.iter().find(|(n, _, _)| *n == name).map(|(_, _, s)| *s)
     }
 
     fn int(&self, name: &str) -> Option<Dim> {
@@ -83,10 +77,7 @@ pub(super) struct Applied {
 
 impl Applied {
     fn same(input: &Value) -> Applied {
-        Applied {
-            value: input.clone(),
-            ..Applied::default()
-        }
+        Applied { value: input.clone(), ..Applied::default() }
     }
 }
 
@@ -104,10 +95,7 @@ pub(super) struct Site<'a> {
 fn overflow(site: &Site<'_>, what: &str) -> Diagnostic {
     Diagnostic::new(
         Code::TooLarge,
-        format!(
-            "`{}` is too large: {what} does not fit in 64 bits",
-            site.label
-        ),
+        format!("`{}` is too large: {what} does not fit in 64 bits", site.label),
         site.span,
         "too large",
     )
@@ -124,9 +112,7 @@ fn add(site: &Site<'_>, a: &Dim, b: &Dim, what: &str) -> Result<Dim, Diagnostic>
 
 fn per_example(dim: Dim, batch: Option<&str>) -> Dim {
     match batch {
-        Some(b) => dim
-            .substitute(&|name| (name == b).then(|| Dim::constant(1)))
-            .unwrap_or(dim),
+        Some(b) => dim.substitute(&|name| (name == b).then(|| Dim::constant(1))).unwrap_or(dim),
         None => dim,
     }
 }
@@ -136,10 +122,7 @@ pub(super) fn explain(mut diagnostic: Diagnostic, input: &Value, axes: &[usize])
     let mut shown: Vec<Span> = Vec::new();
     for &axis in axes {
         for origin in input.why.get(axis).map(Vec::as_slice).unwrap_or(&[]) {
-            if shown.len() < 4
-                && !shown.contains(&origin.span)
-                && origin.span != diagnostic.primary.span
-            {
+            if shown.len() < 4 && !shown.contains(&origin.span) && origin.span != diagnostic.primary.span {
                 shown.push(origin.span);
                 diagnostic = diagnostic.with_secondary(origin.span, origin.text.clone());
             }
@@ -168,10 +151,7 @@ fn require_rank(
     }
     let diagnostic = Diagnostic::new(
         Code::LayerInputShape,
-        format!(
-            "`{}` needs a {rank}-dimensional input {layout}, but gets {shape}",
-            site.label
-        ),
+        format!("`{}` needs a {rank}-dimensional input {layout}, but gets {shape}", site.label),
         site.span,
         format!("the input here is {shape}"),
     )
@@ -191,14 +171,9 @@ pub(super) fn linear(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
         _ => None,
     };
     require_rank(site, input, 2, "[batch, features]", help)?;
-    let out = settings
-        .int("out_features")
-        .unwrap_or_else(|| Dim::constant(1));
+    let out = settings.int("out_features").unwrap_or_else(|| Dim::constant(1));
     let Some(shape) = shape_of(input) else {
-        return Ok(Applied {
-            value: Value::unknown(),
-            ..Applied::default()
-        });
+        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
     let features = shape.0[1].clone();
     if let Some(declared) = settings.int("in_features")
@@ -208,17 +183,12 @@ pub(super) fn linear(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
         let out_text = out.to_string();
         let diagnostic = Diagnostic::new(
             Code::FeatureMismatch,
-            format!(
-                "`{}` expects {declared} input features, but its input has {features}",
-                site.label
-            ),
+            format!("`{}` expects {declared} input features, but its input has {features}", site.label),
             label,
             format!("{declared} input features declared here"),
         )
         .with_secondary(site.span, format!("the input is {shape}"))
-        .with_help(format!(
-            "use `linear({out_text})`; its inputs come from the previous layer"
-        ));
+        .with_help(format!("use `linear({out_text})`; its inputs come from the previous layer"));
         return Err(explain(diagnostic, input, &[1]));
     }
     let weights = mul(site, &out, &features, "the weight count")?;
@@ -226,27 +196,15 @@ pub(super) fn linear(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
     let biases = if bias { out.clone() } else { Dim::default() };
     let mut value = Value::new(Shape(vec![shape.0[0].clone(), out.clone()]));
     value.why[0] = input.why[0].clone();
-    let mut formulas = vec![format!(
-        "weight [{out}, {features}]: {out}·{features} = {weights}"
-    )];
+    let mut formulas = vec![format!("weight [{out}, {features}]: {out}·{features} = {weights}")];
     if bias {
         formulas.push(format!("bias [{out}]: {out}"));
     }
-    Ok(Applied {
-        value,
-        mult_adds: weights.clone(),
-        weights,
-        biases,
-        formulas,
-        warnings: vec![],
-    })
+    Ok(Applied { value, mult_adds: weights.clone(), weights, biases, formulas, warnings: vec![] })
 }
 
 fn flat_text(shape: &Shape) -> String {
-    match shape.0[1..]
-        .iter()
-        .try_fold(Dim::constant(1), |acc, d| acc.checked_mul(d).ok())
-    {
+    match shape.0[1..].iter().try_fold(Dim::constant(1), |acc, d| acc.checked_mul(d).ok()) {
         Some(d) => d.to_string(),
         None => "...".to_string(),
     }
@@ -263,15 +221,8 @@ fn window_axis(
     stride: &Dim,
     pad: &Dim,
 ) -> Result<(Dim, String, i128), Diagnostic> {
-    let padded = add(
-        site,
-        n,
-        &mul(site, &Dim::constant(2), pad, "the padded size")?,
-        "the padded size",
-    )?;
-    let span = padded
-        .checked_sub(kernel)
-        .map_err(|_| overflow(site, "the output size"))?;
+    let padded = add(site, n, &mul(site, &Dim::constant(2), pad, "the padded size")?, "the padded size")?;
+    let span = padded.checked_sub(kernel).map_err(|_| overflow(site, "the output size"))?;
     let Some(steps) = span.floor_div(stride) else {
         return Err(Diagnostic::new(
             Code::EmptyDimension,
@@ -281,26 +232,11 @@ fn window_axis(
         ));
     };
     let out = add(site, &steps, &Dim::constant(1), "the output size")?;
-    let pad_text = if pad.as_const() == Some(0) {
-        String::new()
-    } else {
-        format!(" + 2·{}", pad.factor_string())
-    };
+    let pad_text = if pad.as_const() == Some(0) { String::new() } else { format!(" + 2·{}", pad.factor_string()) };
     let formula = if stride.as_const() == Some(1) {
-        format!(
-            "{} = {}{pad_text} - {} + 1",
-            out,
-            n.factor_string(),
-            kernel.factor_string()
-        )
+        format!("{} = {}{pad_text} - {} + 1", out, n.factor_string(), kernel.factor_string())
     } else {
-        format!(
-            "{} = floor(({}{pad_text} - {}) / {}) + 1",
-            out,
-            n.factor_string(),
-            kernel.factor_string(),
-            stride
-        )
+        format!("{} = floor(({}{pad_text} - {}) / {}) + 1", out, n.factor_string(), kernel.factor_string(), stride)
     };
     if out.is_nonpositive() {
         let diagnostic = Diagnostic::new(
@@ -308,28 +244,20 @@ fn window_axis(
             format!(
                 "`{}` leaves no output: the window {kernel} is larger than the input {n}{}",
                 site.label,
-                if pad_text.is_empty() {
-                    String::new()
-                } else {
-                    format!(" padded by {pad} on each side")
-                }
+                if pad_text.is_empty() { String::new() } else { format!(" padded by {pad} on each side") }
             ),
             site.span,
             format!("output size {formula}"),
         )
         .with_help(format!(
             "use a smaller kernel, or pad the input (`pad = {}`)",
-            kernel
-                .as_const()
-                .map_or("...".to_string(), |k| ((k - 1) / 2).max(1).to_string())
+            kernel.as_const().map_or("...".to_string(), |k| ((k - 1) / 2).max(1).to_string())
         ));
         return Err(explain(diagnostic, input, &[axis]));
     }
     // A stride that does not tile the input drops the last rows or columns.
     let dropped = match (span.as_const(), stride.as_const()) {
-        (Some(span_value), Some(stride_value)) if stride_value > 1 && span_value >= 0 => {
-            span_value % stride_value
-        }
+        (Some(span_value), Some(stride_value)) if stride_value > 1 && span_value >= 0 => span_value % stride_value,
         _ => 0,
     };
     Ok((out, formula, dropped))
@@ -345,37 +273,24 @@ fn tiling_warning(
     verb: &str,
 ) -> Option<Diagnostic> {
     let plural = |n: i128, one: &str, many: &str| {
-        if n == 1 {
-            format!("1 {one}")
-        } else {
-            format!("{n} {many}")
-        }
+        if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
     };
     let what = match dropped {
         (0, 0) => return None,
         (rows, 0) => plural(rows, "row", "rows"),
         (0, columns) => plural(columns, "column", "columns"),
-        (rows, columns) => format!(
-            "{} and {}",
-            plural(rows, "row", "rows"),
-            plural(columns, "column", "columns")
-        ),
+        (rows, columns) => format!("{} and {}", plural(rows, "row", "rows"), plural(columns, "column", "columns")),
     };
     let (h, w) = (&input.0[input.rank() - 2], &input.0[input.rank() - 1]);
     Some(
         Diagnostic::new(
             Code::StrideDropsInput,
-            format!(
-                "`{}` does not tile its {h}x{w} input: the last {what} are never {verb}",
-                site.label
-            ),
+            format!("`{}` does not tile its {h}x{w} input: the last {what} are never {verb}", site.label),
             site.span,
             format!("drops the last {what}"),
         )
         .with_note(format!("height {}; width {}", formulas.0, formulas.1))
-        .with_help(
-            "choose a stride that divides the input size minus the window, or pad the input",
-        ),
+        .with_help("choose a stride that divides the input size minus the window, or pad the input"),
     )
 }
 
@@ -393,29 +308,16 @@ pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
     };
     require_rank(site, input, 4, "[batch, channels, height, width]", help)?;
     let Some(shape) = shape_of(input) else {
-        return Ok(Applied {
-            value: Value::unknown(),
-            ..Applied::default()
-        });
+        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
-    let out_c = settings
-        .int("out_channels")
-        .unwrap_or_else(|| Dim::constant(1));
-    let (kh, kw) = settings
-        .pair("kernel")
-        .unwrap_or((Dim::constant(1), Dim::constant(1)));
-    let (sh, sw) = settings
-        .pair("stride")
-        .unwrap_or((Dim::constant(1), Dim::constant(1)));
-    let (ph, pw) = settings
-        .pair("pad")
-        .unwrap_or((Dim::default(), Dim::default()));
+    let out_c = settings.int("out_channels").unwrap_or_else(|| Dim::constant(1));
+    let (kh, kw) = settings.pair("kernel").unwrap_or((Dim::constant(1), Dim::constant(1)));
+    let (sh, sw) = settings.pair("stride").unwrap_or((Dim::constant(1), Dim::constant(1)));
+    let (ph, pw) = settings.pair("pad").unwrap_or((Dim::default(), Dim::default()));
     let channels = shape.0[1].clone();
     let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, &ph)?;
     let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, &pw)?;
-    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "covered")
-        .into_iter()
-        .collect();
+    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "covered").into_iter().collect();
     let kernel_size = mul(site, &kh, &kw, "the kernel size")?;
     let per_filter = mul(site, &channels, &kernel_size, "the weight count")?;
     let weights = mul(site, &out_c, &per_filter, "the weight count")?;
@@ -425,12 +327,7 @@ pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
     let mult_adds = mul(site, &weights, &positions, "the mult-adds")?;
     let mut value = Value::new(Shape(vec![shape.0[0].clone(), out_c.clone(), ho, wo]));
     value.why[0] = input.why[0].clone();
-    let origin = |text: String| {
-        vec![Origin {
-            span: site.span,
-            text,
-        }]
-    };
+    let origin = |text: String| vec![Origin { span: site.span, text }];
     value.why[2] = origin(format!("`{}` gives height {fh}", site.label));
     value.why[3] = origin(format!("`{}` gives width {fw}", site.label));
     let mut formulas = vec![
@@ -441,14 +338,7 @@ pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
     if bias {
         formulas.push(format!("bias [{out_c}]: {out_c}"));
     }
-    Ok(Applied {
-        value,
-        weights,
-        biases,
-        mult_adds: per_example(mult_adds, site.batch),
-        formulas,
-        warnings,
-    })
+    Ok(Applied { value, weights, biases, mult_adds: per_example(mult_adds, site.batch), formulas, warnings })
 }
 
 /// Max or average pooling: `[N, C, H, W]` to `[N, C, H', W']`, stride defaulting to the window.
@@ -457,29 +347,17 @@ pub(super) fn pool(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule 
     let Some(shape) = shape_of(input) else {
         return Ok(Applied::same(input));
     };
-    let (kh, kw) = settings
-        .pair("kernel")
-        .unwrap_or((Dim::constant(2), Dim::constant(2)));
+    let (kh, kw) = settings.pair("kernel").unwrap_or((Dim::constant(2), Dim::constant(2)));
     let (sh, sw) = settings.pair("stride").unwrap_or((kh.clone(), kw.clone()));
     let zero = Dim::default();
     let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, &zero)?;
     let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, &zero)?;
-    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "pooled")
-        .into_iter()
-        .collect();
-    let mut value = Value::new(Shape(vec![
-        shape.0[0].clone(),
-        shape.0[1].clone(),
-        ho.clone(),
-        wo.clone(),
-    ]));
+    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "pooled").into_iter().collect();
+    let mut value = Value::new(Shape(vec![shape.0[0].clone(), shape.0[1].clone(), ho.clone(), wo.clone()]));
     value.why[0] = input.why[0].clone();
     value.why[1] = input.why[1].clone();
     let describe = |n: &Dim, out: &Dim, formula: &str| {
-        if kh == sh
-            && n.as_const()
-                .zip(out.as_const())
-                .is_some_and(|(a, b)| kh.as_const().is_some_and(|k| b * k == a))
+        if kh == sh && n.as_const().zip(out.as_const()).is_some_and(|(a, b)| kh.as_const().is_some_and(|k| b * k == a))
         {
             if kh.as_const() == Some(2) {
                 format!("`{}` halves {n} to {out}", site.label)
@@ -490,20 +368,9 @@ pub(super) fn pool(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule 
             format!("`{}` gives {formula}", site.label)
         }
     };
-    value.why[2] = vec![Origin {
-        span: site.span,
-        text: describe(&shape.0[2], &ho, &fh),
-    }];
-    value.why[3] = vec![Origin {
-        span: site.span,
-        text: describe(&shape.0[3], &wo, &fw),
-    }];
-    Ok(Applied {
-        value,
-        formulas: vec![format!("height {fh}"), format!("width {fw}")],
-        warnings,
-        ..Applied::default()
-    })
+    value.why[2] = vec![Origin { span: site.span, text: describe(&shape.0[2], &ho, &fh) }];
+    value.why[3] = vec![Origin { span: site.span, text: describe(&shape.0[3], &wo, &fw) }];
+    Ok(Applied { value, formulas: vec![format!("height {fh}"), format!("width {fw}")], warnings, ..Applied::default() })
 }
 
 /// `[N, a, b, ...]` to `[N, a·b·...]`.
@@ -527,10 +394,7 @@ pub(super) fn flatten(site: &Site<'_>, input: &Value) -> Rule {
     let formula = format!("{product} = {}", factors.join("·"));
     let mut value = Value::new(Shape(vec![shape.0[0].clone(), product.clone()]));
     value.why[0] = input.why[0].clone();
-    let mut why = vec![Origin {
-        span: site.span,
-        text: format!("`flatten` gives {formula}"),
-    }];
+    let mut why = vec![Origin { span: site.span, text: format!("`flatten` gives {formula}") }];
     for axis_why in &input.why[1..] {
         for origin in axis_why {
             if !why.iter().any(|o| o.span == origin.span) {
@@ -539,20 +403,13 @@ pub(super) fn flatten(site: &Site<'_>, input: &Value) -> Rule {
         }
     }
     value.why[1] = why;
-    Ok(Applied {
-        value,
-        formulas: vec![formula],
-        ..Applied::default()
-    })
+    Ok(Applied { value, formulas: vec![formula], ..Applied::default() })
 }
 
 /// `reshape(1, 8, 8)`: every dimension after the batch; one may be `-1`.
 pub(super) fn reshape(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule {
     let Some(shape) = shape_of(input) else {
-        return Ok(Applied {
-            value: Value::unknown(),
-            ..Applied::default()
-        });
+        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
     if shape.rank() == 0 {
         return Err(Diagnostic::new(
@@ -566,13 +423,8 @@ pub(super) fn reshape(site: &Site<'_>, settings: &Settings, input: &Value) -> Ru
     for dim in &shape.0[1..] {
         total = mul(site, &total, dim, "the element count")?;
     }
-    let inferred: Vec<usize> = settings
-        .numbers
-        .iter()
-        .enumerate()
-        .filter(|(_, (d, _))| d.as_const() == Some(-1))
-        .map(|(i, _)| i)
-        .collect();
+    let inferred: Vec<usize> =
+        settings.numbers.iter().enumerate().filter(|(_, (d, _))| d.as_const() == Some(-1)).map(|(i, _)| i).collect();
     if inferred.len() > 1 {
         return Err(Diagnostic::new(
             Code::ReshapeMismatch,
@@ -605,10 +457,7 @@ pub(super) fn reshape(site: &Site<'_>, settings: &Settings, input: &Value) -> Ru
                 return Err(explain(
                     Diagnostic::new(
                         Code::ReshapeMismatch,
-                        format!(
-                            "`{}` cannot infer its `-1`: {total} elements do not divide into {known}",
-                            site.label
-                        ),
+                        format!("`{}` cannot infer its `-1`: {total} elements do not divide into {known}", site.label),
                         site.span,
                         format!("the input {shape} has {total} elements per example"),
                     ),
@@ -620,60 +469,42 @@ pub(super) fn reshape(site: &Site<'_>, settings: &Settings, input: &Value) -> Ru
     } else if known != total {
         let diagnostic = Diagnostic::new(
             Code::ReshapeMismatch,
-            format!("`{}` makes {known} = {} elements per example, but its input {shape} has {total}", site.label, requested.join("·")),
+            format!(
+                "`{}` makes {known} = {} elements per example, but its input {shape} has {total}",
+                site.label,
+                requested.join("·")
+            ),
             site.span,
             format!("{known} elements, not {total}"),
         )
-        .with_help("the dimensions after the batch must multiply to the same count; one of them may be `-1`".to_string());
-        return Err(explain(
-            diagnostic,
-            input,
-            &(1..shape.rank()).collect::<Vec<_>>(),
-        ));
+        .with_help(
+            "the dimensions after the batch must multiply to the same count; one of them may be `-1`".to_string(),
+        );
+        return Err(explain(diagnostic, input, &(1..shape.rank()).collect::<Vec<_>>()));
     }
     let mut all = vec![shape.0[0].clone()];
     all.extend(dims);
     let mut value = Value::new(Shape(all));
     value.why[0] = input.why[0].clone();
-    Ok(Applied {
-        value,
-        formulas: vec![format!("{total} elements per example")],
-        ..Applied::default()
-    })
+    Ok(Applied { value, formulas: vec![format!("{total} elements per example")], ..Applied::default() })
 }
 
 /// Softmax and log-softmax: same shape; the axis must exist.
 pub(super) fn along_axis(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule {
-    if let (Some(shape), Some(axis)) = (
-        shape_of(input),
-        settings.int("axis").and_then(|d| d.as_const()),
-    ) {
-        normalise_axis(
-            site,
-            shape,
-            axis,
-            settings.span("axis").unwrap_or(site.span),
-        )?;
+    if let (Some(shape), Some(axis)) = (shape_of(input), settings.int("axis").and_then(|d| d.as_const())) {
+        normalise_axis(site, shape, axis, settings.span("axis").unwrap_or(site.span))?;
     }
     Ok(Applied::same(input))
 }
 
 /// The axis as an index, with negative axes counted from the end.
-pub(super) fn normalise_axis(
-    site: &Site<'_>,
-    shape: &Shape,
-    axis: i128,
-    span: Span,
-) -> Result<usize, Diagnostic> {
+pub(super) fn normalise_axis(site: &Site<'_>, shape: &Shape, axis: i128, span: Span) -> Result<usize, Diagnostic> {
     let rank = shape.rank() as i128;
     let index = if axis < 0 { axis + rank } else { axis };
     if index < 0 || index >= rank {
         return Err(Diagnostic::new(
             Code::AxisOutOfRange,
-            format!(
-                "`{}` uses axis {axis}, but its input {shape} has {rank} axes",
-                site.label
-            ),
+            format!("`{}` uses axis {axis}, but its input {shape} has {rank} axes", site.label),
             span,
             format!("axes are 0..{} (or -{rank}..-1)", (rank - 1).max(0)),
         ));
@@ -688,10 +519,7 @@ pub(super) fn dropout(site: &Site<'_>, settings: &Settings, input: &Value) -> Ru
     {
         return Err(Diagnostic::new(
             Code::WrongValue,
-            format!(
-                "`{}` drops with probability {p}, which is not in [0, 1)",
-                site.label
-            ),
+            format!("`{}` drops with probability {p}, which is not in [0, 1)", site.label),
             settings.span("p").unwrap_or(site.span),
             "must be at least 0 and below 1",
         )

@@ -28,9 +28,7 @@ impl Shape {
 
     /// The number of elements, `None` on overflow.
     pub fn elements(&self) -> Option<Dim> {
-        self.0
-            .iter()
-            .try_fold(Dim::constant(1), |acc, d| acc.checked_mul(d).ok())
+        self.0.iter().try_fold(Dim::constant(1), |acc, d| acc.checked_mul(d).ok())
     }
 
     /// The shape with `symbol` replaced by `value` (the batch by a number, say).
@@ -38,10 +36,7 @@ impl Shape {
         Shape(
             self.0
                 .iter()
-                .map(|d| {
-                    d.substitute(&|name| (name == symbol).then(|| value.clone()))
-                        .unwrap_or_else(|_| d.clone())
-                })
+                .map(|d| d.substitute(&|name| (name == symbol).then(|| value.clone())).unwrap_or_else(|_| d.clone()))
                 .collect(),
         )
     }
@@ -166,19 +161,11 @@ impl ShapeAnalysis {
 
     /// The row of a model line that contains `offset`.
     pub fn row_at(&self, offset: usize) -> Option<(&ModelReport, &Row)> {
-        self.models.iter().find_map(|m| {
-            m.rows
-                .iter()
-                .find(|r| r.span.contains(offset))
-                .map(|r| (m, r))
-        })
+        self.models.iter().find_map(|m| m.rows.iter().find(|r| r.span.contains(offset)).map(|r| (m, r)))
     }
 
     /// The innermost expression shape at `offset`.
     pub fn shape_at(&self, offset: usize) -> Option<&ShapeFact> {
-        self.facts
-            .iter()
-            .filter(|f| f.span.contains(offset))
-            .min_by_key(|f| f.span.len())
+        self.facts.iter().filter(|f| f.span.contains(offset)).min_by_key(|f| f.span.len())
     }
 }
