@@ -84,5 +84,5 @@ impl Diagnostic {
 /// Sorts diagnostics by position, then code, so output does not depend on which stage
 /// found a problem first.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
-    diagnostics.sort_by(|a, b| (a.span().start, a.span().end, a.code).cmp(&(b.span().start, b.span().end, b.code)));
+    diagnostics.sort_by_key(|d| (d.span().start, d.span().end, d.code));
 }
