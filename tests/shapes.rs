@@ -168,3 +168,23 @@ fn summary_marks_the_failing_row_and_keeps_the_others() {
     assert!(stderr.contains("insert `flatten` before `linear(10)`"), "{stderr}");
     assert!(stderr.contains("[B, 8, 14, 14]"), "{stderr}");
 }
+
+#[test]
+fn the_analysis_answers_for_any_offset() {
+    let cnn = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/digits_cnn.nn")).unwrap();
+    let analysis = analyze(&cnn);
+    let offset = cnn.find("conv2d(8").unwrap() + 3;
+    let (model, row) = analysis.shapes.row_at(offset).expect("a layer row there");
+    assert_eq!(model.name, "DigitsCnn");
+    assert_eq!(row.shape.as_ref().unwrap().to_string(), "[B, 8, 8, 8]");
+    assert_eq!((row.weights.clone(), row.biases.clone()), (c(72), c(8)));
+    assert!(row.formulas.contains(&"height (8 + 2·1 - 3) / 1 + 1 = 8".to_string()), "{:?}", row.formulas);
+    assert!(row.formulas.contains(&"weight [8, 1, 3, 3]: 72".to_string()), "{:?}", row.formulas);
+
+    let residual = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/residual.nn")).unwrap();
+    let analysis = analyze(&residual);
+    let h = residual.find("let h").unwrap() + 4;
+    assert_eq!(analysis.shapes.shape_at(h).unwrap().shape.to_string(), "[B, width]");
+    let product = residual.find("x @ w^T").unwrap() + 2;
+    assert_eq!(analysis.shapes.shape_at(product).unwrap().shape.to_string(), "[B, out]");
+}

@@ -162,12 +162,17 @@ fn require_rank(
 /// `y = x W^T + b`: `[N, in]` to `[N, out]`.
 pub(super) fn linear(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule {
     let help = match shape_of(input) {
-        Some(shape) if shape.rank() > 2 => Some(format!(
-            "insert `flatten` before `{}` to make the input [{}, {}]",
-            site.label,
-            shape.0[0],
-            flat_text(shape)
-        )),
+        Some(shape) if shape.rank() > 2 => {
+            let factors: Vec<String> = shape.0[1..].iter().map(Dim::factor_string).collect();
+            Some(format!(
+                "insert `flatten` before `{}`: it turns {shape} into [{}, {}], with {} = {} features",
+                site.label,
+                shape.0[0],
+                flat_text(shape),
+                flat_text(shape),
+                factors.join("·")
+            ))
+        }
         _ => None,
     };
     require_rank(site, input, 2, "[batch, features]", help)?;
@@ -233,10 +238,13 @@ fn window_axis(
     };
     let out = add(site, &steps, &Dim::constant(1), "the output size")?;
     let pad_text = if pad.as_const() == Some(0) { String::new() } else { format!(" + 2·{}", pad.factor_string()) };
-    let formula = if stride.as_const() == Some(1) {
-        format!("{} = {}{pad_text} - {} + 1", out, n.factor_string(), kernel.factor_string())
+    // The lecture's formula, (N - F + 2 pad) / stride + 1, with the floor shown when the
+    // division is not exact.
+    let exact = span.as_const().zip(stride.as_const()).is_some_and(|(a, b)| b != 0 && a % b == 0);
+    let formula = if exact {
+        format!("({}{pad_text} - {}) / {} + 1 = {}", n.factor_string(), kernel.factor_string(), stride, out)
     } else {
-        format!("{} = floor(({}{pad_text} - {}) / {}) + 1", out, n.factor_string(), kernel.factor_string(), stride)
+        format!("floor(({}{pad_text} - {}) / {}) + 1 = {}", n.factor_string(), kernel.factor_string(), stride, out)
     };
     if out.is_nonpositive() {
         let diagnostic = Diagnostic::new(
