@@ -35,6 +35,19 @@ fn clean<'src>(tokens: &[(Token<'src>, Span)], diagnostics: &mut Vec<Diagnostic>
         match token {
             Token::LineComment => {}
             Token::Invalid(text) => diagnostics.push(invalid_character(text, span)),
+            Token::SingleQuoted(text) => {
+                let inner = text.trim_start_matches('\'').trim_end_matches('\'');
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidCharacter,
+                        "strings use double quotes",
+                        span,
+                        "single quotes do not make a string",
+                    )
+                    .with_help(format!("write \"{inner}\"")),
+                );
+                out.push((Token::Str(text), span));
+            }
             Token::UnterminatedStr(text) => {
                 diagnostics.push(
                     Diagnostic::new(

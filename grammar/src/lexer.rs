@@ -62,6 +62,10 @@ pub enum Token<'src> {
     /// A string literal with its quotes; escapes are resolved by the parser.
     #[regex(r#""([^"\\\n]|\\[^\n])*""#)]
     Str(&'src str),
+    /// Text in single quotes: an error (strings use double quotes) that the layout pass
+    /// reports and then reads as the string that was meant.
+    #[regex(r"'[^'\n]*'?")]
+    SingleQuoted(&'src str),
     /// A string that reaches the end of its line without a closing quote.
     #[regex(r#""([^"\\\n]|\\[^\n])*\\?"#)]
     UnterminatedStr(&'src str),
@@ -120,7 +124,7 @@ impl Token<'_> {
             Token::Newline => "end of line".into(),
             Token::Ident(name) => format!("identifier `{name}`"),
             Token::Int(text) | Token::Float(text) => format!("number `{text}`"),
-            Token::Str(_) | Token::UnterminatedStr(_) => "string".into(),
+            Token::Str(_) | Token::UnterminatedStr(_) | Token::SingleQuoted(_) => "string".into(),
             Token::Invalid(text) => format!("`{text}`"),
             Token::TooDeep => "too deeply nested code".into(),
             Token::BadNumber => "number".into(),

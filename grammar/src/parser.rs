@@ -380,8 +380,8 @@ where
 
 /// The text of a string literal without its quotes, with `\n`, `\t`, `\"` and `\\` resolved.
 fn unescape(literal: &str) -> String {
-    let inner = literal.strip_prefix('"').unwrap_or(literal);
-    let inner = inner.strip_suffix('"').unwrap_or(inner);
+    let inner = literal.strip_prefix(['"', '\'']).unwrap_or(literal);
+    let inner = inner.strip_suffix(['"', '\'']).unwrap_or(inner);
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -501,6 +501,12 @@ fn convert_error(error: &Rich<'_, Token<'_>, SimpleSpan>, tokens: &[(Token<'_>, 
     }
     if matches!(found, Some(Token::Ident(_))) && expected.iter().any(|e| e == "end of line") {
         diagnostic = diagnostic.with_help("put each statement on a line of its own, or separate them with `;`");
+    }
+    if let Some(keyword) = found.filter(Token::is_keyword)
+        && expected.iter().any(|e| e == "identifier")
+    {
+        let text = keyword.text().unwrap_or_default();
+        diagnostic = diagnostic.with_help(format!("`{text}` is a keyword; choose another name, such as `{text}_`"));
     }
     let after_operator = previous.is_some_and(|(token, _)| is_operator(&token));
     if after_operator
