@@ -278,7 +278,7 @@ fn tiling_warning(
     input: &Shape,
     dropped: (i128, i128),
     formulas: (&str, &str),
-    verb: &str,
+    action: &str,
 ) -> Option<Diagnostic> {
     let plural = |n: i128, one: &str, many: &str| {
         if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
@@ -289,11 +289,12 @@ fn tiling_warning(
         (0, columns) => plural(columns, "column", "columns"),
         (rows, columns) => format!("{} and {}", plural(rows, "row", "rows"), plural(columns, "column", "columns")),
     };
+    let verb = if matches!(dropped, (1, 0) | (0, 1)) { "is" } else { "are" };
     let (h, w) = (&input.0[input.rank() - 2], &input.0[input.rank() - 1]);
     Some(
         Diagnostic::new(
             Code::StrideDropsInput,
-            format!("`{}` does not tile its {h}x{w} input: the last {what} are never {verb}", site.label),
+            format!("`{}` does not tile its {h}x{w} input: the last {what} {verb} never {action}", site.label),
             site.span,
             format!("drops the last {what}"),
         )
