@@ -294,7 +294,7 @@ impl<'a> Engine<'a> {
                     None => Dim::symbol(&param.name.name),
                 },
             };
-            if value.is_nonpositive() && frame.depth == 0 {
+            if value.is_nonpositive() {
                 let span = param.default.as_ref().map_or(param.span, |d| d.span);
                 frame.error(Diagnostic::new(
                     Code::EmptyDimension,
@@ -419,6 +419,25 @@ impl<'a> Engine<'a> {
                     Value::unknown()
                 };
                 row.shape = row.shape.filter(|_| row.kind != RowKind::Layer && row.kind != RowKind::Expr);
+            }
+            if let Some(shape) = &row.shape
+                && !row.failed
+                && let Some(axis) = shape.0.iter().position(Dim::is_nonpositive)
+            {
+                frame.error(
+                    Diagnostic::new(
+                        Code::EmptyDimension,
+                        format!(
+                            "`{}` gives {shape}: dimension {axis} is {}, but sizes must be at least 1",
+                            row.label, shape.0[axis]
+                        ),
+                        row.span,
+                        format!("makes {shape}"),
+                    )
+                    .with_help("check the sizes of this line and the model arguments it uses"),
+                );
+                row.failed = true;
+                current = Value::unknown();
             }
             if let Some(shape) = &row.shape {
                 // The batch does not count: a tensor too large for one example is the mistake.
@@ -942,7 +961,20 @@ impl<'a> Engine<'a> {
                 }
                 Value::scalar()
             }
-            "cross_entropy" => Value::scalar(),
+            "cross_entropy" => {
+                // Logits [N, classes] and integer labels [N].
+                if let (Some(y), Some(t)) = (&x.shape, operands.get(1).and_then(|t| t.shape.as_ref()))
+                    && (y.rank() != 2 || t.rank() != 1 || y.0[0] != t.0[0])
+                {
+                    return Err(Diagnostic::new(
+                        Code::ArgumentShape,
+                        format!("`cross_entropy` takes logits [N, classes] and labels [N], but gets {y} and {t}"),
+                        site.span,
+                        "shapes do not fit",
+                    ));
+                }
+                Value::scalar()
+            }
             _ => x.clone(),
         };
         Ok(Applied { value, ..Applied::default() })
