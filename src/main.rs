@@ -2,6 +2,7 @@
 
 mod check;
 mod output;
+mod run;
 mod summary;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a file's statements: `eval`, `grad`, `jvp`, `jacobian`, `hessian` (and, later, `train`).
+    Run {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// Decimals to print.
+        #[arg(long, default_value_t = 3)]
+        decimals: usize,
+        /// Compute in f32 instead of f64.
+        #[arg(long)]
+        f32: bool,
+    },
     /// Parse, resolve names and check FILEs; print diagnostics, exit 1 on errors.
     Check {
         /// The `.nn` files to check.
@@ -52,6 +64,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { file, decimals, f32 } => {
+            let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
+            run::run(&file, decimals, precision, cli.color)
+        }
         Command::Check { files, format } => check::run(&files, format, cli.color),
         Command::Summary { file, model, batch, format } => {
             summary::run(&file, model.as_deref(), batch, format, cli.color)

@@ -3,6 +3,7 @@
 
 mod analysis;
 pub mod builtins;
+pub mod ir;
 mod resolve;
 pub mod shapes;
 

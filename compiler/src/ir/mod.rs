@@ -1,0 +1,142 @@
+//! The SSA graph IR: functions of typed values, each defined once by a primitive op, with
+//! the source span it came from. This is the lecture's evaluation trace as data: inputs
+//! `x1, x2`, intermediates `v1, v2, ...`, outputs.
+
+mod autodiff;
+mod interp;
+mod lower;
+mod ops;
+mod opt;
+mod print;
+mod program;
+mod verify;
+
+pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
+pub use interp::{Precision, Tensor, eval_function};
+pub use lower::{LowerError, lower_fn};
+pub use ops::Op;
+pub use opt::optimize;
+pub use print::print_function;
+pub use program::{Answer, QueryResult, constant_value, mode_of, query_function, run_queries};
+pub use verify::{VerifyError, verify};
+
+use crate::shapes::Shape;
+use nnc_grammar::Span;
+
+/// A value of a function: an argument or the result of an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Value(pub u32);
+
+/// The type of a value: its shape. Every value is a tensor of reals (a scalar has the
+/// empty shape); the interpreter computes in f64 or f32.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Type {
+    pub shape: Shape,
+}
+
+impl Type {
+    pub fn scalar() -> Type {
+        Type { shape: Shape(Vec::new()) }
+    }
+
+    pub fn of(shape: Shape) -> Type {
+        Type { shape }
+    }
+}
+
+/// One instruction: `result = op args`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inst {
+    pub result: Value,
+    pub op: Op,
+    pub args: Vec<Value>,
+    pub span: Span,
+}
+
+/// A function argument.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub value: Value,
+    pub name: String,
+}
+
+/// An SSA function: arguments, instructions in order (each defines one value, used only
+/// after it), and the returned values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Function {
+    pub name: String,
+    pub params: Vec<Param>,
+    pub body: Vec<Inst>,
+    pub results: Vec<Value>,
+    /// What each result is, for printing: `y`, `x1_bar`.
+    pub result_names: Vec<String>,
+    /// The type and the printed name of every value, indexed by `Value`.
+    pub values: Vec<(Type, String)>,
+    /// Where the function was defined, for the printed header.
+    pub span: Span,
+}
+
+impl Function {
+    pub fn new(name: &str, span: Span) -> Function {
+        Function { name: name.to_string(), span, ..Function::default() }
+    }
+
+    pub fn ty(&self, value: Value) -> &Type {
+        &self.values[value.0 as usize].0
+    }
+
+    pub fn name_of(&self, value: Value) -> &str {
+        &self.values[value.0 as usize].1
+    }
+
+    fn fresh(&mut self, ty: Type, name: String) -> Value {
+        self.values.push((ty, name));
+        Value(self.values.len() as u32 - 1)
+    }
+
+    /// Adds an argument.
+    pub fn param(&mut self, name: &str, ty: Type) -> Value {
+        let value = self.fresh(ty, name.to_string());
+        self.params.push(Param { value, name: name.to_string() });
+        value
+    }
+
+    /// Appends `op args` and returns its value. The type comes from the op's shape rule;
+    /// the caller has checked shapes (the shape analysis), so a failure here is a bug.
+    pub fn push(&mut self, op: Op, args: &[Value], span: Span) -> Value {
+        let shapes: Vec<&Shape> = args.iter().map(|&a| &self.ty(a).shape).collect();
+        let shape = op.shape(&shapes).unwrap_or_else(|e| panic!("{} on {:?}: {e}", op.name(), shapes));
+        // Unique by construction; `renumber` gives the lecture's names afterwards.
+        let name = format!("t{}", self.values.len());
+        let result = self.fresh(Type::of(shape), name);
+        self.body.push(Inst { result, op, args: args.to_vec(), span });
+        result
+    }
+
+    /// Appends `op args` with a chosen printed name.
+    pub fn push_named(&mut self, op: Op, args: &[Value], span: Span, name: &str) -> Value {
+        let value = self.push(op, args, span);
+        self.values[value.0 as usize].1 = name.to_string();
+        value
+    }
+
+    /// The instruction that defines `value`, if it is not an argument.
+    pub fn def(&self, value: Value) -> Option<&Inst> {
+        self.body.iter().find(|inst| inst.result == value)
+    }
+
+    /// Renames the instruction results in order, `v1, v2, ...`, as the lecture numbers
+    /// its intermediates; values named with `_bar` or `_dot` keep their names.
+    pub fn renumber(&mut self) {
+        let mut n = 0;
+        let results: Vec<Value> = self.body.iter().map(|i| i.result).collect();
+        for value in results {
+            let name = &self.values[value.0 as usize].1;
+            if name.ends_with("_bar") || name.ends_with("_dot") {
+                continue;
+            }
+            n += 1;
+            self.values[value.0 as usize].1 = format!("v{n}");
+        }
+    }
+}

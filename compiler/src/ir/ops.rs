@@ -1,0 +1,1162 @@
+//! The op registry: every primitive of the IR with, in one place, its shape rule, its
+//! reference evaluation, its reverse-mode rule (VJP) and its forward-mode rule (JVP).
+//!
+//! A VJP rule gets the op's inputs, its output and the cotangent of the output, and returns
+//! one optional cotangent per input, in the output's (broadcast) shape: the autodiff driver
+//! sums contributions, un-broadcasts and inserts zeros. A JVP rule gets the tangents of
+//! the inputs (`None` for zero) and returns the tangent of the output.
+
+use super::interp::Tensor;
+use super::{Function, Value};
+use crate::shapes::{Dim, Shape};
+use nnc_grammar::Span;
+
+/// A primitive operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A scalar constant.
+    Const(f64),
+    /// A constant tensor (array literals).
+    Literal {
+        shape: Vec<usize>,
+        data: Vec<f64>,
+    },
+    Neg,
+    Exp,
+    Ln,
+    Sqrt,
+    Sin,
+    Cos,
+    Tan,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Abs,
+    /// 1 where the input is positive, else 0: the derivative of `relu`.
+    Step,
+    /// -1, 0 or 1: the derivative of `abs`.
+    Sign,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    /// Elementwise maximum and minimum.
+    Max,
+    Min,
+    /// 1 where the first input is at least the second, else 0.
+    GreaterEq,
+    /// The matrix product: `[.., m, k] @ [k, n]`, vectors as in NumPy.
+    MatMul,
+    /// Swaps the last two dimensions.
+    Transpose,
+    Reshape(Shape),
+    /// Broadcasts to a shape by NumPy's rules.
+    Broadcast(Shape),
+    /// Sums broadcast dimensions away, back to a shape: the adjoint of `Broadcast`.
+    SumTo(Shape),
+    /// Sum over one axis, or all of them.
+    Sum {
+        axis: Option<usize>,
+    },
+    Mean {
+        axis: Option<usize>,
+    },
+    ReduceMax {
+        axis: Option<usize>,
+    },
+    Softmax {
+        axis: usize,
+    },
+    LogSoftmax {
+        axis: usize,
+    },
+    /// One-hot rows of the given width from integer labels stored as reals.
+    OneHot {
+        classes: usize,
+    },
+    /// Mean squared error of a prediction and a target.
+    Mse,
+    /// Mean softmax cross-entropy of logits `[N, C]` and labels `[N]`, fused for stability.
+    SoftmaxCrossEntropy,
+}
+
+/// A reverse-mode rule: `(emit, op, inputs, output, cotangent, which inputs need one)` to
+/// one optional cotangent per input.
+pub(crate) type VjpRule = fn(&mut Emit<'_>, &Op, &[Value], Value, Value, &[bool]) -> Vec<Option<Value>>;
+
+/// A forward-mode rule: `(emit, op, inputs, output, input tangents)` to the output tangent.
+pub(crate) type JvpRule = fn(&mut Emit<'_>, &Op, &[Value], Value, &[Option<Value>]) -> Option<Value>;
+
+/// The rules of one primitive.
+pub(crate) struct Rules {
+    pub shape: fn(&Op, &[&Shape]) -> Result<Shape, String>,
+    pub eval: fn(&Op, &[&Tensor]) -> Tensor,
+    pub vjp: VjpRule,
+    pub jvp: JvpRule,
+}
+
+impl Op {
+    /// The op's name in the IR text.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Const(_) => "const",
+            Op::Literal { .. } => "literal",
+            Op::Neg => "neg",
+            Op::Exp => "exp",
+            Op::Ln => "ln",
+            Op::Sqrt => "sqrt",
+            Op::Sin => "sin",
+            Op::Cos => "cos",
+            Op::Tan => "tan",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
+            Op::Relu => "relu",
+            Op::Abs => "abs",
+            Op::Step => "step",
+            Op::Sign => "sign",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::Pow => "pow",
+            Op::Max => "max",
+            Op::Min => "min",
+            Op::GreaterEq => "ge",
+            Op::MatMul => "matmul",
+            Op::Transpose => "transpose",
+            Op::Reshape(_) => "reshape",
+            Op::Broadcast(_) => "broadcast",
+            Op::SumTo(_) => "sum_to",
+            Op::Sum { .. } => "sum",
+            Op::Mean { .. } => "mean",
+            Op::ReduceMax { .. } => "reduce_max",
+            Op::Softmax { .. } => "softmax",
+            Op::LogSoftmax { .. } => "log_softmax",
+            Op::OneHot { .. } => "one_hot",
+            Op::Mse => "mse",
+            Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
+        }
+    }
+
+    pub(crate) fn rules(&self) -> &'static Rules {
+        match self {
+            Op::Const(_) => &CONST,
+            Op::Literal { .. } => &LITERAL,
+            Op::Neg => &NEG,
+            Op::Exp => &EXP,
+            Op::Ln => &LN,
+            Op::Sqrt => &SQRT,
+            Op::Sin => &SIN,
+            Op::Cos => &COS,
+            Op::Tan => &TAN,
+            Op::Tanh => &TANH,
+            Op::Sigmoid => &SIGMOID,
+            Op::Relu => &RELU,
+            Op::Abs => &ABS,
+            Op::Step => &STEP,
+            Op::Sign => &SIGN,
+            Op::Add => &ADD,
+            Op::Sub => &SUB,
+            Op::Mul => &MUL,
+            Op::Div => &DIV,
+            Op::Pow => &POW,
+            Op::Max => &MAX,
+            Op::Min => &MIN,
+            Op::GreaterEq => &GREATER_EQ,
+            Op::MatMul => &MATMUL,
+            Op::Transpose => &TRANSPOSE,
+            Op::Reshape(_) => &RESHAPE,
+            Op::Broadcast(_) => &BROADCAST,
+            Op::SumTo(_) => &SUM_TO,
+            Op::Sum { .. } => &SUM,
+            Op::Mean { .. } => &MEAN,
+            Op::ReduceMax { .. } => &REDUCE_MAX,
+            Op::Softmax { .. } => &SOFTMAX,
+            Op::LogSoftmax { .. } => &LOG_SOFTMAX,
+            Op::OneHot { .. } => &ONE_HOT,
+            Op::Mse => &MSE,
+            Op::SoftmaxCrossEntropy => &SOFTMAX_CROSS_ENTROPY,
+        }
+    }
+
+    /// The shape of the op's result for inputs of these shapes.
+    pub fn shape(&self, inputs: &[&Shape]) -> Result<Shape, String> {
+        (self.rules().shape)(self, inputs)
+    }
+
+    /// Whether the op has a derivative at all (comparisons and masks do not).
+    pub fn is_differentiable(&self) -> bool {
+        !matches!(self, Op::Step | Op::Sign | Op::GreaterEq | Op::OneHot { .. } | Op::Const(_) | Op::Literal { .. })
+    }
+}
+
+/// Emits instructions while a derivative is being built.
+pub(crate) struct Emit<'f> {
+    pub f: &'f mut Function,
+    pub span: Span,
+}
+
+impl Emit<'_> {
+    pub fn op(&mut self, op: Op, args: &[Value]) -> Value {
+        self.f.push(op, args, self.span)
+    }
+    pub fn constant(&mut self, c: f64) -> Value {
+        self.op(Op::Const(c), &[])
+    }
+    pub fn add(&mut self, a: Value, b: Value) -> Value {
+        self.op(Op::Add, &[a, b])
+    }
+    pub fn sub(&mut self, a: Value, b: Value) -> Value {
+        self.op(Op::Sub, &[a, b])
+    }
+    pub fn mul(&mut self, a: Value, b: Value) -> Value {
+        self.op(Op::Mul, &[a, b])
+    }
+    pub fn div(&mut self, a: Value, b: Value) -> Value {
+        self.op(Op::Div, &[a, b])
+    }
+    pub fn neg(&mut self, a: Value) -> Value {
+        self.op(Op::Neg, &[a])
+    }
+    pub fn shape(&self, v: Value) -> Shape {
+        self.f.ty(v).shape.clone()
+    }
+    /// `a * b`, or `b` when `a` is absent (a tangent of one).
+    fn mul_opt(&mut self, a: Option<Value>, b: Value) -> Option<Value> {
+        a.map(|a| self.mul(a, b))
+    }
+    /// The sum of the present values.
+    fn sum_opt(&mut self, a: Option<Value>, b: Option<Value>) -> Option<Value> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(self.add(a, b)),
+            (a, b) => a.or(b),
+        }
+    }
+    /// A reduction along `axis` that keeps the axis with size 1, for broadcasting back.
+    fn sum_keep(&mut self, x: Value, axis: usize) -> Value {
+        let mut kept = self.shape(x).0;
+        kept[axis] = Dim::constant(1);
+        let summed = self.op(Op::Sum { axis: Some(axis) }, &[x]);
+        self.op(Op::Reshape(Shape(kept)), &[summed])
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shape helpers.
+
+fn same(_: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
+    Ok(inputs[0].clone())
+}
+
+/// NumPy broadcasting of two shapes.
+pub(crate) fn broadcast_shapes(a: &Shape, b: &Shape) -> Result<Shape, String> {
+    let rank = a.rank().max(b.rank());
+    let one = Dim::constant(1);
+    let mut dims = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let da = (i + a.rank()).checked_sub(rank).map(|j| &a.0[j]).unwrap_or(&one);
+        let db = (i + b.rank()).checked_sub(rank).map(|j| &b.0[j]).unwrap_or(&one);
+        dims.push(if da == db || *db == one {
+            da.clone()
+        } else if *da == one {
+            db.clone()
+        } else {
+            return Err(format!("cannot broadcast {a} with {b}"));
+        });
+    }
+    Ok(Shape(dims))
+}
+
+fn broadcast2(_: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
+    broadcast_shapes(inputs[0], inputs[1])
+}
+
+fn scalar(_: &Op, _: &[&Shape]) -> Result<Shape, String> {
+    Ok(Shape(Vec::new()))
+}
+
+fn reduced(shape: &Shape, axis: Option<usize>) -> Result<Shape, String> {
+    match axis {
+        None => Ok(Shape(Vec::new())),
+        Some(axis) if axis < shape.rank() => {
+            let mut dims = shape.0.clone();
+            dims.remove(axis);
+            Ok(Shape(dims))
+        }
+        Some(axis) => Err(format!("axis {axis} of {shape}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Evaluation helpers.
+
+fn map(x: &Tensor, f: impl Fn(f64) -> f64) -> Tensor {
+    Tensor { shape: x.shape.clone(), data: x.data.iter().map(|&v| f(v)).collect() }
+}
+
+fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Tensor {
+    let shape = broadcast_dims(&a.shape, &b.shape);
+    let (ia, ib) = (a.broadcast_index(&shape), b.broadcast_index(&shape));
+    let data = (0..shape.iter().product()).map(|i| f(a.data[ia(i)], b.data[ib(i)])).collect();
+    Tensor { shape, data }
+}
+
+pub(crate) fn broadcast_dims(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let rank = a.len().max(b.len());
+    (0..rank)
+        .map(|i| {
+            let da = (i + a.len()).checked_sub(rank).map_or(1, |j| a[j]);
+            let db = (i + b.len()).checked_sub(rank).map_or(1, |j| b[j]);
+            da.max(db)
+        })
+        .collect()
+}
+
+/// Splits `shape` around `axis`: (outer count, axis length, inner count).
+fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+}
+
+fn reduce(x: &Tensor, axis: Option<usize>, init: f64, f: impl Fn(f64, f64) -> f64) -> Tensor {
+    match axis {
+        None => Tensor { shape: Vec::new(), data: vec![x.data.iter().fold(init, |a, &v| f(a, v))] },
+        Some(axis) => {
+            let (outer, n, inner) = around(&x.shape, axis);
+            let mut data = vec![init; outer * inner];
+            for o in 0..outer {
+                for k in 0..n {
+                    for i in 0..inner {
+                        let slot = &mut data[o * inner + i];
+                        *slot = f(*slot, x.data[(o * n + k) * inner + i]);
+                    }
+                }
+            }
+            let mut shape = x.shape.clone();
+            shape.remove(axis);
+            Tensor { shape, data }
+        }
+    }
+}
+
+/// Applies `f` to each line of `x` along `axis` (softmax and its kin).
+fn along(x: &Tensor, axis: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Tensor {
+    let (outer, n, inner) = around(&x.shape, axis);
+    let mut data = vec![0.0; x.data.len()];
+    let mut line = vec![0.0; n];
+    for o in 0..outer {
+        for i in 0..inner {
+            for (k, slot) in line.iter_mut().enumerate() {
+                *slot = x.data[(o * n + k) * inner + i];
+            }
+            for (k, v) in f(&line).into_iter().enumerate() {
+                data[(o * n + k) * inner + i] = v;
+            }
+        }
+    }
+    Tensor { shape: x.shape.clone(), data }
+}
+
+fn softmax_line(line: &[f64]) -> Vec<f64> {
+    let max = line.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = line.iter().map(|v| (v - max).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.into_iter().map(|e| e / total).collect()
+}
+
+fn log_softmax_line(line: &[f64]) -> Vec<f64> {
+    let max = line.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let log_total = line.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
+    line.iter().map(|v| v - log_total).collect()
+}
+
+fn no_vjp(_: &mut Emit<'_>, _: &Op, args: &[Value], _: Value, _: Value, _: &[bool]) -> Vec<Option<Value>> {
+    vec![None; args.len()]
+}
+
+fn no_jvp(_: &mut Emit<'_>, _: &Op, _: &[Value], _: Value, _: &[Option<Value>]) -> Option<Value> {
+    None
+}
+
+fn const_shape(op: &Op, _: &[&Shape]) -> Result<Shape, String> {
+    match op {
+        Op::Literal { shape, .. } => Ok(Shape(shape.iter().map(|&d| Dim::constant(d as i128)).collect())),
+        _ => Ok(Shape(Vec::new())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Constants.
+
+static CONST: Rules = Rules {
+    shape: const_shape,
+    eval: |op, _| match op {
+        Op::Const(c) => Tensor::scalar(*c),
+        _ => unreachable!(),
+    },
+    vjp: no_vjp,
+    jvp: no_jvp,
+};
+
+static LITERAL: Rules = Rules {
+    shape: const_shape,
+    eval: |op, _| match op {
+        Op::Literal { shape, data } => Tensor { shape: shape.clone(), data: data.clone() },
+        _ => unreachable!(),
+    },
+    vjp: no_vjp,
+    jvp: no_jvp,
+};
+
+// ---------------------------------------------------------------------------------------
+// Unary elementwise ops. Each rule names the input `x`, the output `y`, the cotangent `g`
+// and the tangent `t`.
+
+static NEG: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], |v| -v),
+    vjp: |e, _, _, _, g, _| vec![Some(e.neg(g))],
+    jvp: |e, _, _, _, t| t[0].map(|t| e.neg(t)),
+};
+
+static EXP: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::exp),
+    // d exp(x) = exp(x) dx = y dx
+    vjp: |e, _, _, y, g, _| vec![Some(e.mul(g, y))],
+    jvp: |e, _, _, y, t| e.mul_opt(t[0], y),
+};
+
+static LN: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::ln),
+    // d ln(x) = dx / x
+    vjp: |e, _, x, _, g, _| vec![Some(e.div(g, x[0]))],
+    jvp: |e, _, x, _, t| t[0].map(|t| e.div(t, x[0])),
+};
+
+static SQRT: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::sqrt),
+    // d sqrt(x) = dx / (2 y)
+    vjp: |e, _, _, y, g, _| {
+        let two = e.constant(2.0);
+        let twice = e.mul(two, y);
+        vec![Some(e.div(g, twice))]
+    },
+    jvp: |e, _, _, y, t| {
+        let t = t[0]?;
+        let two = e.constant(2.0);
+        let twice = e.mul(two, y);
+        Some(e.div(t, twice))
+    },
+};
+
+static SIN: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::sin),
+    // d sin(x) = cos(x) dx
+    vjp: |e, _, x, _, g, _| {
+        let cos = e.op(Op::Cos, &[x[0]]);
+        vec![Some(e.mul(g, cos))]
+    },
+    jvp: |e, _, x, _, t| {
+        let t = t[0]?;
+        let cos = e.op(Op::Cos, &[x[0]]);
+        Some(e.mul(cos, t))
+    },
+};
+
+static COS: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::cos),
+    // d cos(x) = -sin(x) dx
+    vjp: |e, _, x, _, g, _| {
+        let sin = e.op(Op::Sin, &[x[0]]);
+        let product = e.mul(g, sin);
+        vec![Some(e.neg(product))]
+    },
+    jvp: |e, _, x, _, t| {
+        let t = t[0]?;
+        let sin = e.op(Op::Sin, &[x[0]]);
+        let product = e.mul(sin, t);
+        Some(e.neg(product))
+    },
+};
+
+/// `1 + y^2` or `1 - y^2`, the derivatives of tan and tanh in terms of their output.
+fn one_plus_square(e: &mut Emit<'_>, y: Value, plus: bool) -> Value {
+    let one = e.constant(1.0);
+    let square = e.mul(y, y);
+    if plus { e.add(one, square) } else { e.sub(one, square) }
+}
+
+static TAN: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::tan),
+    // d tan(x) = (1 + tan(x)^2) dx
+    vjp: |e, _, _, y, g, _| {
+        let d = one_plus_square(e, y, true);
+        vec![Some(e.mul(g, d))]
+    },
+    jvp: |e, _, _, y, t| {
+        let t = t[0]?;
+        let d = one_plus_square(e, y, true);
+        Some(e.mul(d, t))
+    },
+};
+
+static TANH: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::tanh),
+    // d tanh(x) = (1 - tanh(x)^2) dx
+    vjp: |e, _, _, y, g, _| {
+        let d = one_plus_square(e, y, false);
+        vec![Some(e.mul(g, d))]
+    },
+    jvp: |e, _, _, y, t| {
+        let t = t[0]?;
+        let d = one_plus_square(e, y, false);
+        Some(e.mul(d, t))
+    },
+};
+
+/// `y (1 - y)`, the derivative of the sigmoid in terms of its output.
+fn sigmoid_slope(e: &mut Emit<'_>, y: Value) -> Value {
+    let one = e.constant(1.0);
+    let rest = e.sub(one, y);
+    e.mul(y, rest)
+}
+
+static SIGMOID: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], |v| 1.0 / (1.0 + (-v).exp())),
+    vjp: |e, _, _, y, g, _| {
+        let d = sigmoid_slope(e, y);
+        vec![Some(e.mul(g, d))]
+    },
+    jvp: |e, _, _, y, t| {
+        let t = t[0]?;
+        let d = sigmoid_slope(e, y);
+        Some(e.mul(d, t))
+    },
+};
+
+static RELU: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], |v| v.max(0.0)),
+    // The derivative is 0 at 0, as in PyTorch.
+    vjp: |e, _, x, _, g, _| {
+        let step = e.op(Op::Step, &[x[0]]);
+        vec![Some(e.mul(g, step))]
+    },
+    jvp: |e, _, x, _, t| {
+        let t = t[0]?;
+        let step = e.op(Op::Step, &[x[0]]);
+        Some(e.mul(step, t))
+    },
+};
+
+static ABS: Rules = Rules {
+    shape: same,
+    eval: |_, x| map(x[0], f64::abs),
+    vjp: |e, _, x, _, g, _| {
+        let sign = e.op(Op::Sign, &[x[0]]);
+        vec![Some(e.mul(g, sign))]
+    },
+    jvp: |e, _, x, _, t| {
+        let t = t[0]?;
+        let sign = e.op(Op::Sign, &[x[0]]);
+        Some(e.mul(sign, t))
+    },
+};
+
+static STEP: Rules =
+    Rules { shape: same, eval: |_, x| map(x[0], |v| if v > 0.0 { 1.0 } else { 0.0 }), vjp: no_vjp, jvp: no_jvp };
+
+static SIGN: Rules = Rules {
+    shape: same,
+    eval: |_, x| {
+        map(x[0], |v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+    },
+    vjp: no_vjp,
+    jvp: no_jvp,
+};
+
+// ---------------------------------------------------------------------------------------
+// Binary elementwise ops, broadcasting as NumPy does. Inputs `a` and `b`.
+
+static ADD: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], |a, b| a + b),
+    vjp: |_, _, _, _, g, _| vec![Some(g), Some(g)],
+    jvp: |e, _, _, _, t| e.sum_opt(t[0], t[1]),
+};
+
+static SUB: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], |a, b| a - b),
+    vjp: |e, _, _, _, g, needs| vec![Some(g), needs[1].then(|| e.neg(g))],
+    jvp: |e, _, _, _, t| match (t[0], t[1]) {
+        (Some(a), Some(b)) => Some(e.sub(a, b)),
+        (Some(a), None) => Some(a),
+        (None, Some(b)) => Some(e.neg(b)),
+        (None, None) => None,
+    },
+};
+
+static MUL: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], |a, b| a * b),
+    // d(ab) = b da + a db
+    vjp: |e, _, x, _, g, needs| vec![needs[0].then(|| e.mul(g, x[1])), needs[1].then(|| e.mul(g, x[0]))],
+    jvp: |e, _, x, _, t| {
+        let da = t[0].map(|t| e.mul(t, x[1]));
+        let db = t[1].map(|t| e.mul(x[0], t));
+        e.sum_opt(da, db)
+    },
+};
+
+static DIV: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], |a, b| a / b),
+    // d(a/b) = da / b - (a/b) db / b
+    vjp: |e, _, x, y, g, needs| {
+        let da = needs[0].then(|| e.div(g, x[1]));
+        let db = needs[1].then(|| {
+            let gy = e.mul(g, y);
+            let q = e.div(gy, x[1]);
+            e.neg(q)
+        });
+        vec![da, db]
+    },
+    jvp: |e, _, x, y, t| {
+        let da = t[0].map(|t| e.div(t, x[1]));
+        let db = t[1].map(|t| {
+            let ty = e.mul(y, t);
+            let q = e.div(ty, x[1]);
+            e.neg(q)
+        });
+        e.sum_opt(da, db)
+    },
+};
+
+static POW: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], f64::powf),
+    // d(a^b) = b a^(b-1) da + a^b ln(a) db
+    vjp: |e, _, x, y, g, needs| {
+        let da = needs[0].then(|| {
+            let one = e.constant(1.0);
+            let b1 = e.sub(x[1], one);
+            let p = e.op(Op::Pow, &[x[0], b1]);
+            let slope = e.mul(x[1], p);
+            e.mul(g, slope)
+        });
+        let db = needs[1].then(|| {
+            let ln = e.op(Op::Ln, &[x[0]]);
+            let slope = e.mul(y, ln);
+            e.mul(g, slope)
+        });
+        vec![da, db]
+    },
+    jvp: |e, _, x, y, t| {
+        let da = t[0].map(|t| {
+            let one = e.constant(1.0);
+            let b1 = e.sub(x[1], one);
+            let p = e.op(Op::Pow, &[x[0], b1]);
+            let slope = e.mul(x[1], p);
+            e.mul(slope, t)
+        });
+        let db = t[1].map(|t| {
+            let ln = e.op(Op::Ln, &[x[0]]);
+            let slope = e.mul(y, ln);
+            e.mul(slope, t)
+        });
+        e.sum_opt(da, db)
+    },
+};
+
+/// The masks that route the derivative of max(a, b) (or min, with `a` and `b` swapped):
+/// to `a` where `a >= b`, else to `b`.
+fn select_masks(e: &mut Emit<'_>, a: Value, b: Value) -> (Value, Value) {
+    let to_a = e.op(Op::GreaterEq, &[a, b]);
+    let one = e.constant(1.0);
+    let to_b = e.sub(one, to_a);
+    (to_a, to_b)
+}
+
+fn extremum_vjp(e: &mut Emit<'_>, x: &[Value], g: Value, needs: &[bool], first: usize) -> Vec<Option<Value>> {
+    let (to_first, to_second) = select_masks(e, x[first], x[1 - first]);
+    let mut out = vec![None, None];
+    out[first] = needs[first].then(|| e.mul(g, to_first));
+    out[1 - first] = needs[1 - first].then(|| e.mul(g, to_second));
+    out
+}
+
+fn extremum_jvp(e: &mut Emit<'_>, x: &[Value], t: &[Option<Value>], first: usize) -> Option<Value> {
+    let (to_first, to_second) = select_masks(e, x[first], x[1 - first]);
+    let a = t[first].map(|t| e.mul(to_first, t));
+    let b = t[1 - first].map(|t| e.mul(to_second, t));
+    e.sum_opt(a, b)
+}
+
+static MAX: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], f64::max),
+    vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, 0),
+    jvp: |e, _, x, _, t| extremum_jvp(e, x, t, 0),
+};
+
+static MIN: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], f64::min),
+    vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, 1),
+    jvp: |e, _, x, _, t| extremum_jvp(e, x, t, 1),
+};
+
+static GREATER_EQ: Rules = Rules {
+    shape: broadcast2,
+    eval: |_, x| zip(x[0], x[1], |a, b| if a >= b { 1.0 } else { 0.0 }),
+    vjp: no_vjp,
+    jvp: no_jvp,
+};
+
+// ---------------------------------------------------------------------------------------
+// Linear algebra.
+
+fn matmul_shape(_: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
+    let (a, b) = (inputs[0], inputs[1]);
+    if a.rank() == 0 || b.rank() == 0 {
+        return Err("matmul of a scalar".into());
+    }
+    let k_a = &a.0[a.rank() - 1];
+    let k_b = if b.rank() == 1 { &b.0[0] } else { &b.0[b.rank() - 2] };
+    if k_a != k_b || b.rank() > 2 {
+        return Err(format!("matmul of {a} and {b}"));
+    }
+    let mut dims = a.0[..a.rank() - 1].to_vec();
+    if b.rank() == 2 {
+        dims.push(b.0[1].clone());
+    }
+    Ok(Shape(dims))
+}
+
+/// `[.., m, k] @ [k, n]` (or `[k]`), by the definition.
+fn matmul_eval(a: &Tensor, b: &Tensor) -> Tensor {
+    let k = *a.shape.last().expect("rank >= 1");
+    let m = a.data.len() / k;
+    let n = if b.shape.len() == 2 { b.shape[1] } else { 1 };
+    let mut data = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            data[i * n + j] = (0..k).map(|p| a.data[i * k + p] * b.data[p * n + j]).sum();
+        }
+    }
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    if b.shape.len() == 2 {
+        shape.push(n);
+    }
+    Tensor { shape, data }
+}
+
+/// `x` as a matrix: vectors become one row (`row = true`) or one column.
+fn as_matrix(e: &mut Emit<'_>, x: Value, row: bool) -> Value {
+    let shape = e.shape(x);
+    let dims = match shape.rank() {
+        1 if row => vec![Dim::constant(1), shape.0[0].clone()],
+        1 => vec![shape.0[0].clone(), Dim::constant(1)],
+        2 => return x,
+        _ => {
+            // Batch dimensions fold into the rows.
+            let rows = shape.0[..shape.rank() - 1].iter().try_fold(Dim::constant(1), |acc, d| acc.checked_mul(d).ok());
+            vec![rows.unwrap_or_default(), shape.0[shape.rank() - 1].clone()]
+        }
+    };
+    e.op(Op::Reshape(Shape(dims)), &[x])
+}
+
+static MATMUL: Rules = Rules {
+    shape: matmul_shape,
+    eval: |_, x| matmul_eval(x[0], x[1]),
+    // y = a b: da = g b^T, db = a^T g, with vectors and batches as matrices.
+    vjp: |e, _, x, _, g, needs| {
+        let (a, b) = (x[0], x[1]);
+        let (a_shape, b_shape) = (e.shape(a), e.shape(b));
+        let a2 = as_matrix(e, a, true);
+        let b2 = as_matrix(e, b, false);
+        let rows = e.shape(a2).0[0].clone();
+        let cols = e.shape(b2).0[1].clone();
+        let g2 = e.op(Op::Reshape(Shape(vec![rows, cols])), &[g]);
+        let da = needs[0].then(|| {
+            let bt = e.op(Op::Transpose, &[b2]);
+            let product = e.op(Op::MatMul, &[g2, bt]);
+            e.op(Op::Reshape(a_shape), &[product])
+        });
+        let db = needs[1].then(|| {
+            let at = e.op(Op::Transpose, &[a2]);
+            let product = e.op(Op::MatMul, &[at, g2]);
+            e.op(Op::Reshape(b_shape), &[product])
+        });
+        vec![da, db]
+    },
+    jvp: |e, _, x, _, t| {
+        let da = t[0].map(|t| e.op(Op::MatMul, &[t, x[1]]));
+        let db = t[1].map(|t| e.op(Op::MatMul, &[x[0], t]));
+        e.sum_opt(da, db)
+    },
+};
+
+static TRANSPOSE: Rules = Rules {
+    shape: |_, inputs| {
+        let mut dims = inputs[0].0.clone();
+        let n = dims.len();
+        if n >= 2 {
+            dims.swap(n - 2, n - 1);
+        }
+        Ok(Shape(dims))
+    },
+    eval: |_, x| x[0].transposed(),
+    vjp: |e, _, _, _, g, _| vec![Some(e.op(Op::Transpose, &[g]))],
+    jvp: |e, _, _, _, t| t[0].map(|t| e.op(Op::Transpose, &[t])),
+};
+
+// ---------------------------------------------------------------------------------------
+// Shape ops.
+
+static RESHAPE: Rules = Rules {
+    shape: |op, _| match op {
+        Op::Reshape(shape) => Ok(shape.clone()),
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::Reshape(shape) => Tensor { shape: concrete(shape), data: x[0].data.clone() },
+        _ => unreachable!(),
+    },
+    vjp: |e, _, x, _, g, _| {
+        let shape = e.shape(x[0]);
+        vec![Some(e.op(Op::Reshape(shape), &[g]))]
+    },
+    jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+};
+
+/// The concrete sizes of a shape; the interpreter runs only functions whose shapes are known.
+pub(crate) fn concrete(shape: &Shape) -> Vec<usize> {
+    shape.0.iter().map(|d| d.as_const().expect("a concrete shape") as usize).collect()
+}
+
+static BROADCAST: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::Broadcast(shape) => broadcast_shapes(inputs[0], shape).map(|_| shape.clone()),
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::Broadcast(shape) => {
+            let target = concrete(shape);
+            let index = x[0].broadcast_index(&target);
+            let data = (0..target.iter().product()).map(|i| x[0].data[index(i)]).collect();
+            Tensor { shape: target, data }
+        }
+        _ => unreachable!(),
+    },
+    vjp: |e, _, x, _, g, _| {
+        let shape = e.shape(x[0]);
+        vec![Some(e.op(Op::SumTo(shape), &[g]))]
+    },
+    jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+};
+
+static SUM_TO: Rules = Rules {
+    shape: |op, _| match op {
+        Op::SumTo(shape) => Ok(shape.clone()),
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::SumTo(shape) => {
+            let target = concrete(shape);
+            let mut out = Tensor { shape: target.clone(), data: vec![0.0; target.iter().product()] };
+            // Each element of the input adds into the element it was broadcast from.
+            let index = out.broadcast_index(&x[0].shape);
+            for (i, v) in x[0].data.iter().enumerate() {
+                out.data[index(i)] += v;
+            }
+            out
+        }
+        _ => unreachable!(),
+    },
+    vjp: |e, _, x, _, g, _| {
+        let shape = e.shape(x[0]);
+        vec![Some(e.op(Op::Broadcast(shape), &[g]))]
+    },
+    jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+};
+
+// ---------------------------------------------------------------------------------------
+// Reductions.
+
+/// The cotangent of a reduction, spread back over the reduced axis.
+fn spread(e: &mut Emit<'_>, x: Value, axis: Option<usize>, g: Value) -> Value {
+    let shape = e.shape(x);
+    let kept = match axis {
+        Some(axis) => {
+            let mut dims = shape.0.clone();
+            dims[axis] = Dim::constant(1);
+            e.op(Op::Reshape(Shape(dims)), &[g])
+        }
+        None => g,
+    };
+    e.op(Op::Broadcast(shape), &[kept])
+}
+
+fn reduced_count(shape: &Shape, axis: Option<usize>) -> Dim {
+    match axis {
+        Some(axis) => shape.0[axis].clone(),
+        None => shape.elements().unwrap_or_default(),
+    }
+}
+
+static SUM: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::Sum { axis } => reduced(inputs[0], *axis),
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::Sum { axis } => reduce(x[0], *axis, 0.0, |a, v| a + v),
+        _ => unreachable!(),
+    },
+    vjp: |e, op, x, _, g, _| match op {
+        Op::Sum { axis } => vec![Some(spread(e, x[0], *axis, g))],
+        _ => unreachable!(),
+    },
+    jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+};
+
+/// `1 / n` for the elements a mean combines, as a constant when `n` is known.
+fn inverse_count(e: &mut Emit<'_>, x: Value, axis: Option<usize>) -> Value {
+    let n = reduced_count(&e.shape(x), axis);
+    e.constant(1.0 / n.as_const().unwrap_or(1) as f64)
+}
+
+static MEAN: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::Mean { axis } => reduced(inputs[0], *axis),
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::Mean { axis } => {
+            let n = match axis {
+                Some(axis) => x[0].shape[*axis],
+                None => x[0].data.len(),
+            };
+            map(&reduce(x[0], *axis, 0.0, |a, v| a + v), |v| v / n as f64)
+        }
+        _ => unreachable!(),
+    },
+    vjp: |e, op, x, _, g, _| match op {
+        Op::Mean { axis } => {
+            let inv = inverse_count(e, x[0], *axis);
+            let scaled = e.mul(g, inv);
+            vec![Some(spread(e, x[0], *axis, scaled))]
+        }
+        _ => unreachable!(),
+    },
+    jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+};
+
+static REDUCE_MAX: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::ReduceMax { axis } => reduced(inputs[0], *axis),
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::ReduceMax { axis } => reduce(x[0], *axis, f64::NEG_INFINITY, f64::max),
+        _ => unreachable!(),
+    },
+    // The cotangent goes to the elements equal to the maximum.
+    vjp: |e, op, x, y, g, _| match op {
+        Op::ReduceMax { axis } => {
+            let top = spread(e, x[0], *axis, y);
+            let mask = e.op(Op::GreaterEq, &[x[0], top]);
+            let spread_g = spread(e, x[0], *axis, g);
+            vec![Some(e.mul(spread_g, mask))]
+        }
+        _ => unreachable!(),
+    },
+    jvp: |e, op, x, y, t| match op {
+        Op::ReduceMax { axis } => {
+            let t = t[0]?;
+            let top = spread(e, x[0], *axis, y);
+            let mask = e.op(Op::GreaterEq, &[x[0], top]);
+            let picked = e.mul(mask, t);
+            Some(e.op(Op::Sum { axis: *axis }, &[picked]))
+        }
+        _ => unreachable!(),
+    },
+};
+
+// ---------------------------------------------------------------------------------------
+// Neural-network ops.
+
+static SOFTMAX: Rules = Rules {
+    shape: same,
+    eval: |op, x| match op {
+        Op::Softmax { axis } => along(x[0], *axis, softmax_line),
+        _ => unreachable!(),
+    },
+    // dx = y (g - sum(g y))
+    vjp: |e, op, _, y, g, _| match op {
+        Op::Softmax { axis } => {
+            let gy = e.mul(g, y);
+            let total = e.sum_keep(gy, *axis);
+            let centred = e.sub(g, total);
+            vec![Some(e.mul(y, centred))]
+        }
+        _ => unreachable!(),
+    },
+    jvp: |e, op, _, y, t| match op {
+        Op::Softmax { axis } => {
+            let t = t[0]?;
+            let ty = e.mul(t, y);
+            let total = e.sum_keep(ty, *axis);
+            let centred = e.sub(t, total);
+            Some(e.mul(y, centred))
+        }
+        _ => unreachable!(),
+    },
+};
+
+static LOG_SOFTMAX: Rules = Rules {
+    shape: same,
+    eval: |op, x| match op {
+        Op::LogSoftmax { axis } => along(x[0], *axis, log_softmax_line),
+        _ => unreachable!(),
+    },
+    // dx = g - softmax(x) sum(g), with softmax(x) = exp(y)
+    vjp: |e, op, _, y, g, _| match op {
+        Op::LogSoftmax { axis } => {
+            let p = e.op(Op::Exp, &[y]);
+            let total = e.sum_keep(g, *axis);
+            let spread = e.mul(p, total);
+            vec![Some(e.sub(g, spread))]
+        }
+        _ => unreachable!(),
+    },
+    jvp: |e, op, _, y, t| match op {
+        Op::LogSoftmax { axis } => {
+            let t = t[0]?;
+            let p = e.op(Op::Exp, &[y]);
+            let pt = e.mul(p, t);
+            let total = e.sum_keep(pt, *axis);
+            Some(e.sub(t, total))
+        }
+        _ => unreachable!(),
+    },
+};
+
+static ONE_HOT: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::OneHot { classes } => {
+            let mut dims = inputs[0].0.clone();
+            dims.push(Dim::constant(*classes as i128));
+            Ok(Shape(dims))
+        }
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::OneHot { classes } => {
+            let mut data = vec![0.0; x[0].data.len() * classes];
+            for (i, &label) in x[0].data.iter().enumerate() {
+                let class = label.round();
+                if class >= 0.0 && (class as usize) < *classes {
+                    data[i * classes + class as usize] = 1.0;
+                }
+            }
+            let mut shape = x[0].shape.clone();
+            shape.push(*classes);
+            Tensor { shape, data }
+        }
+        _ => unreachable!(),
+    },
+    vjp: no_vjp,
+    jvp: no_jvp,
+};
+
+static MSE: Rules = Rules {
+    shape: |_, inputs| broadcast_shapes(inputs[0], inputs[1]).map(|_| Shape(Vec::new())),
+    eval: |_, x| {
+        let d = zip(x[0], x[1], |a, b| (a - b) * (a - b));
+        Tensor::scalar(d.data.iter().sum::<f64>() / d.data.len().max(1) as f64)
+    },
+    // d mean((y - t)^2) = 2 (y - t) / n (dy - dt)
+    vjp: |e, _, x, _, g, needs| {
+        let d = e.sub(x[0], x[1]);
+        let n = broadcast_shapes(&e.shape(x[0]), &e.shape(x[1]))
+            .ok()
+            .and_then(|s| s.elements())
+            .and_then(|n| n.as_const())
+            .unwrap_or(1);
+        let scale = e.constant(2.0 / n as f64);
+        let gs = e.mul(g, scale);
+        let dy = e.mul(gs, d);
+        vec![needs[0].then_some(dy), needs[1].then(|| e.neg(dy))]
+    },
+    jvp: |e, _, x, _, t| {
+        let dt = match (t[0], t[1]) {
+            (Some(a), Some(b)) => e.sub(a, b),
+            (Some(a), None) => a,
+            (None, Some(b)) => e.neg(b),
+            (None, None) => return None,
+        };
+        let d = e.sub(x[0], x[1]);
+        let two = e.constant(2.0);
+        let product = e.mul(d, dt);
+        let scaled = e.mul(two, product);
+        Some(e.op(Op::Mean { axis: None }, &[scaled]))
+    },
+};
+
+static SOFTMAX_CROSS_ENTROPY: Rules = Rules {
+    shape: scalar,
+    eval: |_, x| {
+        let (logits, labels) = (x[0], x[1]);
+        let classes = *logits.shape.last().expect("rank 2");
+        let rows = logits.data.len() / classes.max(1);
+        let mut total = 0.0;
+        for r in 0..rows {
+            let line = log_softmax_line(&logits.data[r * classes..(r + 1) * classes]);
+            total -= line[labels.data[r].round() as usize % classes.max(1)];
+        }
+        Tensor::scalar(total / rows.max(1) as f64)
+    },
+    // d logits = g (softmax(logits) - one_hot(labels)) / N; labels are not differentiable.
+    vjp: |e, _, x, _, g, _| {
+        let shape = e.shape(x[0]);
+        let classes = shape.0[1].as_const().unwrap_or(1) as usize;
+        let rows = shape.0[0].as_const().unwrap_or(1) as f64;
+        let p = e.op(Op::Softmax { axis: 1 }, &[x[0]]);
+        let hot = e.op(Op::OneHot { classes }, &[x[1]]);
+        let diff = e.sub(p, hot);
+        let scale = e.constant(1.0 / rows);
+        let gs = e.mul(g, scale);
+        vec![Some(e.mul(gs, diff)), None]
+    },
+    jvp: |e, _, x, _, t| {
+        let t = t[0]?;
+        let shape = e.shape(x[0]);
+        let classes = shape.0[1].as_const().unwrap_or(1) as usize;
+        let p = e.op(Op::Softmax { axis: 1 }, &[x[0]]);
+        let hot = e.op(Op::OneHot { classes }, &[x[1]]);
+        let diff = e.sub(p, hot);
+        let product = e.mul(diff, t);
+        let per_row = e.op(Op::Sum { axis: Some(1) }, &[product]);
+        Some(e.op(Op::Mean { axis: None }, &[per_row]))
+    },
+};
