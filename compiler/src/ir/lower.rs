@@ -263,6 +263,25 @@ impl Lowerer<'_> {
                 let mean = self.push(Op::Mean { axis: None }, &[total], span)?;
                 self.push(Op::Neg, &[mean], span)
             }
+            "conv" if operands.len() == 2 => {
+                let (mut x, mut w) = (operands[0], operands[1]);
+                let stride = Self::int_arg(args, "stride").unwrap_or(1).max(1) as usize;
+                let pad = Self::int_arg(args, "pad").unwrap_or(0).max(0) as usize;
+                // A single image and filter, [H, W] and [kh, kw], as one batch of one channel.
+                let flat = self.f.ty(x).shape.rank() == 2;
+                if flat {
+                    let as4 = |shape: &Shape| Shape([vec![crate::shapes::Dim::constant(1); 2], shape.0.clone()].concat());
+                    let (xs, ws) = (as4(&self.f.ty(x).shape), as4(&self.f.ty(w).shape));
+                    x = self.push(Op::Reshape(xs), &[x], span)?;
+                    w = self.push(Op::Reshape(ws), &[w], span)?;
+                }
+                let y = self.push(Op::Conv2d { stride: (stride, stride), pad: (pad, pad) }, &[x, w], span)?;
+                if flat {
+                    let dims = self.f.ty(y).shape.0[2..].to_vec();
+                    return self.push(Op::Reshape(Shape(dims)), &[y], span);
+                }
+                Ok(y)
+            }
             _ => Err(error(format!("`{name}` cannot be evaluated in a function yet"), span)),
         }
     }

@@ -75,6 +75,25 @@ pub enum Op {
     OneHot {
         classes: usize,
     },
+    /// 2-D convolution of `[N, C, H, W]` with `[O, C, kh, kw]` (cross-correlation, as
+    /// neural networks define it), with stride and zero padding.
+    Conv2d { stride: (usize, usize), pad: (usize, usize) },
+    /// The adjoint of `Conv2d` with respect to its input: from the output cotangent and the
+    /// weights to `[N, C, H, W]`; `input` is `(H, W)`.
+    Conv2dInputGrad { stride: (usize, usize), pad: (usize, usize), input: (usize, usize) },
+    /// The adjoint of `Conv2d` with respect to its weights: from the input and the output
+    /// cotangent to `[O, C, kh, kw]`.
+    Conv2dWeightGrad { stride: (usize, usize), pad: (usize, usize), kernel: (usize, usize) },
+    /// Max pooling of `[N, C, H, W]` over windows.
+    MaxPool2d { kernel: (usize, usize), stride: (usize, usize) },
+    /// From the pooled input and a cotangent of the output, the cotangent of the input:
+    /// each window's value goes to the (first) position of its maximum.
+    MaxPool2dGrad { kernel: (usize, usize), stride: (usize, usize) },
+    /// From the pooled input and a tensor of its shape, the values at each window's maximum.
+    MaxPool2dPick { kernel: (usize, usize), stride: (usize, usize) },
+    AvgPool2d { kernel: (usize, usize), stride: (usize, usize) },
+    /// Spreads a cotangent of an average pool evenly over its windows; `input` is `(H, W)`.
+    AvgPool2dGrad { kernel: (usize, usize), stride: (usize, usize), input: (usize, usize) },
     /// Mean squared error of a prediction and a target.
     Mse,
     /// Mean softmax cross-entropy of logits `[N, C]` and labels `[N]`, fused for stability.
@@ -134,6 +153,14 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::OneHot { .. } => "one_hot",
+            Op::Conv2d { .. } => "conv2d",
+            Op::Conv2dInputGrad { .. } => "conv2d_input_grad",
+            Op::Conv2dWeightGrad { .. } => "conv2d_weight_grad",
+            Op::MaxPool2d { .. } => "maxpool2d",
+            Op::MaxPool2dGrad { .. } => "maxpool2d_grad",
+            Op::MaxPool2dPick { .. } => "maxpool2d_pick",
+            Op::AvgPool2d { .. } => "avgpool2d",
+            Op::AvgPool2dGrad { .. } => "avgpool2d_grad",
             Op::Mse => "mse",
             Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
         }
@@ -175,6 +202,14 @@ impl Op {
             Op::Softmax { .. } => &SOFTMAX,
             Op::LogSoftmax { .. } => &LOG_SOFTMAX,
             Op::OneHot { .. } => &ONE_HOT,
+            Op::Conv2d { .. } => &CONV2D,
+            Op::Conv2dInputGrad { .. } => &CONV2D_INPUT_GRAD,
+            Op::Conv2dWeightGrad { .. } => &CONV2D_WEIGHT_GRAD,
+            Op::MaxPool2d { .. } => &MAXPOOL2D,
+            Op::MaxPool2dGrad { .. } => &MAXPOOL2D_GRAD,
+            Op::MaxPool2dPick { .. } => &MAXPOOL2D_PICK,
+            Op::AvgPool2d { .. } => &AVGPOOL2D,
+            Op::AvgPool2dGrad { .. } => &AVGPOOL2D_GRAD,
             Op::Mse => &MSE,
             Op::SoftmaxCrossEntropy => &SOFTMAX_CROSS_ENTROPY,
         }
@@ -183,6 +218,110 @@ impl Op {
     /// The shape of the op's result for inputs of these shapes.
     pub fn shape(&self, inputs: &[&Shape]) -> Result<Shape, String> {
         (self.rules().shape)(self, inputs)
+    }
+
+    /// One instance of every op, for tables that must cover them all (the gradient sweep).
+    pub fn samples() -> Vec<Op> {
+        let k = (2, 2);
+        let shape = Shape(vec![Dim::constant(1)]);
+        let samples = vec![
+            Op::Const(1.0),
+            Op::Literal { shape: vec![1], data: vec![1.0] },
+            Op::Neg,
+            Op::Exp,
+            Op::Ln,
+            Op::Sqrt,
+            Op::Sin,
+            Op::Cos,
+            Op::Tan,
+            Op::Tanh,
+            Op::Sigmoid,
+            Op::Relu,
+            Op::Abs,
+            Op::Step,
+            Op::Sign,
+            Op::Add,
+            Op::Sub,
+            Op::Mul,
+            Op::Div,
+            Op::Pow,
+            Op::Max,
+            Op::Min,
+            Op::GreaterEq,
+            Op::MatMul,
+            Op::Transpose,
+            Op::Reshape(shape.clone()),
+            Op::Broadcast(shape.clone()),
+            Op::SumTo(shape),
+            Op::Sum { axis: None },
+            Op::Mean { axis: None },
+            Op::ReduceMax { axis: None },
+            Op::Softmax { axis: 0 },
+            Op::LogSoftmax { axis: 0 },
+            Op::OneHot { classes: 2 },
+            Op::Conv2d { stride: (1, 1), pad: (0, 0) },
+            Op::Conv2dInputGrad { stride: (1, 1), pad: (0, 0), input: k },
+            Op::Conv2dWeightGrad { stride: (1, 1), pad: (0, 0), kernel: k },
+            Op::MaxPool2d { kernel: k, stride: k },
+            Op::MaxPool2dGrad { kernel: k, stride: k },
+            Op::MaxPool2dPick { kernel: k, stride: k },
+            Op::AvgPool2d { kernel: k, stride: k },
+            Op::AvgPool2dGrad { kernel: k, stride: k, input: k },
+            Op::Mse,
+            Op::SoftmaxCrossEntropy,
+        ];
+        // Every variant, in the order above: a new op that is missing here fails to compile.
+        debug_assert!(samples.iter().enumerate().all(|(i, op)| op.sample_index() == i));
+        samples
+    }
+
+    fn sample_index(&self) -> usize {
+        match self {
+            Op::Const(_) => 0,
+            Op::Literal { .. } => 1,
+            Op::Neg => 2,
+            Op::Exp => 3,
+            Op::Ln => 4,
+            Op::Sqrt => 5,
+            Op::Sin => 6,
+            Op::Cos => 7,
+            Op::Tan => 8,
+            Op::Tanh => 9,
+            Op::Sigmoid => 10,
+            Op::Relu => 11,
+            Op::Abs => 12,
+            Op::Step => 13,
+            Op::Sign => 14,
+            Op::Add => 15,
+            Op::Sub => 16,
+            Op::Mul => 17,
+            Op::Div => 18,
+            Op::Pow => 19,
+            Op::Max => 20,
+            Op::Min => 21,
+            Op::GreaterEq => 22,
+            Op::MatMul => 23,
+            Op::Transpose => 24,
+            Op::Reshape(_) => 25,
+            Op::Broadcast(_) => 26,
+            Op::SumTo(_) => 27,
+            Op::Sum { .. } => 28,
+            Op::Mean { .. } => 29,
+            Op::ReduceMax { .. } => 30,
+            Op::Softmax { .. } => 31,
+            Op::LogSoftmax { .. } => 32,
+            Op::OneHot { .. } => 33,
+            Op::Conv2d { .. } => 34,
+            Op::Conv2dInputGrad { .. } => 35,
+            Op::Conv2dWeightGrad { .. } => 36,
+            Op::MaxPool2d { .. } => 37,
+            Op::MaxPool2dGrad { .. } => 38,
+            Op::MaxPool2dPick { .. } => 39,
+            Op::AvgPool2d { .. } => 40,
+            Op::AvgPool2dGrad { .. } => 41,
+            Op::Mse => 42,
+            Op::SoftmaxCrossEntropy => 43,
+        }
     }
 
     /// Whether the op has a derivative at all (comparisons and masks do not).
@@ -1159,4 +1298,364 @@ static SOFTMAX_CROSS_ENTROPY: Rules = Rules {
         let per_row = e.op(Op::Sum { axis: Some(1) }, &[product]);
         Some(e.op(Op::Mean { axis: None }, &[per_row]))
     },
+};
+
+// ---------------------------------------------------------------------------------------
+// Convolution and pooling, over `[N, C, H, W]` as PyTorch lays them out.
+
+/// `floor((n + 2 pad - k) / stride) + 1` on dimensions.
+fn window(n: &Dim, k: usize, stride: usize, pad: usize) -> Result<Dim, String> {
+    let padded = n.checked_add(&Dim::constant(2 * pad as i128)).map_err(|_| "too large")?;
+    let span = padded.checked_sub(&Dim::constant(k as i128)).map_err(|_| "too large")?;
+    let out = span.floor_div(&Dim::constant(stride.max(1) as i128)).ok_or("stride 0")?;
+    out.checked_add(&Dim::constant(1)).map_err(|_| "too large".to_string())
+}
+
+fn rank4(shape: &Shape, what: &str) -> Result<(), String> {
+    if shape.rank() == 4 { Ok(()) } else { Err(format!("{what} must be [N, C, H, W], not {shape}")) }
+}
+
+/// Visits every (output position, window position, input position) of a windowed op:
+/// `f(n, c_out_index_base, i, j, k, l, h, w)` with `h, w` in padded-input coordinates,
+/// skipping positions in the padding.
+struct Windows {
+    n: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    pad: (usize, usize),
+}
+
+impl Windows {
+    /// Calls `f(i, j, k, l, h, w)` for output row `i`, column `j`, window offset `(k, l)`,
+    /// and the input position `(h, w)` it reads, when that is not padding.
+    fn each(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
+        for i in 0..self.ho {
+            for j in 0..self.wo {
+                for k in 0..self.kernel.0 {
+                    for l in 0..self.kernel.1 {
+                        let h = (i * self.stride.0 + k).checked_sub(self.pad.0);
+                        let w = (j * self.stride.1 + l).checked_sub(self.pad.1);
+                        if let (Some(h), Some(w)) = (h, w)
+                            && h < self.h
+                            && w < self.w
+                        {
+                            f(i, j, k, l, h, w);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn conv_windows(x: &[usize], kernel: (usize, usize), stride: (usize, usize), pad: (usize, usize), out: (usize, usize)) -> Windows {
+    Windows { n: x[0], h: x[2], w: x[3], ho: out.0, wo: out.1, kernel, stride, pad }
+}
+
+fn conv_eval(x: &Tensor, w: &Tensor, stride: (usize, usize), pad: (usize, usize)) -> Tensor {
+    let (o_count, c_count, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let ho = (x.shape[2] + 2 * pad.0 - kh) / stride.0 + 1;
+    let wo = (x.shape[3] + 2 * pad.1 - kw) / stride.1 + 1;
+    let win = conv_windows(&x.shape, (kh, kw), stride, pad, (ho, wo));
+    let mut y = Tensor { shape: vec![win.n, o_count, ho, wo], data: vec![0.0; win.n * o_count * ho * wo] };
+    for n in 0..win.n {
+        for o in 0..o_count {
+            for c in 0..c_count {
+                win.each(|i, j, k, l, h, wpos| {
+                    y.data[((n * o_count + o) * ho + i) * wo + j] += w.data[((o * c_count + c) * kh + k) * kw + l]
+                        * x.data[((n * c_count + c) * win.h + h) * win.w + wpos];
+                });
+            }
+        }
+    }
+    y
+}
+
+fn conv_input_grad_eval(g: &Tensor, w: &Tensor, stride: (usize, usize), pad: (usize, usize), input: (usize, usize)) -> Tensor {
+    let (o_count, c_count, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let (n_count, ho, wo) = (g.shape[0], g.shape[2], g.shape[3]);
+    let win = Windows { n: n_count, h: input.0, w: input.1, ho, wo, kernel: (kh, kw), stride, pad };
+    let mut dx = Tensor { shape: vec![n_count, c_count, input.0, input.1], data: vec![0.0; n_count * c_count * input.0 * input.1] };
+    for n in 0..n_count {
+        for o in 0..o_count {
+            for c in 0..c_count {
+                win.each(|i, j, k, l, h, wpos| {
+                    dx.data[((n * c_count + c) * input.0 + h) * input.1 + wpos] +=
+                        g.data[((n * o_count + o) * ho + i) * wo + j] * w.data[((o * c_count + c) * kh + k) * kw + l];
+                });
+            }
+        }
+    }
+    dx
+}
+
+fn conv_weight_grad_eval(x: &Tensor, g: &Tensor, stride: (usize, usize), pad: (usize, usize), kernel: (usize, usize)) -> Tensor {
+    let (n_count, c_count) = (x.shape[0], x.shape[1]);
+    let (o_count, ho, wo) = (g.shape[1], g.shape[2], g.shape[3]);
+    let win = conv_windows(&x.shape, kernel, stride, pad, (ho, wo));
+    let (kh, kw) = kernel;
+    let mut dw = Tensor { shape: vec![o_count, c_count, kh, kw], data: vec![0.0; o_count * c_count * kh * kw] };
+    for n in 0..n_count {
+        for o in 0..o_count {
+            for c in 0..c_count {
+                win.each(|i, j, k, l, h, wpos| {
+                    dw.data[((o * c_count + c) * kh + k) * kw + l] +=
+                        g.data[((n * o_count + o) * ho + i) * wo + j] * x.data[((n * c_count + c) * win.h + h) * win.w + wpos];
+                });
+            }
+        }
+    }
+    dw
+}
+
+fn conv_params(op: &Op) -> ((usize, usize), (usize, usize)) {
+    match op {
+        Op::Conv2d { stride, pad } | Op::Conv2dInputGrad { stride, pad, .. } | Op::Conv2dWeightGrad { stride, pad, .. } => {
+            (*stride, *pad)
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn concrete_pair(shape: &Shape, from: usize) -> (usize, usize) {
+    let dims = concrete(shape);
+    (dims[from], dims[from + 1])
+}
+
+static CONV2D: Rules = Rules {
+    shape: |op, inputs| {
+        let (stride, pad) = conv_params(op);
+        let (x, w) = (inputs[0], inputs[1]);
+        rank4(x, "the input")?;
+        rank4(w, "the weight")?;
+        if x.0[1] != w.0[1] {
+            return Err(format!("{x} has {} channels, the weight {w} expects {}", x.0[1], w.0[1]));
+        }
+        let (kh, kw) = (w.0[2].as_const().ok_or("symbolic kernel")? as usize, w.0[3].as_const().ok_or("symbolic kernel")? as usize);
+        let ho = window(&x.0[2], kh, stride.0, pad.0)?;
+        let wo = window(&x.0[3], kw, stride.1, pad.1)?;
+        Ok(Shape(vec![x.0[0].clone(), w.0[0].clone(), ho, wo]))
+    },
+    eval: |op, x| {
+        let (stride, pad) = conv_params(op);
+        conv_eval(x[0], x[1], stride, pad)
+    },
+    vjp: |e, op, x, _, g, needs| {
+        let (stride, pad) = conv_params(op);
+        let (xs, ws) = (e.shape(x[0]), e.shape(x[1]));
+        let dx = needs[0].then(|| e.op(Op::Conv2dInputGrad { stride, pad, input: concrete_pair(&xs, 2) }, &[g, x[1]]));
+        let dw = needs[1].then(|| e.op(Op::Conv2dWeightGrad { stride, pad, kernel: concrete_pair(&ws, 2) }, &[x[0], g]));
+        vec![dx, dw]
+    },
+    jvp: |e, op, x, _, t| {
+        let a = t[0].map(|t| e.op(op.clone(), &[t, x[1]]));
+        let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
+        e.sum_opt(a, b)
+    },
+};
+
+static CONV2D_INPUT_GRAD: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::Conv2dInputGrad { input, .. } => {
+            let (g, w) = (inputs[0], inputs[1]);
+            Ok(Shape(vec![g.0[0].clone(), w.0[1].clone(), Dim::constant(input.0 as i128), Dim::constant(input.1 as i128)]))
+        }
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::Conv2dInputGrad { stride, pad, input } => conv_input_grad_eval(x[0], x[1], *stride, *pad, *input),
+        _ => unreachable!(),
+    },
+    // Linear in both inputs: <dx(g, w), z> = <g, conv(z, w)> = <w, dw(z, g)>.
+    vjp: |e, op, x, _, z, needs| {
+        let (stride, pad) = conv_params(op);
+        let ws = e.shape(x[1]);
+        let dg = needs[0].then(|| e.op(Op::Conv2d { stride, pad }, &[z, x[1]]));
+        let dw = needs[1].then(|| e.op(Op::Conv2dWeightGrad { stride, pad, kernel: concrete_pair(&ws, 2) }, &[z, x[0]]));
+        vec![dg, dw]
+    },
+    jvp: |e, op, x, _, t| {
+        let a = t[0].map(|t| e.op(op.clone(), &[t, x[1]]));
+        let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
+        e.sum_opt(a, b)
+    },
+};
+
+static CONV2D_WEIGHT_GRAD: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::Conv2dWeightGrad { kernel, .. } => {
+            let (x, g) = (inputs[0], inputs[1]);
+            Ok(Shape(vec![g.0[1].clone(), x.0[1].clone(), Dim::constant(kernel.0 as i128), Dim::constant(kernel.1 as i128)]))
+        }
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::Conv2dWeightGrad { stride, pad, kernel } => conv_weight_grad_eval(x[0], x[1], *stride, *pad, *kernel),
+        _ => unreachable!(),
+    },
+    // Linear in both inputs: <dw(x, g), z> = <g, conv(x, z)> = <x, dx(g, z)>.
+    vjp: |e, op, x, _, z, needs| {
+        let (stride, pad) = conv_params(op);
+        let xs = e.shape(x[0]);
+        let dx = needs[0].then(|| e.op(Op::Conv2dInputGrad { stride, pad, input: concrete_pair(&xs, 2) }, &[x[1], z]));
+        let dg = needs[1].then(|| e.op(Op::Conv2d { stride, pad }, &[x[0], z]));
+        vec![dx, dg]
+    },
+    jvp: |e, op, x, _, t| {
+        let a = t[0].map(|t| e.op(op.clone(), &[t, x[1]]));
+        let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
+        e.sum_opt(a, b)
+    },
+};
+
+fn pool_params(op: &Op) -> ((usize, usize), (usize, usize)) {
+    match op {
+        Op::MaxPool2d { kernel, stride }
+        | Op::MaxPool2dGrad { kernel, stride }
+        | Op::MaxPool2dPick { kernel, stride }
+        | Op::AvgPool2d { kernel, stride }
+        | Op::AvgPool2dGrad { kernel, stride, .. } => (*kernel, *stride),
+        _ => unreachable!(),
+    }
+}
+
+fn pool_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
+    let (kernel, stride) = pool_params(op);
+    let x = inputs[0];
+    rank4(x, "the input")?;
+    let ho = window(&x.0[2], kernel.0, stride.0, 0)?;
+    let wo = window(&x.0[3], kernel.1, stride.1, 0)?;
+    Ok(Shape(vec![x.0[0].clone(), x.0[1].clone(), ho, wo]))
+}
+
+/// For each output element of a max pool over `x`, the flat index of its window's first
+/// maximum in `x`.
+fn argmax_windows(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> (Vec<usize>, Vec<usize>) {
+    let (n_count, c_count, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let ho = (h - kernel.0) / stride.0 + 1;
+    let wo = (w - kernel.1) / stride.1 + 1;
+    let win = Windows { n: n_count, h, w, ho, wo, kernel, stride, pad: (0, 0) };
+    let mut best = vec![(f64::NEG_INFINITY, 0usize); n_count * c_count * ho * wo];
+    for plane in 0..n_count * c_count {
+        win.each(|i, j, _, _, hp, wp| {
+            let at = (plane * h + hp) * w + wp;
+            let slot = &mut best[(plane * ho + i) * wo + j];
+            if x.data[at] > slot.0 {
+                *slot = (x.data[at], at);
+            }
+        });
+    }
+    (best.into_iter().map(|(_, at)| at).collect(), vec![n_count, c_count, ho, wo])
+}
+
+static MAXPOOL2D: Rules = Rules {
+    shape: pool_shape,
+    eval: |op, x| {
+        let (kernel, stride) = pool_params(op);
+        let (picks, shape) = argmax_windows(x[0], kernel, stride);
+        Tensor { shape, data: picks.iter().map(|&at| x[0].data[at]).collect() }
+    },
+    // The cotangent goes to the position of each window's maximum.
+    vjp: |e, op, x, _, g, _| {
+        let (kernel, stride) = pool_params(op);
+        vec![Some(e.op(Op::MaxPool2dGrad { kernel, stride }, &[x[0], g]))]
+    },
+    jvp: |e, op, x, _, t| {
+        let (kernel, stride) = pool_params(op);
+        t[0].map(|t| e.op(Op::MaxPool2dPick { kernel, stride }, &[x[0], t]))
+    },
+};
+
+static MAXPOOL2D_GRAD: Rules = Rules {
+    shape: |_, inputs| Ok(inputs[0].clone()),
+    eval: |op, x| {
+        let (kernel, stride) = pool_params(op);
+        let (picks, _) = argmax_windows(x[0], kernel, stride);
+        let mut dx = Tensor { shape: x[0].shape.clone(), data: vec![0.0; x[0].data.len()] };
+        for (i, &at) in picks.iter().enumerate() {
+            dx.data[at] += x[1].data[i];
+        }
+        dx
+    },
+    // Linear in the cotangent; the positions of the maxima do not move under small changes.
+    vjp: |e, op, x, _, z, needs| {
+        let (kernel, stride) = pool_params(op);
+        vec![None, needs[1].then(|| e.op(Op::MaxPool2dPick { kernel, stride }, &[x[0], z]))]
+    },
+    jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
+};
+
+static MAXPOOL2D_PICK: Rules = Rules {
+    shape: |op, inputs| pool_shape(op, &inputs[..1]),
+    eval: |op, x| {
+        let (kernel, stride) = pool_params(op);
+        let (picks, shape) = argmax_windows(x[0], kernel, stride);
+        Tensor { shape, data: picks.iter().map(|&at| x[1].data[at]).collect() }
+    },
+    vjp: |e, op, x, _, z, needs| {
+        let (kernel, stride) = pool_params(op);
+        vec![None, needs[1].then(|| e.op(Op::MaxPool2dGrad { kernel, stride }, &[x[0], z]))]
+    },
+    jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
+};
+
+fn avgpool_eval(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> Tensor {
+    let (n_count, c_count, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let ho = (h - kernel.0) / stride.0 + 1;
+    let wo = (w - kernel.1) / stride.1 + 1;
+    let win = Windows { n: n_count, h, w, ho, wo, kernel, stride, pad: (0, 0) };
+    let scale = 1.0 / (kernel.0 * kernel.1) as f64;
+    let mut y = Tensor { shape: vec![n_count, c_count, ho, wo], data: vec![0.0; n_count * c_count * ho * wo] };
+    for plane in 0..n_count * c_count {
+        win.each(|i, j, _, _, hp, wp| y.data[(plane * ho + i) * wo + j] += x.data[(plane * h + hp) * w + wp] * scale);
+    }
+    y
+}
+
+static AVGPOOL2D: Rules = Rules {
+    shape: pool_shape,
+    eval: |op, x| {
+        let (kernel, stride) = pool_params(op);
+        avgpool_eval(x[0], kernel, stride)
+    },
+    vjp: |e, op, x, _, g, _| {
+        let (kernel, stride) = pool_params(op);
+        let input = concrete_pair(&e.shape(x[0]), 2);
+        vec![Some(e.op(Op::AvgPool2dGrad { kernel, stride, input }, &[g]))]
+    },
+    jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+};
+
+static AVGPOOL2D_GRAD: Rules = Rules {
+    shape: |op, inputs| match op {
+        Op::AvgPool2dGrad { input, .. } => {
+            let g = inputs[0];
+            Ok(Shape(vec![g.0[0].clone(), g.0[1].clone(), Dim::constant(input.0 as i128), Dim::constant(input.1 as i128)]))
+        }
+        _ => unreachable!(),
+    },
+    eval: |op, x| match op {
+        Op::AvgPool2dGrad { kernel, stride, input } => {
+            let g = x[0];
+            let (n_count, c_count, ho, wo) = (g.shape[0], g.shape[1], g.shape[2], g.shape[3]);
+            let (h, w) = *input;
+            let win = Windows { n: n_count, h, w, ho, wo, kernel: *kernel, stride: *stride, pad: (0, 0) };
+            let scale = 1.0 / (kernel.0 * kernel.1) as f64;
+            let mut dx = Tensor { shape: vec![n_count, c_count, h, w], data: vec![0.0; n_count * c_count * h * w] };
+            for plane in 0..n_count * c_count {
+                win.each(|i, j, _, _, hp, wp| dx.data[(plane * h + hp) * w + wp] += g.data[(plane * ho + i) * wo + j] * scale);
+            }
+            dx
+        }
+        _ => unreachable!(),
+    },
+    vjp: |e, op, _, _, z, _| {
+        let (kernel, stride) = pool_params(op);
+        vec![Some(e.op(Op::AvgPool2d { kernel, stride }, &[z]))]
+    },
+    jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
 };
