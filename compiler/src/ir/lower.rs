@@ -270,7 +270,8 @@ impl Lowerer<'_> {
                 // A single image and filter, [H, W] and [kh, kw], as one batch of one channel.
                 let flat = self.f.ty(x).shape.rank() == 2;
                 if flat {
-                    let as4 = |shape: &Shape| Shape([vec![crate::shapes::Dim::constant(1); 2], shape.0.clone()].concat());
+                    let as4 =
+                        |shape: &Shape| Shape([vec![crate::shapes::Dim::constant(1); 2], shape.0.clone()].concat());
                     let (xs, ws) = (as4(&self.f.ty(x).shape), as4(&self.f.ty(w).shape));
                     x = self.push(Op::Reshape(xs), &[x], span)?;
                     w = self.push(Op::Reshape(ws), &[w], span)?;

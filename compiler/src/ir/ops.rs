@@ -77,23 +77,50 @@ pub enum Op {
     },
     /// 2-D convolution of `[N, C, H, W]` with `[O, C, kh, kw]` (cross-correlation, as
     /// neural networks define it), with stride and zero padding.
-    Conv2d { stride: (usize, usize), pad: (usize, usize) },
+    Conv2d {
+        stride: (usize, usize),
+        pad: (usize, usize),
+    },
     /// The adjoint of `Conv2d` with respect to its input: from the output cotangent and the
     /// weights to `[N, C, H, W]`; `input` is `(H, W)`.
-    Conv2dInputGrad { stride: (usize, usize), pad: (usize, usize), input: (usize, usize) },
+    Conv2dInputGrad {
+        stride: (usize, usize),
+        pad: (usize, usize),
+        input: (usize, usize),
+    },
     /// The adjoint of `Conv2d` with respect to its weights: from the input and the output
     /// cotangent to `[O, C, kh, kw]`.
-    Conv2dWeightGrad { stride: (usize, usize), pad: (usize, usize), kernel: (usize, usize) },
+    Conv2dWeightGrad {
+        stride: (usize, usize),
+        pad: (usize, usize),
+        kernel: (usize, usize),
+    },
     /// Max pooling of `[N, C, H, W]` over windows.
-    MaxPool2d { kernel: (usize, usize), stride: (usize, usize) },
+    MaxPool2d {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+    },
     /// From the pooled input and a cotangent of the output, the cotangent of the input:
     /// each window's value goes to the (first) position of its maximum.
-    MaxPool2dGrad { kernel: (usize, usize), stride: (usize, usize) },
+    MaxPool2dGrad {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+    },
     /// From the pooled input and a tensor of its shape, the values at each window's maximum.
-    MaxPool2dPick { kernel: (usize, usize), stride: (usize, usize) },
-    AvgPool2d { kernel: (usize, usize), stride: (usize, usize) },
+    MaxPool2dPick {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+    },
+    AvgPool2d {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+    },
     /// Spreads a cotangent of an average pool evenly over its windows; `input` is `(H, W)`.
-    AvgPool2dGrad { kernel: (usize, usize), stride: (usize, usize), input: (usize, usize) },
+    AvgPool2dGrad {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        input: (usize, usize),
+    },
     /// Mean squared error of a prediction and a target.
     Mse,
     /// Mean softmax cross-entropy of logits `[N, C]` and labels `[N]`, fused for stability.
@@ -824,42 +851,39 @@ static POW: Rules = Rules {
     },
 };
 
-/// The masks that route the derivative of max(a, b) (or min, with `a` and `b` swapped):
-/// to `a` where `a >= b`, else to `b`.
-fn select_masks(e: &mut Emit<'_>, a: Value, b: Value) -> (Value, Value) {
-    let to_a = e.op(Op::GreaterEq, &[a, b]);
+/// The masks that route the derivative of max(a, b) or min(a, b): to `a` where `a` is the
+/// one chosen (`a >= b` for max, `b >= a` for min), else to `b`.
+fn select_masks(e: &mut Emit<'_>, x: &[Value], is_max: bool) -> (Value, Value) {
+    let to_a = if is_max { e.op(Op::GreaterEq, &[x[0], x[1]]) } else { e.op(Op::GreaterEq, &[x[1], x[0]]) };
     let one = e.constant(1.0);
     let to_b = e.sub(one, to_a);
     (to_a, to_b)
 }
 
-fn extremum_vjp(e: &mut Emit<'_>, x: &[Value], g: Value, needs: &[bool], first: usize) -> Vec<Option<Value>> {
-    let (to_first, to_second) = select_masks(e, x[first], x[1 - first]);
-    let mut out = vec![None, None];
-    out[first] = needs[first].then(|| e.mul(g, to_first));
-    out[1 - first] = needs[1 - first].then(|| e.mul(g, to_second));
-    out
+fn extremum_vjp(e: &mut Emit<'_>, x: &[Value], g: Value, needs: &[bool], is_max: bool) -> Vec<Option<Value>> {
+    let (to_a, to_b) = select_masks(e, x, is_max);
+    vec![needs[0].then(|| e.mul(g, to_a)), needs[1].then(|| e.mul(g, to_b))]
 }
 
-fn extremum_jvp(e: &mut Emit<'_>, x: &[Value], t: &[Option<Value>], first: usize) -> Option<Value> {
-    let (to_first, to_second) = select_masks(e, x[first], x[1 - first]);
-    let a = t[first].map(|t| e.mul(to_first, t));
-    let b = t[1 - first].map(|t| e.mul(to_second, t));
+fn extremum_jvp(e: &mut Emit<'_>, x: &[Value], t: &[Option<Value>], is_max: bool) -> Option<Value> {
+    let (to_a, to_b) = select_masks(e, x, is_max);
+    let a = t[0].map(|t| e.mul(to_a, t));
+    let b = t[1].map(|t| e.mul(to_b, t));
     e.sum_opt(a, b)
 }
 
 static MAX: Rules = Rules {
     shape: broadcast2,
     eval: |_, x| zip(x[0], x[1], f64::max),
-    vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, 0),
-    jvp: |e, _, x, _, t| extremum_jvp(e, x, t, 0),
+    vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, true),
+    jvp: |e, _, x, _, t| extremum_jvp(e, x, t, true),
 };
 
 static MIN: Rules = Rules {
     shape: broadcast2,
     eval: |_, x| zip(x[0], x[1], f64::min),
-    vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, 1),
-    jvp: |e, _, x, _, t| extremum_jvp(e, x, t, 1),
+    vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, false),
+    jvp: |e, _, x, _, t| extremum_jvp(e, x, t, false),
 };
 
 static GREATER_EQ: Rules = Rules {
@@ -1352,7 +1376,13 @@ impl Windows {
     }
 }
 
-fn conv_windows(x: &[usize], kernel: (usize, usize), stride: (usize, usize), pad: (usize, usize), out: (usize, usize)) -> Windows {
+fn conv_windows(
+    x: &[usize],
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    pad: (usize, usize),
+    out: (usize, usize),
+) -> Windows {
     Windows { n: x[0], h: x[2], w: x[3], ho: out.0, wo: out.1, kernel, stride, pad }
 }
 
@@ -1375,11 +1405,20 @@ fn conv_eval(x: &Tensor, w: &Tensor, stride: (usize, usize), pad: (usize, usize)
     y
 }
 
-fn conv_input_grad_eval(g: &Tensor, w: &Tensor, stride: (usize, usize), pad: (usize, usize), input: (usize, usize)) -> Tensor {
+fn conv_input_grad_eval(
+    g: &Tensor,
+    w: &Tensor,
+    stride: (usize, usize),
+    pad: (usize, usize),
+    input: (usize, usize),
+) -> Tensor {
     let (o_count, c_count, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let (n_count, ho, wo) = (g.shape[0], g.shape[2], g.shape[3]);
     let win = Windows { n: n_count, h: input.0, w: input.1, ho, wo, kernel: (kh, kw), stride, pad };
-    let mut dx = Tensor { shape: vec![n_count, c_count, input.0, input.1], data: vec![0.0; n_count * c_count * input.0 * input.1] };
+    let mut dx = Tensor {
+        shape: vec![n_count, c_count, input.0, input.1],
+        data: vec![0.0; n_count * c_count * input.0 * input.1],
+    };
     for n in 0..n_count {
         for o in 0..o_count {
             for c in 0..c_count {
@@ -1393,7 +1432,13 @@ fn conv_input_grad_eval(g: &Tensor, w: &Tensor, stride: (usize, usize), pad: (us
     dx
 }
 
-fn conv_weight_grad_eval(x: &Tensor, g: &Tensor, stride: (usize, usize), pad: (usize, usize), kernel: (usize, usize)) -> Tensor {
+fn conv_weight_grad_eval(
+    x: &Tensor,
+    g: &Tensor,
+    stride: (usize, usize),
+    pad: (usize, usize),
+    kernel: (usize, usize),
+) -> Tensor {
     let (n_count, c_count) = (x.shape[0], x.shape[1]);
     let (o_count, ho, wo) = (g.shape[1], g.shape[2], g.shape[3]);
     let win = conv_windows(&x.shape, kernel, stride, pad, (ho, wo));
@@ -1403,8 +1448,8 @@ fn conv_weight_grad_eval(x: &Tensor, g: &Tensor, stride: (usize, usize), pad: (u
         for o in 0..o_count {
             for c in 0..c_count {
                 win.each(|i, j, k, l, h, wpos| {
-                    dw.data[((o * c_count + c) * kh + k) * kw + l] +=
-                        g.data[((n * o_count + o) * ho + i) * wo + j] * x.data[((n * c_count + c) * win.h + h) * win.w + wpos];
+                    dw.data[((o * c_count + c) * kh + k) * kw + l] += g.data[((n * o_count + o) * ho + i) * wo + j]
+                        * x.data[((n * c_count + c) * win.h + h) * win.w + wpos];
                 });
             }
         }
@@ -1414,9 +1459,9 @@ fn conv_weight_grad_eval(x: &Tensor, g: &Tensor, stride: (usize, usize), pad: (u
 
 fn conv_params(op: &Op) -> ((usize, usize), (usize, usize)) {
     match op {
-        Op::Conv2d { stride, pad } | Op::Conv2dInputGrad { stride, pad, .. } | Op::Conv2dWeightGrad { stride, pad, .. } => {
-            (*stride, *pad)
-        }
+        Op::Conv2d { stride, pad }
+        | Op::Conv2dInputGrad { stride, pad, .. }
+        | Op::Conv2dWeightGrad { stride, pad, .. } => (*stride, *pad),
         _ => unreachable!(),
     }
 }
@@ -1435,7 +1480,10 @@ static CONV2D: Rules = Rules {
         if x.0[1] != w.0[1] {
             return Err(format!("{x} has {} channels, the weight {w} expects {}", x.0[1], w.0[1]));
         }
-        let (kh, kw) = (w.0[2].as_const().ok_or("symbolic kernel")? as usize, w.0[3].as_const().ok_or("symbolic kernel")? as usize);
+        let (kh, kw) = (
+            w.0[2].as_const().ok_or("symbolic kernel")? as usize,
+            w.0[3].as_const().ok_or("symbolic kernel")? as usize,
+        );
         let ho = window(&x.0[2], kh, stride.0, pad.0)?;
         let wo = window(&x.0[3], kw, stride.1, pad.1)?;
         Ok(Shape(vec![x.0[0].clone(), w.0[0].clone(), ho, wo]))
@@ -1448,7 +1496,8 @@ static CONV2D: Rules = Rules {
         let (stride, pad) = conv_params(op);
         let (xs, ws) = (e.shape(x[0]), e.shape(x[1]));
         let dx = needs[0].then(|| e.op(Op::Conv2dInputGrad { stride, pad, input: concrete_pair(&xs, 2) }, &[g, x[1]]));
-        let dw = needs[1].then(|| e.op(Op::Conv2dWeightGrad { stride, pad, kernel: concrete_pair(&ws, 2) }, &[x[0], g]));
+        let dw =
+            needs[1].then(|| e.op(Op::Conv2dWeightGrad { stride, pad, kernel: concrete_pair(&ws, 2) }, &[x[0], g]));
         vec![dx, dw]
     },
     jvp: |e, op, x, _, t| {
@@ -1462,7 +1511,12 @@ static CONV2D_INPUT_GRAD: Rules = Rules {
     shape: |op, inputs| match op {
         Op::Conv2dInputGrad { input, .. } => {
             let (g, w) = (inputs[0], inputs[1]);
-            Ok(Shape(vec![g.0[0].clone(), w.0[1].clone(), Dim::constant(input.0 as i128), Dim::constant(input.1 as i128)]))
+            Ok(Shape(vec![
+                g.0[0].clone(),
+                w.0[1].clone(),
+                Dim::constant(input.0 as i128),
+                Dim::constant(input.1 as i128),
+            ]))
         }
         _ => unreachable!(),
     },
@@ -1475,7 +1529,8 @@ static CONV2D_INPUT_GRAD: Rules = Rules {
         let (stride, pad) = conv_params(op);
         let ws = e.shape(x[1]);
         let dg = needs[0].then(|| e.op(Op::Conv2d { stride, pad }, &[z, x[1]]));
-        let dw = needs[1].then(|| e.op(Op::Conv2dWeightGrad { stride, pad, kernel: concrete_pair(&ws, 2) }, &[z, x[0]]));
+        let dw =
+            needs[1].then(|| e.op(Op::Conv2dWeightGrad { stride, pad, kernel: concrete_pair(&ws, 2) }, &[z, x[0]]));
         vec![dg, dw]
     },
     jvp: |e, op, x, _, t| {
@@ -1489,7 +1544,12 @@ static CONV2D_WEIGHT_GRAD: Rules = Rules {
     shape: |op, inputs| match op {
         Op::Conv2dWeightGrad { kernel, .. } => {
             let (x, g) = (inputs[0], inputs[1]);
-            Ok(Shape(vec![g.0[1].clone(), x.0[1].clone(), Dim::constant(kernel.0 as i128), Dim::constant(kernel.1 as i128)]))
+            Ok(Shape(vec![
+                g.0[1].clone(),
+                x.0[1].clone(),
+                Dim::constant(kernel.0 as i128),
+                Dim::constant(kernel.1 as i128),
+            ]))
         }
         _ => unreachable!(),
     },
@@ -1634,7 +1694,12 @@ static AVGPOOL2D_GRAD: Rules = Rules {
     shape: |op, inputs| match op {
         Op::AvgPool2dGrad { input, .. } => {
             let g = inputs[0];
-            Ok(Shape(vec![g.0[0].clone(), g.0[1].clone(), Dim::constant(input.0 as i128), Dim::constant(input.1 as i128)]))
+            Ok(Shape(vec![
+                g.0[0].clone(),
+                g.0[1].clone(),
+                Dim::constant(input.0 as i128),
+                Dim::constant(input.1 as i128),
+            ]))
         }
         _ => unreachable!(),
     },
@@ -1647,7 +1712,9 @@ static AVGPOOL2D_GRAD: Rules = Rules {
             let scale = 1.0 / (kernel.0 * kernel.1) as f64;
             let mut dx = Tensor { shape: vec![n_count, c_count, h, w], data: vec![0.0; n_count * c_count * h * w] };
             for plane in 0..n_count * c_count {
-                win.each(|i, j, _, _, hp, wp| dx.data[(plane * h + hp) * w + wp] += g.data[(plane * ho + i) * wo + j] * scale);
+                win.each(|i, j, _, _, hp, wp| {
+                    dx.data[(plane * h + hp) * w + wp] += g.data[(plane * ho + i) * wo + j] * scale
+                });
             }
             dx
         }

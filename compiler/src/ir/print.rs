@@ -46,11 +46,17 @@ fn attributes(op: &Op) -> String {
         Op::Conv2dWeightGrad { stride, pad, kernel } => {
             format!("[stride={}x{}, pad={}x{}, kernel={}x{}]", stride.0, stride.1, pad.0, pad.1, kernel.0, kernel.1)
         }
-        Op::MaxPool2d { kernel, stride } | Op::MaxPool2dGrad { kernel, stride } | Op::MaxPool2dPick { kernel, stride } | Op::AvgPool2d { kernel, stride } => {
+        Op::MaxPool2d { kernel, stride }
+        | Op::MaxPool2dGrad { kernel, stride }
+        | Op::MaxPool2dPick { kernel, stride }
+        | Op::AvgPool2d { kernel, stride } => {
             format!("[kernel={}x{}, stride={}x{}]", kernel.0, kernel.1, stride.0, stride.1)
         }
         Op::AvgPool2dGrad { kernel, stride, input } => {
-            format!("[kernel={}x{}, stride={}x{}, input={}x{}]", kernel.0, kernel.1, stride.0, stride.1, input.0, input.1)
+            format!(
+                "[kernel={}x{}, stride={}x{}, input={}x{}]",
+                kernel.0, kernel.1, stride.0, stride.1, input.0, input.1
+            )
         }
         Op::Literal { data, .. } => {
             let shown: Vec<String> = data.iter().take(8).map(|v| number(*v)).collect();
