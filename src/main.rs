@@ -1,9 +1,11 @@
 //! The `nnc` command line: one module per subcommand; the only place with real I/O.
 
 mod check;
+mod ir_cmd;
 mod output;
 mod run;
 mod summary;
+mod trace_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,6 +34,43 @@ enum Command {
         /// Compute in f32 instead of f64.
         #[arg(long)]
         f32: bool,
+    },
+    /// The SSA IR of a file's functions, or of their gradient or tangent code.
+    Ir {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// The function to show; without it, every function.
+        name: Option<String>,
+        /// The adjoint code of reverse mode: the gradient with respect to every argument.
+        #[arg(long, conflicts_with = "jvp")]
+        grad: bool,
+        /// The tangent code of forward mode.
+        #[arg(long)]
+        jvp: bool,
+        /// Optimise first: constant folding, simplification, CSE and dead-code elimination.
+        #[arg(long)]
+        opt: bool,
+    },
+    /// The lecture's traces of a function at a point: primal, tangent and adjoint.
+    Trace {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// The function to trace.
+        name: String,
+        /// The point, such as `x1=2,x2=5`.
+        #[arg(long)]
+        at: String,
+        /// Only the forward (tangent) or the reverse (adjoint) trace after the primal one.
+        #[arg(long, value_parser = ["forward", "reverse"])]
+        mode: Option<String>,
+        /// The argument the tangent trace differentiates by (the first by default).
+        #[arg(long)]
+        wrt: Option<String>,
+        #[arg(long, value_enum, default_value_t = trace_cmd::Format::Text)]
+        format: trace_cmd::Format,
+        /// Decimals to print.
+        #[arg(long, default_value_t = 3)]
+        decimals: usize,
     },
     /// Parse, resolve names and check FILEs; print diagnostics, exit 1 on errors.
     Check {
@@ -67,6 +106,14 @@ fn main() -> ExitCode {
         Command::Run { file, decimals, f32 } => {
             let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
             run::run(&file, decimals, precision, cli.color)
+        }
+        Command::Ir { file, name, grad, jvp, opt } => {
+            ir_cmd::run(&file, name.as_deref(), &ir_cmd::Options { grad, jvp, opt }, cli.color)
+        }
+        Command::Trace { file, name, at, mode, wrt, format, decimals } => {
+            let mode = mode.as_deref().and_then(nnc_compiler::ir::mode_of);
+            let options = trace_cmd::Options { at: &at, mode, wrt: wrt.as_deref(), format, decimals };
+            trace_cmd::run(&file, &name, &options, cli.color)
         }
         Command::Check { files, format } => check::run(&files, format, cli.color),
         Command::Summary { file, model, batch, format } => {

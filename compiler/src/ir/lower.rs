@@ -57,6 +57,7 @@ pub fn lower_fn(
     let mut f = lowerer.f;
     f.results = vec![result];
     f.result_names = vec!["y".to_string()];
+    f.schedule_by_depth();
     f.renumber();
     Ok(f)
 }

@@ -9,6 +9,7 @@ mod ops;
 mod opt;
 mod print;
 mod program;
+mod trace;
 mod verify;
 
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
@@ -18,6 +19,7 @@ pub use ops::Op;
 pub use opt::optimize;
 pub use print::print_function;
 pub use program::{Answer, QueryResult, constant_value, mode_of, query_function, run_queries};
+pub use trace::{Trace, TraceRow, trace};
 pub use verify::{VerifyError, verify};
 
 use crate::shapes::Shape;
@@ -125,18 +127,39 @@ impl Function {
         self.body.iter().find(|inst| inst.result == value)
     }
 
-    /// Renames the instruction results in order, `v1, v2, ...`, as the lecture numbers
-    /// its intermediates; values named with `_bar` or `_dot` keep their names.
+    /// Names the instruction results in order, `v1, v2, ...`, as the lecture numbers the
+    /// intermediates of an evaluation trace.
     pub fn renumber(&mut self) {
-        let mut n = 0;
+        let results: Vec<Value> = self.body.iter().map(|i| i.result).collect();
+        for (n, value) in results.into_iter().enumerate() {
+            self.values[value.0 as usize].1 = format!("v{}", n + 1);
+        }
+    }
+
+    /// Names the temporaries that transformations made (`t17`) `v6, v7, ...`, after the
+    /// highest number in use, so that the primal values keep their trace names.
+    pub fn name_temporaries(&mut self) {
+        let number = |name: &str| name.strip_prefix('v').and_then(|n| n.parse::<usize>().ok());
+        let mut next = self.body.iter().filter_map(|i| number(self.name_of(i.result))).max().unwrap_or(0);
         let results: Vec<Value> = self.body.iter().map(|i| i.result).collect();
         for value in results {
             let name = &self.values[value.0 as usize].1;
-            if name.ends_with("_bar") || name.ends_with("_dot") {
-                continue;
+            if name.starts_with('t') && name[1..].bytes().all(|b| b.is_ascii_digit()) {
+                next += 1;
+                self.values[value.0 as usize].1 = format!("v{next}");
             }
-            n += 1;
-            self.values[value.0 as usize].1 = format!("v{n}");
         }
+    }
+
+    /// Orders the instructions by depth (the longest path from an argument), keeping the
+    /// written order among equals: the lecture's trace evaluates `sin(x2)` before
+    /// `ln(x1) + x1 x2`, since it depends only on an input.
+    pub fn schedule_by_depth(&mut self) {
+        let mut depth = vec![0usize; self.values.len()];
+        for inst in &self.body {
+            depth[inst.result.0 as usize] = inst.args.iter().map(|a| depth[a.0 as usize] + 1).max().unwrap_or(0);
+        }
+        // Constants sit at depth 0; they are printed where they are used.
+        self.body.sort_by_key(|inst| depth[inst.result.0 as usize]);
     }
 }

@@ -17,7 +17,7 @@ pub fn optimize(f: &Function) -> Function {
             break;
         }
     }
-    f.renumber();
+    f.name_temporaries();
     f
 }
 

@@ -75,8 +75,8 @@ pub fn print_function(f: &Function, location: Option<&str>) -> String {
         .iter()
         .enumerate()
         .map(|(i, &r)| match f.result_names.get(i) {
-            Some(name) if name != f.name_of(r) => format!("{name}: {}", type_text(f.ty(r))),
-            _ => type_text(f.ty(r)),
+            Some(name) => format!("{name}: {}", type_text(f.ty(r))),
+            None => type_text(f.ty(r)),
         })
         .collect();
     let returns = if results.len() == 1 { results[0].clone() } else { format!("({})", results.join(", ")) };
