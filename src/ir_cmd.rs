@@ -3,12 +3,53 @@
 
 use crate::output::{ColorChoice, print_diagnostics, print_error};
 use nnc_compiler::analyze_bytes;
-use nnc_compiler::ir::{Function, forward, lower_fn, optimize, print_function, reverse, verify};
+use nnc_compiler::ir::{
+    Function, forward, lower_fn, lower_loss, lower_model, optimize, print_function, reverse, verify,
+};
 use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::{ExprKind, Item, LineIndex};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// The model a `train` block names.
+fn model_name(expr: &nnc_grammar::Expr) -> Option<&str> {
+    match &expr.unparenthesized().kind {
+        ExprKind::Name(name) => Some(name),
+        ExprKind::Call { callee, .. } => Some(&callee.name),
+        _ => None,
+    }
+}
+
+/// Optimises (if asked), verifies and prints one function. Returns whether it verified.
+#[allow(clippy::too_many_arguments)]
+fn show(
+    f: &Function,
+    options: &Options,
+    lines: &LineIndex,
+    text: &str,
+    file_name: &str,
+    at: nnc_grammar::Span,
+    printed: usize,
+    color: ColorChoice,
+) -> bool {
+    let mut f = f.clone();
+    if options.opt {
+        f = optimize(&f);
+    } else {
+        f.name_temporaries();
+    }
+    if let Err(error) = verify(&f) {
+        print_error(&format!("the IR of `{}` does not verify: {error}", f.name), color);
+        return false;
+    }
+    let line = lines.position(text, at.start).line + 1;
+    if printed > 0 {
+        println!();
+    }
+    print!("{}", print_function(&f, Some(&format!("{file_name}:{line}"))));
+    true
+}
 
 pub struct Options {
     pub grad: bool,
@@ -83,22 +124,49 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
                 print!("{}", print_function(&f, Some(&format!("{file_name}:{line}"))));
                 printed += 1;
             }
-            Item::Model(def) if name == Some(def.name.name.as_str()) => {
-                print_error(
-                    &format!(
-                        "`{}` is a {}; lowering models to IR is not implemented in this version of nnc",
-                        def.name.name,
-                        def.kind.keyword()
-                    ),
-                    color,
-                );
-                return ExitCode::from(2);
+            Item::Model(def) if name.is_none_or(|n| n == def.name.name) => {
+                // With `--grad` or `--jvp`, the loss of the model's `train` block, if it has one.
+                let loss = analysis.file.items.iter().find_map(|item| match item {
+                    Item::Train(train) if model_name(&train.model) == Some(def.name.name.as_str()) => {
+                        train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
+                            ExprKind::Name(loss) => Some(loss.clone()),
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                });
+                let derivative = options.grad || options.jvp;
+                let lowered = match (&loss, derivative) {
+                    (Some(loss), true) => lower_loss(&analysis.file, def, &HashMap::new(), loss, None),
+                    _ => lower_model(&analysis.file, def, &HashMap::new(), None),
+                };
+                let f = match lowered {
+                    Ok(f) => f,
+                    Err(error) => {
+                        print_error(&format!("cannot lower `{}`: {}", def.name.name, error.message), color);
+                        return ExitCode::from(1);
+                    }
+                };
+                // Differentiate by the parameters: every argument after the input (and targets).
+                let first_param = if loss.is_some() && derivative { 2 } else { 1 };
+                let params: Vec<usize> = (first_param..f.params.len()).collect();
+                let f = if options.grad {
+                    reverse(&f, &params).0
+                } else if options.jvp {
+                    forward(&f, &params).0
+                } else {
+                    f
+                };
+                if !show(&f, options, &lines, &analysis.text, &file_name, def.name.span, printed, color) {
+                    return ExitCode::from(1);
+                }
+                printed += 1;
             }
             _ => {}
         }
     }
     if printed == 0 {
-        let what = name.map_or("no functions".to_string(), |n| format!("no function `{n}`"));
+        let what = name.map_or("no functions or models".to_string(), |n| format!("no function or model `{n}`"));
         print_error(&format!("`{file_name}` has {what}"), color);
         return ExitCode::from(2);
     }

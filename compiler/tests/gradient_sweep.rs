@@ -213,7 +213,9 @@ fn cases(op: &Op) -> Option<Vec<Case>> {
         |op: Op, a: Domain, b: Domain| BINARY_SHAPES.iter().map(|(x, y)| case(op.clone(), &[(x, a), (y, b)])).collect();
     Some(match op {
         // Constants, comparisons and masks have no derivative.
-        Op::Const(_) | Op::Literal { .. } | Op::Step | Op::Sign | Op::GreaterEq | Op::OneHot { .. } => Vec::new(),
+        Op::Const(_) | Op::Literal { .. } | Op::Size(_) | Op::Step | Op::Sign | Op::GreaterEq | Op::OneHot { .. } => {
+            Vec::new()
+        }
         Op::Neg => unary(Op::Neg, ANY),
         Op::Exp => unary(Op::Exp, ANY),
         Op::Ln => unary(Op::Ln, POS),

@@ -14,7 +14,7 @@ mod verify;
 
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
 pub use interp::{Precision, Tensor, eval_function};
-pub use lower::{LowerError, lower_fn};
+pub use lower::{LowerError, lower_fn, lower_loss, lower_model};
 pub use ops::Op;
 pub use opt::optimize;
 pub use print::print_function;

@@ -21,6 +21,9 @@ pub enum Op {
         shape: Vec<usize>,
         data: Vec<f64>,
     },
+    /// The value of a dimension as a scalar, such as the batch size `B` that a mean divides
+    /// by; known when the function runs.
+    Size(Dim),
     Neg,
     Exp,
     Ln,
@@ -148,6 +151,7 @@ impl Op {
         match self {
             Op::Const(_) => "const",
             Op::Literal { .. } => "literal",
+            Op::Size(_) => "size",
             Op::Neg => "neg",
             Op::Exp => "exp",
             Op::Ln => "ln",
@@ -197,6 +201,7 @@ impl Op {
         match self {
             Op::Const(_) => &CONST,
             Op::Literal { .. } => &LITERAL,
+            Op::Size(_) => &SIZE,
             Op::Neg => &NEG,
             Op::Exp => &EXP,
             Op::Ln => &LN,
@@ -254,6 +259,7 @@ impl Op {
         let samples = vec![
             Op::Const(1.0),
             Op::Literal { shape: vec![1], data: vec![1.0] },
+            Op::Size(Dim::constant(2)),
             Op::Neg,
             Op::Exp,
             Op::Ln,
@@ -306,54 +312,58 @@ impl Op {
         match self {
             Op::Const(_) => 0,
             Op::Literal { .. } => 1,
-            Op::Neg => 2,
-            Op::Exp => 3,
-            Op::Ln => 4,
-            Op::Sqrt => 5,
-            Op::Sin => 6,
-            Op::Cos => 7,
-            Op::Tan => 8,
-            Op::Tanh => 9,
-            Op::Sigmoid => 10,
-            Op::Relu => 11,
-            Op::Abs => 12,
-            Op::Step => 13,
-            Op::Sign => 14,
-            Op::Add => 15,
-            Op::Sub => 16,
-            Op::Mul => 17,
-            Op::Div => 18,
-            Op::Pow => 19,
-            Op::Max => 20,
-            Op::Min => 21,
-            Op::GreaterEq => 22,
-            Op::MatMul => 23,
-            Op::Transpose => 24,
-            Op::Reshape(_) => 25,
-            Op::Broadcast(_) => 26,
-            Op::SumTo(_) => 27,
-            Op::Sum { .. } => 28,
-            Op::Mean { .. } => 29,
-            Op::ReduceMax { .. } => 30,
-            Op::Softmax { .. } => 31,
-            Op::LogSoftmax { .. } => 32,
-            Op::OneHot { .. } => 33,
-            Op::Conv2d { .. } => 34,
-            Op::Conv2dInputGrad { .. } => 35,
-            Op::Conv2dWeightGrad { .. } => 36,
-            Op::MaxPool2d { .. } => 37,
-            Op::MaxPool2dGrad { .. } => 38,
-            Op::MaxPool2dPick { .. } => 39,
-            Op::AvgPool2d { .. } => 40,
-            Op::AvgPool2dGrad { .. } => 41,
-            Op::Mse => 42,
-            Op::SoftmaxCrossEntropy => 43,
+            Op::Size(_) => 2,
+            Op::Neg => 3,
+            Op::Exp => 4,
+            Op::Ln => 5,
+            Op::Sqrt => 6,
+            Op::Sin => 7,
+            Op::Cos => 8,
+            Op::Tan => 9,
+            Op::Tanh => 10,
+            Op::Sigmoid => 11,
+            Op::Relu => 12,
+            Op::Abs => 13,
+            Op::Step => 14,
+            Op::Sign => 15,
+            Op::Add => 16,
+            Op::Sub => 17,
+            Op::Mul => 18,
+            Op::Div => 19,
+            Op::Pow => 20,
+            Op::Max => 21,
+            Op::Min => 22,
+            Op::GreaterEq => 23,
+            Op::MatMul => 24,
+            Op::Transpose => 25,
+            Op::Reshape(_) => 26,
+            Op::Broadcast(_) => 27,
+            Op::SumTo(_) => 28,
+            Op::Sum { .. } => 29,
+            Op::Mean { .. } => 30,
+            Op::ReduceMax { .. } => 31,
+            Op::Softmax { .. } => 32,
+            Op::LogSoftmax { .. } => 33,
+            Op::OneHot { .. } => 34,
+            Op::Conv2d { .. } => 35,
+            Op::Conv2dInputGrad { .. } => 36,
+            Op::Conv2dWeightGrad { .. } => 37,
+            Op::MaxPool2d { .. } => 38,
+            Op::MaxPool2dGrad { .. } => 39,
+            Op::MaxPool2dPick { .. } => 40,
+            Op::AvgPool2d { .. } => 41,
+            Op::AvgPool2dGrad { .. } => 42,
+            Op::Mse => 43,
+            Op::SoftmaxCrossEntropy => 44,
         }
     }
 
     /// Whether the op has a derivative at all (comparisons and masks do not).
     pub fn is_differentiable(&self) -> bool {
-        !matches!(self, Op::Step | Op::Sign | Op::GreaterEq | Op::OneHot { .. } | Op::Const(_) | Op::Literal { .. })
+        !matches!(
+            self,
+            Op::Step | Op::Sign | Op::GreaterEq | Op::OneHot { .. } | Op::Const(_) | Op::Literal { .. } | Op::Size(_)
+        )
     }
 }
 
@@ -399,6 +409,18 @@ impl Emit<'_> {
             (a, b) => a.or(b),
         }
     }
+    /// `1 / n` for a count that may be symbolic (the batch size).
+    fn inverse(&mut self, n: &Dim) -> Value {
+        match n.as_const() {
+            Some(n) => self.constant(1.0 / n as f64),
+            None => {
+                let one = self.constant(1.0);
+                let size = self.op(Op::Size(n.clone()), &[]);
+                self.div(one, size)
+            }
+        }
+    }
+
     /// A reduction along `axis` that keeps the axis with size 1, for broadcasting back.
     fn sum_keep(&mut self, x: Value, axis: usize) -> Value {
         let mut kept = self.shape(x).0;
@@ -558,6 +580,16 @@ static CONST: Rules = Rules {
     shape: const_shape,
     eval: |op, _| match op {
         Op::Const(c) => Tensor::scalar(*c),
+        _ => unreachable!(),
+    },
+    vjp: no_vjp,
+    jvp: no_jvp,
+};
+
+static SIZE: Rules = Rules {
+    shape: scalar,
+    eval: |op, _| match op {
+        Op::Size(dim) => Tensor::scalar(dim.as_const().expect("a concrete size") as f64),
         _ => unreachable!(),
     },
     vjp: no_vjp,
@@ -1102,10 +1134,10 @@ static SUM: Rules = Rules {
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
 };
 
-/// `1 / n` for the elements a mean combines, as a constant when `n` is known.
+/// `1 / n` for the elements a mean combines.
 fn inverse_count(e: &mut Emit<'_>, x: Value, axis: Option<usize>) -> Value {
     let n = reduced_count(&e.shape(x), axis);
-    e.constant(1.0 / n.as_const().unwrap_or(1) as f64)
+    e.inverse(&n)
 }
 
 static MEAN: Rules = Rules {
@@ -1261,12 +1293,10 @@ static MSE: Rules = Rules {
     // d mean((y - t)^2) = 2 (y - t) / n (dy - dt)
     vjp: |e, _, x, _, g, needs| {
         let d = e.sub(x[0], x[1]);
-        let n = broadcast_shapes(&e.shape(x[0]), &e.shape(x[1]))
-            .ok()
-            .and_then(|s| s.elements())
-            .and_then(|n| n.as_const())
-            .unwrap_or(1);
-        let scale = e.constant(2.0 / n as f64);
+        let n = broadcast_shapes(&e.shape(x[0]), &e.shape(x[1])).ok().and_then(|s| s.elements()).unwrap_or_default();
+        let inverse = e.inverse(&n);
+        let two = e.constant(2.0);
+        let scale = e.mul(two, inverse);
         let gs = e.mul(g, scale);
         let dy = e.mul(gs, d);
         vec![needs[0].then_some(dy), needs[1].then(|| e.neg(dy))]
@@ -1303,11 +1333,11 @@ static SOFTMAX_CROSS_ENTROPY: Rules = Rules {
     vjp: |e, _, x, _, g, _| {
         let shape = e.shape(x[0]);
         let classes = shape.0[1].as_const().unwrap_or(1) as usize;
-        let rows = shape.0[0].as_const().unwrap_or(1) as f64;
+        let rows = shape.0[0].clone();
         let p = e.op(Op::Softmax { axis: 1 }, &[x[0]]);
         let hot = e.op(Op::OneHot { classes }, &[x[1]]);
         let diff = e.sub(p, hot);
-        let scale = e.constant(1.0 / rows);
+        let scale = e.inverse(&rows);
         let gs = e.mul(g, scale);
         vec![Some(e.mul(gs, diff)), None]
     },
@@ -1466,9 +1496,11 @@ fn conv_params(op: &Op) -> ((usize, usize), (usize, usize)) {
     }
 }
 
+/// Two spatial sizes, which the shape analysis has made concrete (only the batch may be a
+/// symbol).
 fn concrete_pair(shape: &Shape, from: usize) -> (usize, usize) {
-    let dims = concrete(shape);
-    (dims[from], dims[from + 1])
+    let size = |d: &Dim| d.as_const().expect("concrete spatial sizes") as usize;
+    (size(&shape.0[from]), size(&shape.0[from + 1]))
 }
 
 static CONV2D: Rules = Rules {

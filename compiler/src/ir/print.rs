@@ -39,6 +39,7 @@ fn attributes(op: &Op) -> String {
         },
         Op::Softmax { axis } | Op::LogSoftmax { axis } => format!("[axis={axis}]"),
         Op::OneHot { classes } => format!("[classes={classes}]"),
+        Op::Size(dim) => format!("[{dim}]"),
         Op::Conv2d { stride, pad } => format!("[stride={}x{}, pad={}x{}]", stride.0, stride.1, pad.0, pad.1),
         Op::Conv2dInputGrad { stride, pad, input } => {
             format!("[stride={}x{}, pad={}x{}, input={}x{}]", stride.0, stride.1, pad.0, pad.1, input.0, input.1)
