@@ -7,6 +7,7 @@ mod interp;
 mod lower;
 mod ops;
 mod opt;
+mod parse;
 mod print;
 mod program;
 mod trace;
@@ -17,6 +18,7 @@ pub use interp::{Precision, Tensor, eval_function};
 pub use lower::{LowerError, lower_fn, lower_loss, lower_model};
 pub use ops::Op;
 pub use opt::optimize;
+pub use parse::{ParseError, parse_function};
 pub use print::print_function;
 pub use program::{Answer, QueryResult, constant_value, mode_of, query_function, run_queries};
 pub use trace::{Trace, TraceRow, trace};
@@ -130,7 +132,9 @@ impl Function {
     /// Names the instruction results in order, `v1, v2, ...`, as the lecture numbers the
     /// intermediates of an evaluation trace.
     pub fn renumber(&mut self) {
-        let results: Vec<Value> = self.body.iter().map(|i| i.result).collect();
+        // Constants are printed where they are used, so they take no number.
+        let results: Vec<Value> =
+            self.body.iter().filter(|i| !matches!(i.op, Op::Const(_))).map(|i| i.result).collect();
         for (n, value) in results.into_iter().enumerate() {
             self.values[value.0 as usize].1 = format!("v{}", n + 1);
         }
@@ -141,7 +145,8 @@ impl Function {
     pub fn name_temporaries(&mut self) {
         let number = |name: &str| name.strip_prefix('v').and_then(|n| n.parse::<usize>().ok());
         let mut next = self.body.iter().filter_map(|i| number(self.name_of(i.result))).max().unwrap_or(0);
-        let results: Vec<Value> = self.body.iter().map(|i| i.result).collect();
+        let results: Vec<Value> =
+            self.body.iter().filter(|i| !matches!(i.op, Op::Const(_))).map(|i| i.result).collect();
         for value in results {
             let name = &self.values[value.0 as usize].1;
             if name.starts_with('t') && name[1..].bytes().all(|b| b.is_ascii_digit()) {

@@ -17,6 +17,17 @@ pub fn optimize(f: &Function) -> Function {
             break;
         }
     }
+    // A result that simplification left as a temporary takes the result's name (`a0_bar`).
+    for (i, &result) in f.results.clone().iter().enumerate() {
+        let name = f.name_of(result).to_string();
+        let is_temporary = name.starts_with('t') && name[1..].bytes().all(|b| b.is_ascii_digit());
+        if let Some(wanted) = f.result_names.get(i).cloned()
+            && is_temporary
+            && !f.params.iter().map(|p| p.value).chain(f.body.iter().map(|i| i.result)).any(|v| f.name_of(v) == wanted)
+        {
+            f.values[result.0 as usize].1 = wanted;
+        }
+    }
     f.name_temporaries();
     f
 }

@@ -59,9 +59,10 @@ fn attributes(op: &Op) -> String {
                 kernel.0, kernel.1, stride.0, stride.1, input.0, input.1
             )
         }
-        Op::Literal { data, .. } => {
-            let shown: Vec<String> = data.iter().take(8).map(|v| number(*v)).collect();
-            format!("[{}{}]", shown.join(", "), if data.len() > 8 { ", ..." } else { "" })
+        Op::Literal { shape, data } => {
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            let values: Vec<String> = data.iter().map(|v| number(*v)).collect();
+            format!("[{}; {}]", dims.join(", "), values.join(", "))
         }
         _ => String::new(),
     }

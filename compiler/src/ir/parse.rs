@@ -1,0 +1,291 @@
+//! A parser for the IR's text form, the inverse of `print`: filetests write their input as
+//! IR text, and printing what was parsed gives the same text back.
+
+use super::{Function, Op, Type, Value};
+use crate::shapes::{Dim, Shape};
+use nnc_grammar::Span;
+use std::collections::HashMap;
+
+/// What is wrong with an IR text, and on which line (1-based).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Parses one function in the printed form.
+pub fn parse_function(text: &str) -> Result<Function, ParseError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split("//").next().unwrap_or("").trim()))
+        .filter(|(_, l)| !l.is_empty());
+    let fail = |line: usize, message: String| ParseError { line, message };
+    let (header_line, header) = lines.next().ok_or_else(|| fail(1, "no function".into()))?;
+    let rest = header.strip_prefix("fn ").ok_or_else(|| fail(header_line, "expected `fn`".into()))?;
+    let open = rest.find('(').ok_or_else(|| fail(header_line, "expected `(`".into()))?;
+    let name = rest[..open].trim();
+    let close = matching(rest, open).ok_or_else(|| fail(header_line, "expected `)`".into()))?;
+    let mut f = Function::new(name, Span::default());
+    let mut values: HashMap<String, Value> = HashMap::new();
+    for param in split_top(&rest[open + 1..close]) {
+        let (pname, ty) = param.split_once(':').ok_or_else(|| fail(header_line, format!("`{param}` has no type")))?;
+        let ty = parse_type(ty.trim()).map_err(|m| fail(header_line, m))?;
+        let value = f.param(pname.trim(), ty);
+        values.insert(pname.trim().to_string(), value);
+    }
+    let after = rest[close + 1..].trim();
+    let results_text = after
+        .strip_prefix("->")
+        .and_then(|r| r.trim().strip_suffix('{'))
+        .ok_or_else(|| fail(header_line, "expected `-> ... {`".into()))?
+        .trim();
+    let results_text = results_text.strip_prefix('(').and_then(|r| r.strip_suffix(')')).unwrap_or(results_text);
+    let result_names: Vec<String> =
+        split_top(results_text).iter().map(|r| r.split_once(':').map_or("", |(n, _)| n.trim()).to_string()).collect();
+
+    for (line, text) in lines {
+        if text == "}" {
+            break;
+        }
+        if let Some(rets) = text.strip_prefix("ret ") {
+            for r in split_top(rets) {
+                let value = operand(&mut f, &values, r.trim()).map_err(|m| fail(line, m))?;
+                f.results.push(value);
+            }
+            continue;
+        }
+        let (target, expr) = text.split_once(" = ").ok_or_else(|| fail(line, "expected `name = op args`".into()))?;
+        let expr = expr.trim();
+        let op_end = expr.find([' ', '[']).unwrap_or(expr.len());
+        let op_name = &expr[..op_end];
+        let mut rest = expr[op_end..].trim_start();
+        let mut attrs = "";
+        if rest.starts_with('[') {
+            let end = matching(rest, 0).ok_or_else(|| fail(line, "unclosed `[`".into()))?;
+            attrs = &rest[1..end];
+            rest = rest[end + 1..].trim();
+        }
+        let op = op_of(op_name, attrs).map_err(|m| fail(line, m))?;
+        let args: Vec<Value> = split_top(rest)
+            .iter()
+            .map(|a| operand(&mut f, &values, a.trim()))
+            .collect::<Result<_, _>>()
+            .map_err(|m| fail(line, m))?;
+        let shapes: Vec<&Shape> = args.iter().map(|&a| &f.ty(a).shape).collect();
+        op.shape(&shapes).map_err(|m| fail(line, format!("`{target}`: {m}")))?;
+        let value = f.push_named(op, &args, Span::default(), target.trim());
+        values.insert(target.trim().to_string(), value);
+    }
+    f.result_names = result_names;
+    Ok(f)
+}
+
+/// The index of the bracket closing the one at `open`.
+fn matching(text: &str, open: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (i, c) in text.char_indices().skip_while(|&(i, _)| i < open) {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Splits at commas outside brackets.
+fn split_top(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !text[start..].trim().is_empty() {
+        out.push(text[start..].trim());
+    }
+    out
+}
+
+fn operand(f: &mut Function, values: &HashMap<String, Value>, text: &str) -> Result<Value, String> {
+    if let Some(&v) = values.get(text) {
+        return Ok(v);
+    }
+    match text.parse::<f64>() {
+        Ok(c) => Ok(f.push(Op::Const(c), &[], Span::default())),
+        Err(_) => Err(format!("`{text}` is not defined")),
+    }
+}
+
+fn parse_type(text: &str) -> Result<Type, String> {
+    let dims = text.strip_prefix("f32").ok_or_else(|| format!("`{text}` is not a type"))?.trim();
+    if dims.is_empty() {
+        return Ok(Type::scalar());
+    }
+    Ok(Type::of(parse_shape(dims.strip_prefix('[').and_then(|d| d.strip_suffix(']')).ok_or("expected `[...]`")?)?))
+}
+
+fn parse_shape(text: &str) -> Result<Shape, String> {
+    split_top(text).iter().map(|d| parse_dim(d)).collect::<Result<_, _>>().map(Shape)
+}
+
+/// A dimension as `Dim` prints it: sums of products of numbers, symbols with powers, and
+/// `floor((...) / n)`.
+fn parse_dim(text: &str) -> Result<Dim, String> {
+    let text = text.trim();
+    // Split at top-level `+` and ` - `.
+    let mut total = Dim::default();
+    let mut depth = 0;
+    let mut start = 0;
+    let mut sign = 1;
+    let bytes: Vec<char> = text.chars().collect();
+    let mut terms = Vec::new();
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '+' | '-' if depth == 0 && i > 0 && bytes[i - 1] == ' ' => {
+                terms.push((sign, bytes[start..i].iter().collect::<String>()));
+                sign = if c == '-' { -1 } else { 1 };
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push((sign, bytes[start..].iter().collect::<String>()));
+    for (sign, term) in terms {
+        let mut product = Dim::constant(sign);
+        for factor in term.trim().split('·') {
+            product = product.checked_mul(&parse_factor(factor.trim())?).map_err(|_| "too large")?;
+        }
+        total = total.checked_add(&product).map_err(|_| "too large")?;
+    }
+    Ok(total)
+}
+
+fn parse_factor(text: &str) -> Result<Dim, String> {
+    if let Some(inner) = text.strip_prefix("floor((") {
+        let (num, den) = inner.rsplit_once(") / ").ok_or_else(|| format!("`{text}`"))?;
+        let den: i128 = den.trim_end_matches(')').parse().map_err(|_| format!("`{text}`"))?;
+        return parse_dim(num)?.floor_div(&Dim::constant(den)).ok_or_else(|| format!("`{text}`"));
+    }
+    if let Ok(v) = text.parse::<i128>() {
+        return Ok(Dim::constant(v));
+    }
+    let (base, power) = match text.split_once('^') {
+        Some((b, p)) => (b, p.parse::<u32>().map_err(|_| format!("`{text}`"))?),
+        None => (text, 1),
+    };
+    if base.is_empty() || !base.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err(format!("`{text}` is not a dimension"));
+    }
+    let symbol = Dim::symbol(base);
+    (1..power).try_fold(symbol.clone(), |acc, _| acc.checked_mul(&symbol).map_err(|_| "too large".to_string()))
+}
+
+/// `3x3` as a pair.
+fn pair(text: &str) -> Result<(usize, usize), String> {
+    let (a, b) = text.split_once('x').ok_or_else(|| format!("`{text}` is not `AxB`"))?;
+    Ok((a.trim().parse().map_err(|_| format!("`{text}`"))?, b.trim().parse().map_err(|_| format!("`{text}`"))?))
+}
+
+/// `key=value` attributes.
+fn keyed(attrs: &str) -> HashMap<&str, &str> {
+    split_top(attrs).into_iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect()
+}
+
+fn op_of(name: &str, attrs: &str) -> Result<Op, String> {
+    let keys = keyed(attrs);
+    let get = |k: &str| keys.get(k).copied().ok_or_else(|| format!("`{name}` needs `{k}=`"));
+    let axis = || -> Result<Option<usize>, String> {
+        keys.get("axis").map(|v| v.parse().map_err(|_| format!("axis `{v}`"))).transpose()
+    };
+    let number = |k: &str| -> Result<usize, String> { get(k)?.parse().map_err(|_| format!("`{k}` must be a number")) };
+    Ok(match name {
+        "const" => return Err("constants are written where they are used".into()),
+        "literal" => {
+            let (dims, data) = attrs.split_once(';').ok_or("`literal[shape; values]`")?;
+            let shape: Vec<usize> =
+                split_top(dims).iter().map(|d| d.parse().map_err(|_| format!("`{d}`"))).collect::<Result<_, _>>()?;
+            let data: Vec<f64> =
+                split_top(data).iter().map(|d| d.parse().map_err(|_| format!("`{d}`"))).collect::<Result<_, _>>()?;
+            if shape.iter().product::<usize>() != data.len() {
+                return Err("the literal's values do not fill its shape".into());
+            }
+            Op::Literal { shape, data }
+        }
+        "size" => Op::Size(parse_dim(attrs)?),
+        "neg" => Op::Neg,
+        "exp" => Op::Exp,
+        "ln" => Op::Ln,
+        "sqrt" => Op::Sqrt,
+        "sin" => Op::Sin,
+        "cos" => Op::Cos,
+        "tan" => Op::Tan,
+        "tanh" => Op::Tanh,
+        "sigmoid" => Op::Sigmoid,
+        "relu" => Op::Relu,
+        "abs" => Op::Abs,
+        "step" => Op::Step,
+        "sign" => Op::Sign,
+        "add" => Op::Add,
+        "sub" => Op::Sub,
+        "mul" => Op::Mul,
+        "div" => Op::Div,
+        "pow" => Op::Pow,
+        "max" => Op::Max,
+        "min" => Op::Min,
+        "ge" => Op::GreaterEq,
+        "matmul" => Op::MatMul,
+        "transpose" => Op::Transpose,
+        "reshape" => Op::Reshape(parse_shape(attrs)?),
+        "broadcast" => Op::Broadcast(parse_shape(attrs)?),
+        "sum_to" => Op::SumTo(parse_shape(attrs)?),
+        "sum" => Op::Sum { axis: axis()? },
+        "mean" => Op::Mean { axis: axis()? },
+        "reduce_max" => Op::ReduceMax { axis: axis()? },
+        "softmax" => Op::Softmax { axis: axis()?.ok_or("`softmax` needs `axis=`")? },
+        "log_softmax" => Op::LogSoftmax { axis: axis()?.ok_or("`log_softmax` needs `axis=`")? },
+        "one_hot" => Op::OneHot { classes: number("classes")? },
+        "conv2d" => Op::Conv2d { stride: pair(get("stride")?)?, pad: pair(get("pad")?)? },
+        "conv2d_input_grad" => {
+            Op::Conv2dInputGrad { stride: pair(get("stride")?)?, pad: pair(get("pad")?)?, input: pair(get("input")?)? }
+        }
+        "conv2d_weight_grad" => Op::Conv2dWeightGrad {
+            stride: pair(get("stride")?)?,
+            pad: pair(get("pad")?)?,
+            kernel: pair(get("kernel")?)?,
+        },
+        "maxpool2d" => Op::MaxPool2d { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
+        "maxpool2d_grad" => Op::MaxPool2dGrad { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
+        "maxpool2d_pick" => Op::MaxPool2dPick { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
+        "avgpool2d" => Op::AvgPool2d { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
+        "avgpool2d_grad" => Op::AvgPool2dGrad {
+            kernel: pair(get("kernel")?)?,
+            stride: pair(get("stride")?)?,
+            input: pair(get("input")?)?,
+        },
+        "mse" => Op::Mse,
+        "softmax_cross_entropy" => Op::SoftmaxCrossEntropy,
+        other => return Err(format!("unknown op `{other}`")),
+    })
+}
