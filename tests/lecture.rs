@@ -159,3 +159,16 @@ fn gradient_ir_of_every_example_function() {
         }
     }
 }
+
+#[test]
+fn nnc_ir_grad_of_every_example() {
+    for example in ["conv_exercises", "digits_cnn", "digits_mlp", "lecture", "residual", "xor"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["ir", &format!("examples/{example}.nn"), "--grad", "--opt"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{example}: {}", String::from_utf8_lossy(&output.stderr));
+        insta::assert_snapshot!(format!("ir_grad_{example}"), String::from_utf8_lossy(&output.stdout));
+    }
+}
