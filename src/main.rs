@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a file's statements: `eval`, `grad`, `jvp`, `jacobian`, `hessian` (and, later, `train`).
+    /// Run a file's statements in order: `eval`, `grad`, `jvp`, `jacobian`, `hessian` and `train`.
     Run {
         /// The `.nn` file.
         file: PathBuf,
@@ -34,6 +34,9 @@ enum Command {
         /// Compute in f32 instead of f64.
         #[arg(long)]
         f32: bool,
+        /// The run directory for results (metrics), instead of the `out` setting.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// The SSA IR of a file's functions, or of their gradient or tangent code.
     Ir {
@@ -103,9 +106,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { file, decimals, f32 } => {
+        Command::Run { file, decimals, f32, out } => {
             let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
-            run::run(&file, decimals, precision, cli.color)
+            run::run(&file, decimals, precision, out.as_deref(), cli.color)
         }
         Command::Ir { file, name, grad, jvp, opt } => {
             ir_cmd::run(&file, name.as_deref(), &ir_cmd::Options { grad, jvp, opt }, cli.color)

@@ -2,9 +2,11 @@
 //! gradients, tangents, Jacobians and Hessians, to a chosen number of decimals.
 
 use crate::output::{ColorChoice, print_diagnostics, print_error};
+use comfy_table::{Table, presets};
 use nnc_compiler::analyze_bytes;
-use nnc_compiler::ir::{Answer, Precision, Tensor, run_queries};
+use nnc_compiler::ir::{Answer, Precision, QueryResult, Tensor, run_queries};
 use nnc_grammar::Item;
+use nnc_runtime::train::{Epoch, Event, Report, train};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -41,7 +43,67 @@ fn matrix_text(rows: &[Vec<f64>], decimals: usize) -> String {
     format!("[{}]", rows.join(", "))
 }
 
-pub fn run(path: &Path, decimals: usize, precision: Precision, color: ColorChoice) -> ExitCode {
+/// `1234567` as `1,234,567`.
+fn group(n: usize) -> String {
+    nnc_compiler::shapes::group_digits(&n.to_string())
+}
+
+fn epoch_line(e: &Epoch) -> String {
+    let mut line = format!("epoch {:>3}  loss {:.4}", e.epoch, e.train_loss);
+    if let Some(a) = e.train_accuracy {
+        line.push_str(&format!("  accuracy {:.3}", a));
+    }
+    if let Some(l) = e.test_loss {
+        line.push_str(&format!("  test loss {l:.4}"));
+    }
+    if let Some(a) = e.test_accuracy {
+        line.push_str(&format!("  test accuracy {a:.3}"));
+    }
+    line.push_str(&format!("  {} examples/s", group(e.examples_per_second as usize)));
+    line
+}
+
+fn print_report(report: &Report) {
+    let Some(last) = report.epochs.last() else {
+        println!("  no epochs were run");
+        return;
+    };
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED);
+    table.set_header(vec!["", "train", "test"]);
+    let fmt = |v: Option<f64>, d: usize| v.map_or("--".to_string(), |v| format!("{v:.d$}"));
+    table.add_row(vec!["loss".to_string(), format!("{:.4}", last.train_loss), fmt(last.test_loss, 4)]);
+    table.add_row(vec!["accuracy".to_string(), fmt(last.train_accuracy, 3), fmt(last.test_accuracy, 3)]);
+    table.add_row(vec!["examples".to_string(), group(report.train_examples), group(report.test_examples)]);
+    let total_examples = report.train_examples * report.epochs.len();
+    let train_seconds: f64 = report.epochs.iter().map(|e| e.seconds).sum();
+    println!("{table}");
+    println!(
+        "  {} epochs in {:.2} s ({} examples/s while training)",
+        report.epochs.len(),
+        report.seconds,
+        group((total_examples as f64 / train_seconds.max(1e-9)) as usize)
+    );
+    if let Some(confusion) = &report.confusion {
+        let mut table = Table::new();
+        table.load_style(presets::UTF8_FULL_CONDENSED);
+        let mut header = vec!["true \\ predicted".to_string()];
+        header.extend((0..confusion.len()).map(|k| k.to_string()));
+        table.set_header(header);
+        for (k, row) in confusion.iter().enumerate() {
+            let mut cells = vec![k.to_string()];
+            cells.extend(row.iter().map(|c| c.to_string()));
+            table.add_row(cells);
+        }
+        println!("  confusion matrix of the test set:\n{table}");
+    }
+    println!("  metrics: {}", report.config.out.join("metrics.csv").display());
+    if let Some(save) = &report.config.save {
+        println!("  weights: {}", save.display());
+    }
+}
+
+pub fn run(path: &Path, decimals: usize, precision: Precision, out: Option<&Path>, color: ColorChoice) -> ExitCode {
     let name = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -56,39 +118,64 @@ pub fn run(path: &Path, decimals: usize, precision: Precision, color: ColorChoic
         return ExitCode::from(1);
     }
     let mut failed = false;
-    for result in run_queries(&analysis.file, &analysis.text, precision) {
-        println!("{}", result.text);
-        match result.answer {
-            Ok(Answer::Value(value)) => println!("  = {}", tensor_text(&value, decimals)),
-            Ok(Answer::Gradient { value, gradients }) => {
-                println!("  = {}", tensor_text(&value, decimals));
-                let function = result.text.split_whitespace().nth(1).and_then(|c| c.split('(').next()).unwrap_or("f");
-                for (param, gradient) in gradients {
-                    println!("  d{function}/d{param} = {}", tensor_text(&gradient, decimals));
+    let mut answers = run_queries(&analysis.file, &analysis.text, precision).into_iter();
+    let base = path.parent().unwrap_or(Path::new("."));
+    for item in &analysis.file.items {
+        match item {
+            Item::Query(_) => {
+                let Some(result) = answers.next() else { continue };
+                failed |= !print_answer(result, &name, &analysis.text, decimals, color);
+            }
+            Item::Train(def) => {
+                let model = analysis.text.get(def.model.span.range()).unwrap_or("?");
+                println!("train {model}");
+                let mut on_event = |event: Event<'_>| match event {
+                    Event::Started { data, train, test, params } => {
+                        println!("  {data}: {train} training and {test} test examples; {} parameters", group(params))
+                    }
+                    Event::EpochDone(e) => println!("  {}", epoch_line(e)),
+                };
+                match train(&analysis.file, def, base, out, &mut on_event) {
+                    Ok(report) => print_report(&report),
+                    Err(message) => {
+                        failed = true;
+                        print_error(&format!("`train {model}` failed: {message}"), color);
+                    }
                 }
             }
-            Ok(Answer::Tangent { value, tangent }) => {
-                println!("  = {}", tensor_text(&value, decimals));
-                println!("  tangent = {}", tensor_text(&tangent, decimals));
-            }
-            Ok(Answer::Matrix { rows, how }) => println!("  = {}    ({how})", matrix_text(&rows, decimals)),
-            Err(error) => {
-                failed = true;
-                let diagnostic = nnc_grammar::Diagnostic::new(
-                    nnc_grammar::Code::ArgumentShape,
-                    format!("cannot run `{}`: {}", result.text, error.message),
-                    error.span,
-                    "here",
-                );
-                print_diagnostics(&[diagnostic], &name, &analysis.text, color);
-            }
-        }
-    }
-    for item in &analysis.file.items {
-        if let Item::Train(def) = item {
-            let model = analysis.text.get(def.model.span.range()).unwrap_or("?");
-            eprintln!("note: `train {model}` was not run: training is not implemented in this version of nnc");
+            _ => {}
         }
     }
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Prints one query's answer; false when it failed.
+fn print_answer(result: QueryResult, name: &str, text: &str, decimals: usize, color: ColorChoice) -> bool {
+    println!("{}", result.text);
+    match result.answer {
+        Ok(Answer::Value(value)) => println!("  = {}", tensor_text(&value, decimals)),
+        Ok(Answer::Gradient { value, gradients }) => {
+            println!("  = {}", tensor_text(&value, decimals));
+            let function = result.text.split_whitespace().nth(1).and_then(|c| c.split('(').next()).unwrap_or("f");
+            for (param, gradient) in gradients {
+                println!("  d{function}/d{param} = {}", tensor_text(&gradient, decimals));
+            }
+        }
+        Ok(Answer::Tangent { value, tangent }) => {
+            println!("  = {}", tensor_text(&value, decimals));
+            println!("  tangent = {}", tensor_text(&tangent, decimals));
+        }
+        Ok(Answer::Matrix { rows, how }) => println!("  = {}    ({how})", matrix_text(&rows, decimals)),
+        Err(error) => {
+            let diagnostic = nnc_grammar::Diagnostic::new(
+                nnc_grammar::Code::ArgumentShape,
+                format!("cannot run `{}`: {}", result.text, error.message),
+                error.span,
+                "here",
+            );
+            print_diagnostics(&[diagnostic], name, text, color);
+            return false;
+        }
+    }
+    true
 }

@@ -1,0 +1,8 @@
+//! The runtime of nnc: data sources, initialisation, optimisers, the training loop and
+//! checkpoints, around the executor that runs the compiled training step.
+
+pub mod checkpoint;
+pub mod data;
+pub mod init;
+pub mod optim;
+pub mod train;

@@ -1,0 +1,493 @@
+//! The training loop of a `train` block: read the data, compile the training step (the
+//! model, its loss, and the reverse-mode gradient of the loss by every parameter), then for
+//! each epoch shuffle, step the optimiser batch by batch, and measure loss and accuracy on
+//! the training and test sets.
+//!
+//! The step runs on the reference interpreter, the first implementation of the executor.
+
+use crate::checkpoint;
+use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
+use crate::init::Init;
+use crate::optim::{Optimizer, State};
+use nnc_compiler::ir::{
+    Function, Precision, Tensor, constant_value, eval_function, lower_loss, lower_model, optimize, reverse,
+};
+use nnc_compiler::shapes::Dim;
+use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, Stmt, TrainDef};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The settings of a `train` block, with defaults filled in.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub model: String,
+    pub loss: String,
+    pub optimizer: Optimizer,
+    pub split: f64,
+    pub batch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub save: Option<PathBuf>,
+    pub out: PathBuf,
+}
+
+/// One epoch's measurements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub seconds: f64,
+    pub examples_per_second: f64,
+}
+
+/// What a training run leaves: its epochs, the final parameters and the confusion matrix of
+/// the test set (rows are true classes, columns predictions).
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub config: Config,
+    pub data: String,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub epochs: Vec<Epoch>,
+    pub params: Vec<(String, Vec<usize>, Vec<f64>)>,
+    pub confusion: Option<Vec<Vec<usize>>>,
+    pub seconds: f64,
+}
+
+fn number(file: &File, expr: &Expr) -> Result<f64, String> {
+    let value = constant_value(file, expr, &HashMap::new(), Precision::F64).map_err(|e| e.message)?;
+    value.data.first().copied().ok_or_else(|| "expected a number".to_string())
+}
+
+fn named<'a>(args: &'a [Arg], name: &str, position: usize) -> Option<&'a Expr> {
+    args.iter()
+        .find(|a| a.name.as_ref().is_some_and(|n| n.name == name))
+        .or_else(|| args.iter().filter(|a| a.name.is_none()).nth(position))
+        .map(|a| &a.value)
+}
+
+fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
+    match &expr.unparenthesized().kind {
+        ExprKind::Name(name) => Some((name, &[])),
+        ExprKind::Call { callee, args } => Some((&callee.name, args)),
+        _ => None,
+    }
+}
+
+/// Reads the settings of a `train` block; paths are relative to `base`.
+pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> Result<Config, String> {
+    let (model, _) = call_parts(&def.model).ok_or("`train` needs a model")?;
+    let setting = |key: &str| def.settings.iter().find(|s| s.key.name == key).map(|s| &s.value);
+    let loss = match setting("loss").map(|e| &e.kind) {
+        Some(ExprKind::Name(loss)) => loss.clone(),
+        _ => return Err("the `train` block needs `loss = cross_entropy`, `mse` or `bce`".into()),
+    };
+    let optimizer = match setting("optimizer").and_then(call_parts) {
+        None | Some(("sgd", _)) => {
+            let args = setting("optimizer").and_then(call_parts).map_or(&[][..], |(_, a)| a);
+            let get =
+                |name: &str, pos: usize, default: f64| named(args, name, pos).map_or(Ok(default), |e| number(file, e));
+            Optimizer::Sgd {
+                lr: get("lr", 0, 0.01)?,
+                momentum: get("momentum", 1, 0.0)?,
+                nesterov: matches!(named(args, "nesterov", 2).map(|e| &e.kind), Some(ExprKind::Bool(true))),
+                weight_decay: get("weight_decay", 3, 0.0)?,
+            }
+        }
+        Some(("adam", args)) => {
+            let get =
+                |name: &str, pos: usize, default: f64| named(args, name, pos).map_or(Ok(default), |e| number(file, e));
+            Optimizer::Adam {
+                lr: get("lr", 0, 0.001)?,
+                beta1: get("beta1", 1, 0.9)?,
+                beta2: get("beta2", 2, 0.999)?,
+                eps: get("eps", 3, 1e-8)?,
+                weight_decay: get("weight_decay", 4, 0.0)?,
+            }
+        }
+        Some((other, _)) => return Err(format!("`{other}` is not an optimiser")),
+    };
+    let get = |key: &str, default: f64| setting(key).map_or(Ok(default), |e| number(file, e));
+    let string = |key: &str| match setting(key).map(|e| &e.kind) {
+        Some(ExprKind::Str(s)) => Some(base.join(s)),
+        _ => None,
+    };
+    if setting("init").is_some() || setting("test").is_some() {
+        return Err("the `init` and `test` settings are not implemented in this version of nnc".into());
+    }
+    let batch = get("batch", 32.0)?;
+    let epochs = get("epochs", 10.0)?;
+    if batch < 1.0 || epochs < 0.0 {
+        return Err("`batch` must be at least 1 and `epochs` at least 0".into());
+    }
+    Ok(Config {
+        model: model.to_string(),
+        loss,
+        optimizer,
+        split: get("split", 0.8)?,
+        batch: batch as usize,
+        epochs: epochs as usize,
+        seed: get("seed", 0.0)? as u64,
+        save: string("save"),
+        out: out.map(Path::to_path_buf).or_else(|| string("out")).unwrap_or_else(|| base.join("runs").join(model)),
+    })
+}
+
+/// Loads the data source of a `train` block.
+pub fn load_data(file: &File, def: &TrainDef, base: &Path) -> Result<Dataset, String> {
+    let (name, args) = call_parts(&def.data).ok_or("`on` needs a data source")?;
+    let get = |key: &str, pos: usize| named(args, key, pos);
+    let num = |key: &str, pos: usize, default: f64| get(key, pos).map_or(Ok(default), |e| number(file, e));
+    match name {
+        "csv" => {
+            let path = match get("path", 0).map(|e| &e.kind) {
+                Some(ExprKind::Str(path)) => base.join(path),
+                _ => return Err("`csv` needs a path".into()),
+            };
+            let label = match get("label", 1).map(|e| &e.kind) {
+                None => LabelColumn::Last,
+                Some(ExprKind::Name(n)) if n == "first" => LabelColumn::First,
+                Some(ExprKind::Name(_)) => LabelColumn::Last,
+                Some(_) => LabelColumn::Index(num("label", 1, 0.0)? as usize),
+            };
+            let header = match get("header", 3).map(|e| &e.kind) {
+                Some(ExprKind::Bool(b)) => Some(*b),
+                _ => None,
+            };
+            load_csv(&path, label, num("scale", 2, 1.0)?, header).map_err(|e| e.to_string())
+        }
+        "xor" | "moons" | "circles" | "spirals" | "blobs" => {
+            let classes_default = if name == "blobs" { 3.0 } else { 2.0 };
+            let (samples, noise, classes, seed) = if matches!(name, "spirals" | "blobs") {
+                (
+                    num("samples", 0, 400.0)?,
+                    num("noise", 2, 0.1)?,
+                    num("classes", 1, classes_default)?,
+                    num("seed", 3, 0.0)?,
+                )
+            } else {
+                (num("samples", 0, 400.0)?, num("noise", 1, 0.1)?, classes_default, num("seed", 2, 0.0)?)
+            };
+            generate(name, samples as usize, noise, classes as usize, seed as u64).map_err(|e| e.to_string())
+        }
+        other => Err(format!("the data source `{other}` is not implemented in this version of nnc")),
+    }
+}
+
+/// The initialiser of a parameter: PyTorch's default for layer weights and biases, or the
+/// one written in its `param` statement.
+fn initializer(file: &File, name: &str, shape: &[usize], params: &[(String, Vec<usize>)]) -> Init {
+    let fan_in_of = |shape: &[usize]| shape[1..].iter().product::<usize>().max(1);
+    if let Some(slot) = name.strip_suffix(".weight") {
+        let _ = slot;
+        return Init::Default { fan_in: fan_in_of(shape) };
+    }
+    if let Some(slot) = name.strip_suffix(".bias") {
+        let weight = format!("{slot}.weight");
+        let fan_in = params.iter().find(|(n, _)| *n == weight).map_or(1, |(_, s)| fan_in_of(s));
+        return Init::Default { fan_in };
+    }
+    let own = name.rsplit('.').next().unwrap_or(name);
+    let written = file.items.iter().find_map(|item| match item {
+        Item::Model(def) => def.body.iter().find_map(|stmt| match stmt {
+            Stmt::Param(p) if p.name.name == own => p.init.clone(),
+            _ => None,
+        }),
+        _ => None,
+    });
+    let fan_in = if shape.len() > 1 { fan_in_of(shape) } else { shape.first().copied().unwrap_or(1) };
+    let Some((kind, args)) = written.as_ref().and_then(call_parts) else { return Init::Default { fan_in } };
+    let arg = |pos: usize, name: &str, default: f64| {
+        named(args, name, pos).and_then(|e| number(file, e).ok()).unwrap_or(default)
+    };
+    match kind {
+        "zeros" => Init::Zeros,
+        "ones" => Init::Ones,
+        "normal" => Init::Normal { mean: arg(0, "mean", 0.0), std: arg(1, "std", 1.0) },
+        "uniform" => Init::Uniform { low: arg(0, "low", -1.0), high: arg(1, "high", 1.0) },
+        "xavier_uniform" => Init::XavierUniform { fan_in, fan_out: shape.first().copied().unwrap_or(1) },
+        _ => Init::Default { fan_in },
+    }
+}
+
+/// The compiled functions for one batch size: the gradient of the loss, the loss, and the
+/// model's output.
+struct Step {
+    grad: Function,
+    loss: Function,
+    forward: Function,
+}
+
+fn compile(file: &File, def: &ModelDef, args: &HashMap<String, Dim>, loss: &str, batch: usize) -> Result<Step, String> {
+    let loss_fn = lower_loss(file, def, args, loss, Some(batch)).map_err(|e| e.message)?;
+    let params: Vec<usize> = (2..loss_fn.params.len()).collect();
+    let grad = optimize(&reverse(&loss_fn, &params).0);
+    let forward = optimize(&lower_model(file, def, args, Some(batch)).map_err(|e| e.message)?);
+    Ok(Step { grad, loss: optimize(&loss_fn), forward })
+}
+
+/// Events while training, for progress output.
+pub enum Event<'a> {
+    Started { data: &'a str, train: usize, test: usize, params: usize },
+    EpochDone(&'a Epoch),
+}
+
+/// Runs a `train` block. `base` is the directory of the `.nn` file.
+pub fn train(
+    file: &File,
+    def: &TrainDef,
+    base: &Path,
+    out: Option<&Path>,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Report, String> {
+    let started = Instant::now();
+    let config = config(file, def, base, out)?;
+    let model = file
+        .items
+        .iter()
+        .find_map(|item| match item {
+            Item::Model(m) if m.name.name == config.model => Some(m),
+            _ => None,
+        })
+        .ok_or_else(|| format!("no model `{}`", config.model))?;
+    let mut args = HashMap::new();
+    if let Some((_, call_args)) = call_parts(&def.model) {
+        let mut positional = model.params.iter();
+        for arg in call_args {
+            let param = match &arg.name {
+                Some(n) => model.params.iter().find(|p| p.name.name == n.name),
+                None => positional.next(),
+            };
+            if let Some(param) = param {
+                args.insert(param.name.name.clone(), Dim::constant(number(file, &arg.value)? as i128));
+            }
+        }
+    }
+    let data = load_data(file, def, base)?;
+    let (train_set, test_set) = data.split(config.split, config.seed);
+    if train_set.n == 0 {
+        return Err(format!(
+            "`split = {}` leaves no training examples of the {} in {}",
+            config.split, data.n, data.origin
+        ));
+    }
+    let batch = config.batch.min(train_set.n);
+    let mut steps: HashMap<usize, Step> = HashMap::new();
+    steps.insert(batch, compile(file, model, &args, &config.loss, batch)?);
+    let grad = &steps[&batch].grad;
+    // The input must take the data's features.
+    let input_shape: Vec<usize> =
+        grad.ty(grad.params[0].value).shape.0.iter().map(|d| d.as_const().unwrap_or(0) as usize).collect();
+    let per_example: usize = input_shape[1..].iter().product();
+    if per_example != data.dim {
+        return Err(format!(
+            "{} has {} features per example, but `{}` takes input {} ({per_example} per example)",
+            data.origin,
+            data.dim,
+            config.model,
+            grad.ty(grad.params[0].value).shape
+        ));
+    }
+    let classification = config.loss != "mse";
+    let outputs =
+        grad.ty(steps[&batch].forward.results[0]).shape.0.last().and_then(|d| d.as_const()).unwrap_or(1) as usize;
+    if config.loss == "cross_entropy" && data.classes > outputs {
+        return Err(format!(
+            "{} has labels up to {}, but `{}` has {outputs} outputs",
+            data.origin,
+            data.classes - 1,
+            config.model
+        ));
+    }
+    // Parameters, initialised as PyTorch does.
+    let shapes: Vec<(String, Vec<usize>)> = grad.params[2..]
+        .iter()
+        .map(|p| {
+            (p.name.clone(), grad.ty(p.value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect())
+        })
+        .collect();
+    let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut params: Vec<Vec<f64>> = shapes
+        .iter()
+        .map(|(name, shape)| initializer(file, name, shape, &shapes).fill(shape.iter().product(), &mut init_rng))
+        .collect();
+    let mut state = State::new(&params.iter().map(Vec::len).collect::<Vec<_>>());
+    let total_params: usize = params.iter().map(Vec::len).sum();
+    on_event(Event::Started { data: &data.origin, train: train_set.n, test: test_set.n, params: total_params });
+
+    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
+    let mut epochs = Vec::new();
+    let target_shape = |n: usize| if config.loss == "cross_entropy" { vec![n] } else { vec![n, outputs] };
+    for epoch in 1..=config.epochs {
+        let epoch_start = Instant::now();
+        let mut order: Vec<usize> = (0..train_set.n).collect();
+        shuffle(&mut order, &mut shuffle_rng);
+        let mut loss_sum = 0.0;
+        for (step, rows) in order.chunks(batch).enumerate() {
+            let n = rows.len();
+            if !steps.contains_key(&n) {
+                steps.insert(n, compile(file, model, &args, &config.loss, n)?);
+            }
+            let f = &steps[&n].grad;
+            let chunk = train_set.subset(rows);
+            let mut inputs =
+                vec![input(&chunk, &input_shape), Tensor::new(target_shape(n), targets(&chunk, &config.loss, outputs))];
+            inputs.extend(shapes.iter().zip(&params).map(|((_, s), p)| Tensor::new(s.clone(), p.clone())));
+            let (results, _) = eval_function(f, &inputs, Precision::F64)?;
+            let loss = results[0].data[0];
+            if !loss.is_finite() || results[1..].iter().any(|g| g.data.iter().any(|v| !v.is_finite())) {
+                return Err(format!(
+                    "the loss became {loss} at epoch {epoch}, step {}; lower the learning rate (nothing was saved from this run)",
+                    step + 1
+                ));
+            }
+            loss_sum += loss * n as f64;
+            let grads: Vec<Vec<f64>> = results[1..].iter().map(|t| t.data.clone()).collect();
+            config.optimizer.step(&mut state, &mut params, &grads);
+        }
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let (train_accuracy, _, _) =
+            evaluate(file, model, &args, &config, &mut steps, &train_set, &input_shape, &shapes, &params, outputs)?;
+        let (test_accuracy, test_loss, _) = if test_set.n > 0 {
+            let (a, l, c) =
+                evaluate(file, model, &args, &config, &mut steps, &test_set, &input_shape, &shapes, &params, outputs)?;
+            (a, Some(l), c)
+        } else {
+            (None, None, None)
+        };
+        let record = Epoch {
+            epoch,
+            train_loss: loss_sum / train_set.n as f64,
+            train_accuracy: train_accuracy.filter(|_| classification),
+            test_loss,
+            test_accuracy: test_accuracy.filter(|_| classification),
+            seconds,
+            examples_per_second: train_set.n as f64 / seconds.max(1e-9),
+        };
+        on_event(Event::EpochDone(&record));
+        epochs.push(record);
+    }
+    let confusion = if classification && test_set.n > 0 {
+        evaluate(file, model, &args, &config, &mut steps, &test_set, &input_shape, &shapes, &params, outputs)?.2
+    } else {
+        None
+    };
+    let named_params: Vec<(String, Vec<usize>, Vec<f64>)> =
+        shapes.iter().zip(params).map(|((n, s), p)| (n.clone(), s.clone(), p)).collect();
+    write_metrics(&config.out, &epochs)?;
+    if let Some(path) = &config.save {
+        checkpoint::save(path, &named_params)?;
+    }
+    Ok(Report {
+        config,
+        data: data.origin.clone(),
+        train_examples: train_set.n,
+        test_examples: test_set.n,
+        epochs,
+        params: named_params,
+        confusion,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn input(chunk: &Dataset, input_shape: &[usize]) -> Tensor {
+    let mut shape = input_shape.to_vec();
+    shape[0] = chunk.n;
+    Tensor::new(shape, chunk.features.clone())
+}
+
+/// Targets as the loss takes them: class numbers for cross-entropy, else one value per
+/// output (the label itself for one output).
+fn targets(chunk: &Dataset, loss: &str, outputs: usize) -> Vec<f64> {
+    if loss == "cross_entropy" || outputs == 1 {
+        return chunk.labels.clone();
+    }
+    chunk.labels.iter().flat_map(|&l| (0..outputs).map(move |k| if k == l as usize { 1.0 } else { 0.0 })).collect()
+}
+
+/// Accuracy, mean loss and confusion matrix of the model on a data set.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn evaluate(
+    file: &File,
+    model: &ModelDef,
+    args: &HashMap<String, Dim>,
+    config: &Config,
+    steps: &mut HashMap<usize, Step>,
+    set: &Dataset,
+    input_shape: &[usize],
+    shapes: &[(String, Vec<usize>)],
+    params: &[Vec<f64>],
+    outputs: usize,
+) -> Result<(Option<f64>, f64, Option<Vec<Vec<usize>>>), String> {
+    let classes = if config.loss == "cross_entropy" { outputs } else { 2 };
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let (mut correct, mut loss_sum) = (0usize, 0.0);
+    let rows: Vec<usize> = (0..set.n).collect();
+    for chunk_rows in rows.chunks(config.batch.min(set.n).max(1)) {
+        let n = chunk_rows.len();
+        if !steps.contains_key(&n) {
+            steps.insert(n, compile(file, model, args, &config.loss, n)?);
+        }
+        let step = &steps[&n];
+        let chunk = set.subset(chunk_rows);
+        let x = input(&chunk, input_shape);
+        let weights: Vec<Tensor> =
+            shapes.iter().zip(params).map(|((_, s), p)| Tensor::new(s.clone(), p.clone())).collect();
+        let mut forward_args = vec![x.clone()];
+        forward_args.extend(weights.iter().cloned());
+        let (out, _) = eval_function(&step.forward, &forward_args, Precision::F64)?;
+        let mut loss_args = vec![
+            x,
+            Tensor::new(
+                if config.loss == "cross_entropy" { vec![n] } else { vec![n, outputs] },
+                targets(&chunk, &config.loss, outputs),
+            ),
+        ];
+        loss_args.extend(weights);
+        let (loss, _) = eval_function(&step.loss, &loss_args, Precision::F64)?;
+        loss_sum += loss[0].data[0] * n as f64;
+        for (i, &label) in chunk.labels.iter().enumerate() {
+            let row = &out[0].data[i * outputs..(i + 1) * outputs];
+            let predicted = if outputs == 1 {
+                usize::from(row[0] > 0.5)
+            } else {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best })
+                    .0
+            };
+            let truth = label as usize;
+            correct += usize::from(predicted == truth);
+            if truth < classes && predicted < classes {
+                confusion[truth][predicted] += 1;
+            }
+        }
+    }
+    Ok((Some(correct as f64 / set.n.max(1) as f64), loss_sum / set.n.max(1) as f64, Some(confusion)))
+}
+
+/// `metrics.csv` in the run directory: one line per epoch.
+fn write_metrics(dir: &Path, epochs: &[Epoch]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+    let mut text = String::from("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n");
+    for e in epochs {
+        text.push_str(&format!(
+            "{},{:.6},{},{},{},{:.4}\n",
+            e.epoch,
+            e.train_loss,
+            cell(e.train_accuracy),
+            cell(e.test_loss),
+            cell(e.test_accuracy),
+            e.seconds
+        ));
+    }
+    let path = dir.join("metrics.csv");
+    std::fs::write(&path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
