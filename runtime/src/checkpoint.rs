@@ -6,9 +6,12 @@ use safetensors::tensor::{Dtype, TensorView};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A tensor with its `state_dict` name: `("0.weight", [32, 64], values)`.
+pub type NamedTensor = (String, Vec<usize>, Vec<f64>);
+
 /// Saves `tensors` (name, shape, values) as f32 to `path`, atomically. A checkpoint
 /// already at `path` is kept as `path.previous`.
-pub fn save(path: &Path, tensors: &[(String, Vec<usize>, Vec<f64>)]) -> Result<(), String> {
+pub fn save(path: &Path, tensors: &[NamedTensor]) -> Result<(), String> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, shape, values)| {
@@ -49,7 +52,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Loads every tensor of a safetensors file as f64 values.
-pub fn load(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f64>)>, String> {
+pub fn load(path: &Path) -> Result<Vec<NamedTensor>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let file = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("`{}` is not a safetensors file: {e}", path.display()))?;

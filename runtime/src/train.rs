@@ -17,6 +17,7 @@ use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, Stmt, TrainDef};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -55,7 +56,7 @@ pub struct Report {
     pub train_examples: usize,
     pub test_examples: usize,
     pub epochs: Vec<Epoch>,
-    pub params: Vec<(String, Vec<usize>, Vec<f64>)>,
+    pub params: Vec<checkpoint::NamedTensor>,
     pub confusion: Option<Vec<Vec<usize>>>,
     pub seconds: f64,
 }
@@ -331,8 +332,8 @@ pub fn train(
         let mut loss_sum = 0.0;
         for (step, rows) in order.chunks(batch).enumerate() {
             let n = rows.len();
-            if !steps.contains_key(&n) {
-                steps.insert(n, compile(file, model, &args, &config.loss, n)?);
+            if let Entry::Vacant(slot) = steps.entry(n) {
+                slot.insert(compile(file, model, &args, &config.loss, n)?);
             }
             let f = &steps[&n].grad;
             let chunk = train_set.subset(rows);
@@ -378,7 +379,7 @@ pub fn train(
     } else {
         None
     };
-    let named_params: Vec<(String, Vec<usize>, Vec<f64>)> =
+    let named_params: Vec<checkpoint::NamedTensor> =
         shapes.iter().zip(params).map(|((n, s), p)| (n.clone(), s.clone(), p)).collect();
     write_metrics(&config.out, &epochs)?;
     if let Some(path) = &config.save {
@@ -431,8 +432,8 @@ fn evaluate(
     let rows: Vec<usize> = (0..set.n).collect();
     for chunk_rows in rows.chunks(config.batch.min(set.n).max(1)) {
         let n = chunk_rows.len();
-        if !steps.contains_key(&n) {
-            steps.insert(n, compile(file, model, args, &config.loss, n)?);
+        if let Entry::Vacant(slot) = steps.entry(n) {
+            slot.insert(compile(file, model, args, &config.loss, n)?);
         }
         let step = &steps[&n];
         let chunk = set.subset(chunk_rows);
