@@ -51,13 +51,15 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Loads every tensor of a safetensors file as f64 values.
+/// Loads every tensor of a safetensors file as f64 values, in name order.
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let file = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("`{}` is not a safetensors file: {e}", path.display()))?;
     let mut out = Vec::new();
-    for name in file.names() {
+    let mut names = file.names();
+    names.sort_unstable();
+    for name in names {
         let view = file.tensor(name).map_err(|e| e.to_string())?;
         let values: Vec<f64> = match view.dtype() {
             Dtype::F32 => {

@@ -287,12 +287,13 @@ pub fn train(
         grad.ty(grad.params[0].value).shape.0.iter().map(|d| d.as_const().unwrap_or(0) as usize).collect();
     let per_example: usize = input_shape[1..].iter().product();
     if per_example != data.dim {
+        // The input as declared, with its batch symbol.
+        let declared = lower_model(file, model, &args, None)
+            .map(|f| f.ty(f.params[0].value).shape.to_string())
+            .unwrap_or_default();
         return Err(format!(
-            "{} has {} features per example, but `{}` takes input {} ({per_example} per example)",
-            data.origin,
-            data.dim,
-            config.model,
-            grad.ty(grad.params[0].value).shape
+            "{} has {} features per example, but `{}` takes input {declared} ({per_example} per example)",
+            data.origin, data.dim, config.model
         ));
     }
     let classification = config.loss != "mse";
