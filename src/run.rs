@@ -98,6 +98,9 @@ fn print_report(report: &Report) {
         println!("  confusion matrix of the test set:\n{table}");
     }
     println!("  metrics: {}", report.config.out.join("metrics.csv").display());
+    for image in &report.images {
+        println!("  image: {}", image.display());
+    }
     if let Some(save) = &report.config.save {
         println!("  weights: {}", save.display());
     }

@@ -113,3 +113,26 @@ fn corrupt_data_files_are_clear_errors() {
         assert!(stderr.contains(wanted), "{name}: expected `{wanted}` in {stderr}");
     }
 }
+
+#[test]
+fn xor_draws_three_decision_boundaries() {
+    let program = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/xor.nn")).unwrap();
+    let dir = workspace("xor", &program);
+    let (stdout, stderr, code) = run(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    for run_dir in ["xor-0-hidden", "xor-1-hidden", "xor-2-hidden"] {
+        for image in ["boundary.png", "curves.png"] {
+            let bytes = std::fs::read(dir.join("runs").join(run_dir).join(image)).unwrap();
+            assert!(bytes.starts_with(b"\x89PNG"), "{run_dir}/{image} is a PNG");
+        }
+        let svg = std::fs::read_to_string(dir.join("runs").join(run_dir).join("boundary.svg")).unwrap();
+        assert!(svg.contains("<svg"));
+    }
+    // One hidden layer separates XOR; none cannot.
+    let accuracy = |run_dir: &str| -> f64 {
+        let metrics = std::fs::read_to_string(dir.join("runs").join(run_dir).join("metrics.csv")).unwrap();
+        metrics.lines().last().unwrap().split(',').nth(4).unwrap().parse().unwrap()
+    };
+    assert!(accuracy("xor-0-hidden") < 0.7, "{stdout}");
+    assert!(accuracy("xor-1-hidden") > 0.85, "{stdout}");
+}

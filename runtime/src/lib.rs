@@ -5,4 +5,5 @@ pub mod checkpoint;
 pub mod data;
 pub mod init;
 pub mod optim;
+pub mod plots;
 pub mod train;

@@ -58,6 +58,8 @@ pub struct Report {
     pub epochs: Vec<Epoch>,
     pub params: Vec<checkpoint::NamedTensor>,
     pub confusion: Option<Vec<Vec<usize>>>,
+    /// The pictures written: curves, and the decision boundary for 2-D data.
+    pub images: Vec<PathBuf>,
     pub seconds: f64,
 }
 
@@ -380,9 +382,15 @@ pub fn train(
     } else {
         None
     };
+    write_metrics(&config.out, &epochs)?;
+    let title = format!("{} on {}", config.model, data.origin);
+    let mut images = crate::plots::curves(&config.out, &title, &epochs)?;
+    if data.dim == 2 && per_example == 2 {
+        let grid = boundary_grid(file, model, &args, &data, &input_shape, &shapes, &params, outputs)?;
+        images.extend(crate::plots::boundary(&config.out, &title, &grid, &data)?);
+    }
     let named_params: Vec<checkpoint::NamedTensor> =
         shapes.iter().zip(params).map(|((n, s), p)| (n.clone(), s.clone(), p)).collect();
-    write_metrics(&config.out, &epochs)?;
     if let Some(path) = &config.save {
         checkpoint::save(path, &named_params)?;
     }
@@ -394,6 +402,7 @@ pub fn train(
         epochs,
         params: named_params,
         confusion,
+        images,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -492,4 +501,60 @@ fn write_metrics(dir: &Path, epochs: &[Epoch]) -> Result<(), String> {
     }
     let path = dir.join("metrics.csv");
     std::fs::write(&path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// The model's prediction over a grid covering 2-D data, for the decision-boundary image.
+#[allow(clippy::too_many_arguments)]
+fn boundary_grid(
+    file: &File,
+    model: &ModelDef,
+    args: &HashMap<String, Dim>,
+    data: &Dataset,
+    input_shape: &[usize],
+    shapes: &[(String, Vec<usize>)],
+    params: &[Vec<f64>],
+    outputs: usize,
+) -> Result<crate::plots::Boundary, String> {
+    const N: usize = 120;
+    let xs: Vec<f64> = data.features.iter().step_by(2).copied().collect();
+    let ys: Vec<f64> = data.features.iter().skip(1).step_by(2).copied().collect();
+    let range = |v: &[f64]| {
+        let (lo, hi) = (v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(f64::MIN, f64::max));
+        let margin = (hi - lo).max(1e-3) * 0.1;
+        (lo - margin, hi + margin)
+    };
+    let (x, y) = (range(&xs), range(&ys));
+    let mut points = Vec::with_capacity(2 * N * N);
+    for row in 0..N {
+        for col in 0..N {
+            points.push(x.0 + (col as f64 + 0.5) * (x.1 - x.0) / N as f64);
+            points.push(y.0 + (row as f64 + 0.5) * (y.1 - y.0) / N as f64);
+        }
+    }
+    let forward = optimize(&lower_model(file, model, args, Some(N * N)).map_err(|e| e.message)?);
+    let mut shape = input_shape.to_vec();
+    shape[0] = N * N;
+    let mut inputs = vec![Tensor::new(shape, points)];
+    inputs.extend(shapes.iter().zip(params).map(|((_, s), p)| Tensor::new(s.clone(), p.clone())));
+    let (out, _) = eval_function(&forward, &inputs, Precision::F64)?;
+    let cells = out[0]
+        .data
+        .chunks(outputs)
+        .map(|row| {
+            if outputs == 1 {
+                let p = row[0].clamp(0.0, 1.0);
+                (usize::from(p > 0.5), p.max(1.0 - p))
+            } else {
+                // Softmax confidence, mapped so that a uniform guess is 0.5.
+                let top = row.iter().copied().fold(f64::MIN, f64::max);
+                let total: f64 = row.iter().map(|v| (v - top).exp()).sum();
+                let (class, _) =
+                    row.iter().enumerate().fold((0, f64::MIN), |b, (k, &v)| if v > b.1 { (k, v) } else { b });
+                let confidence = 1.0 / total;
+                let k = outputs as f64;
+                (class, 0.5 + 0.5 * ((confidence - 1.0 / k) / (1.0 - 1.0 / k)).clamp(0.0, 1.0))
+            }
+        })
+        .collect();
+    Ok(crate::plots::Boundary { n: N, x, y, cells })
 }
