@@ -136,3 +136,120 @@ fn xor_draws_three_decision_boundaries() {
     assert!(accuracy("xor-0-hidden") < 0.7, "{stdout}");
     assert!(accuracy("xor-1-hidden") > 0.85, "{stdout}");
 }
+
+/// An IDX file: magic (0, 0, type, rank), big-endian dimensions, bytes.
+fn idx(shape: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, shape.len() as u8];
+    for d in shape {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// A `.npy` file of f32 values.
+fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Images of two classes that a CNN tells apart at once: a bright top half, or a bright
+/// bottom half, with some noise.
+fn two_patterns(n: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut images = Vec::with_capacity(n * 784);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = (i % 2) as u8;
+        for row in 0..28 {
+            for col in 0..28 {
+                let bright = (row < 14) == (class == 0);
+                let noise = ((i * 31 + row * 7 + col * 13) % 50) as u8;
+                images.push(if bright { 200 + noise } else { noise });
+            }
+        }
+        labels.push(class);
+    }
+    (images, labels)
+}
+
+#[test]
+fn the_mnist_example_trains_on_idx_files() {
+    let program = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mnist.nn")).unwrap();
+    let dir = workspace("mnist", &program.replace("epochs    = 2", "epochs    = 1"));
+    let (images, labels) = two_patterns(128);
+    std::fs::create_dir_all(dir.join("data/mnist")).unwrap();
+    let gz = |bytes: &[u8]| {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    std::fs::write(dir.join("data/mnist/train-images-idx3-ubyte.gz"), gz(&idx(&[128, 28, 28], &images))).unwrap();
+    std::fs::write(dir.join("data/mnist/train-labels-idx1-ubyte.gz"), gz(&idx(&[128], &labels))).unwrap();
+    let (stdout, stderr, code) = run(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    let metrics = std::fs::read_to_string(dir.join("runs/MnistCnn/metrics.csv")).unwrap();
+    let accuracy: f64 = metrics.lines().last().unwrap().split(',').nth(4).unwrap().parse().unwrap();
+    assert!(accuracy > 0.9, "{stdout}");
+}
+
+#[test]
+fn npy_inputs_and_labels_train() {
+    let program = "model M {\n    input [B, 4]\n    linear(2)\n}\ntrain M on npy(\"data/x.npy\", \"data/y.npy\") {\n    loss = cross_entropy\n    optimizer = sgd(lr = 0.5)\n    epochs = 30\n}\n";
+    let dir = workspace("npy", program);
+    let n = 64;
+    let x: Vec<f32> = (0..n * 4)
+        .map(|i| if (i / 4) % 2 == 0 { (i % 4) as f32 * 0.25 } else { 1.0 - (i % 4) as f32 * 0.25 })
+        .collect();
+    let y: Vec<f32> = (0..n).map(|i| (i % 2) as f32).collect();
+    std::fs::write(dir.join("data/x.npy"), npy_f32(&[n, 4], &x)).unwrap();
+    std::fs::write(dir.join("data/y.npy"), npy_f32(&[n], &y)).unwrap();
+    let (stdout, stderr, code) = run(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("test accuracy 1.000"), "{stdout}");
+}
+
+#[test]
+fn corrupt_idx_and_npy_files_are_clear_errors() {
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("wrong_magic.idx", b"\x08\x03\x00\x00rest".to_vec(), "is not an IDX file"),
+        ("truncated.idx", idx(&[10, 28, 28], &[0; 100]), "should hold 7840 elements"),
+        ("not_numpy.npy", b"PK\x03\x04 a zip file".to_vec(), "is not a NumPy .npy file"),
+        (
+            "complex.npy",
+            npy_f32(&[2], &[1.0, 2.0]).iter().map(|&b| if b == b'f' { b'c' } else { b }).collect(),
+            "holds `<c4`",
+        ),
+        (
+            "short.npy",
+            {
+                let full = npy_f32(&[4], &[1.0, 2.0, 3.0, 4.0]);
+                full[..full.len() - 8].to_vec()
+            },
+            "should hold 4 elements",
+        ),
+    ];
+    for (name, bytes, wanted) in cases {
+        let source = if name.ends_with(".idx") { "idx" } else { "npy" };
+        let program = format!(
+            "model M {{\n    input [B, 4]\n    linear(2)\n}}\ntrain M on {source}(\"data/{name}\", \"data/{name}\") {{\n    loss = cross_entropy\n}}\n"
+        );
+        let dir = workspace(&name.replace('.', "-"), &program);
+        std::fs::write(dir.join("data").join(name), bytes).unwrap();
+        let (_, stderr, code) = run(&dir);
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains(wanted), "{name}: expected `{wanted}` in {stderr}");
+    }
+}

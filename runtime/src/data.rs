@@ -237,6 +237,152 @@ pub fn shuffle(items: &mut [usize], rng: &mut ChaCha8Rng) {
     }
 }
 
+/// An array read from a file: its dimensions and values.
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> DataError {
+    DataError::Other(format!("`{}`: {}", path.display(), message.into()))
+}
+
+/// Reads an IDX file (the MNIST format, optionally gzipped): a magic number whose third
+/// byte gives the element type and whose fourth the number of dimensions, the dimensions as
+/// big-endian 32-bit numbers, then the elements.
+pub fn load_idx(path: &Path) -> Result<Array, DataError> {
+    let bytes = read_maybe_gzip(path)?;
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        let magic = bytes.get(..4).map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+        return Err(bad(
+            path,
+            format!(
+                "is not an IDX file (magic number {}; IDX files start with 0x0000 then a type byte)",
+                magic.map_or("missing".into(), |m| m.to_string())
+            ),
+        ));
+    }
+    let (kind, rank) = (bytes[2], bytes[3] as usize);
+    let width = match kind {
+        0x08 | 0x09 => 1,
+        0x0B => 2,
+        0x0C | 0x0D => 4,
+        0x0E => 8,
+        other => return Err(bad(path, format!("has the unknown IDX element type 0x{other:02X}"))),
+    };
+    let header = 4 + 4 * rank;
+    if bytes.len() < header {
+        return Err(bad(path, "is truncated in its header"));
+    }
+    let shape: Vec<usize> = (0..rank)
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
+        .collect();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(path, "declares more elements than fit in memory"))?;
+    let expected = count
+        .checked_mul(width)
+        .and_then(|n| n.checked_add(header))
+        .ok_or_else(|| bad(path, "declares more elements than fit in memory"))?;
+    if bytes.len() != expected {
+        return Err(bad(
+            path,
+            format!(
+                "should hold {count} elements ({expected} bytes) for shape {shape:?} but has {} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    let data = &bytes[header..];
+    let values = match kind {
+        0x08 => data.iter().map(|&b| b as f64).collect(),
+        0x09 => data.iter().map(|&b| b as i8 as f64).collect(),
+        0x0B => data.chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]]) as f64).collect(),
+        0x0C => data.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
+        0x0D => data.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
+        _ => data.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().expect("8 bytes"))).collect(),
+    };
+    Ok(Array { shape, values })
+}
+
+/// Reads a NumPy `.npy` file of f32, f64, u8 or i64 in C order.
+pub fn load_npy(path: &Path) -> Result<Array, DataError> {
+    let bytes = read_maybe_gzip(path)?;
+    if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
+        return Err(bad(path, "is not a NumPy .npy file (it does not start with \\x93NUMPY)"));
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize, 12),
+        v => return Err(bad(path, format!("has the unsupported .npy version {v}"))),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .map(String::from_utf8_lossy)
+        .ok_or_else(|| bad(path, "is truncated in its header"))?;
+    let field = |key: &str| -> Option<String> {
+        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+        let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
+        let end = if rest.starts_with('(') { rest.find(')')? + 1 } else { rest.find([',', '}'])? };
+        Some(rest[..end].trim().trim_matches('\'').to_string())
+    };
+    let descr = field("descr").ok_or_else(|| bad(path, "has no 'descr' in its header"))?;
+    if field("fortran_order").as_deref() == Some("True") {
+        return Err(bad(path, "is in Fortran order; save it with numpy.ascontiguousarray first"));
+    }
+    let shape_text = field("shape").ok_or_else(|| bad(path, "has no 'shape' in its header"))?;
+    let shape: Vec<usize> = shape_text
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| bad(path, format!("has the shape {shape_text}"))))
+        .collect::<Result<_, _>>()?;
+    let data = &bytes[start + header_len..];
+    let count: usize = shape.iter().product();
+    let (width, read): (usize, fn(&[u8]) -> f64) = match descr.as_str() {
+        "<f4" => (4, |c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64),
+        "<f8" => (8, |c| f64::from_le_bytes(c.try_into().expect("8 bytes"))),
+        "|u1" | "<u1" => (1, |c| c[0] as f64),
+        "<i8" => (8, |c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f64),
+        other => {
+            return Err(bad(path, format!("holds `{other}`; nnc reads f32 (<f4), f64 (<f8), u8 (|u1) and i64 (<i8)")));
+        }
+    };
+    if data.len() != count * width {
+        return Err(bad(
+            path,
+            format!("should hold {count} elements of {width} bytes for shape {shape:?} but has {} bytes", data.len()),
+        ));
+    }
+    Ok(Array { shape, values: data.chunks_exact(width).map(read).collect() })
+}
+
+/// A data set from an array of inputs (first dimension the examples) and an array of labels.
+pub fn from_arrays(inputs: Array, labels: Array, scale: f64, origin: String) -> Result<Dataset, DataError> {
+    let n = inputs.shape.first().copied().unwrap_or(0);
+    if labels.values.len() != n {
+        return Err(DataError::Other(format!("{origin}: {n} inputs but {} labels", labels.values.len())));
+    }
+    if n == 0 {
+        return Err(DataError::Other(format!("{origin} has no examples")));
+    }
+    if let Some((i, l)) = labels.values.iter().enumerate().find(|(_, l)| **l < 0.0 || l.fract() != 0.0) {
+        return Err(DataError::Other(format!("{origin}: label {i} is {l}, not a class number 0, 1, 2, ...")));
+    }
+    let classes = labels.values.iter().fold(0.0f64, |a, &b| a.max(b)) as usize + 1;
+    let dim = inputs.values.len() / n;
+    Ok(Dataset {
+        features: inputs.values.into_iter().map(|v| v * scale).collect(),
+        labels: labels.values,
+        n,
+        dim,
+        classes,
+        origin,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,6 +179,19 @@ pub fn load_data(file: &File, def: &TrainDef, base: &Path) -> Result<Dataset, St
             };
             generate(name, samples as usize, noise, classes as usize, seed as u64).map_err(|e| e.to_string())
         }
+        "idx" | "npy" => {
+            let path = |key: &str, pos: usize| match get(key, pos).map(|e| &e.kind) {
+                Some(ExprKind::Str(p)) => Ok(base.join(p)),
+                _ => Err(format!("`{name}` needs `{key}`, a path")),
+            };
+            let (inputs_key, default_scale) = if name == "idx" { ("images", 1.0 / 255.0) } else { ("inputs", 1.0) };
+            let (inputs, labels) = (path(inputs_key, 0)?, path("labels", 1)?);
+            let read = if name == "idx" { crate::data::load_idx } else { crate::data::load_npy };
+            let x = read(&inputs).map_err(|e| e.to_string())?;
+            let y = read(&labels).map_err(|e| e.to_string())?;
+            let origin = format!("{} and {}", inputs.display(), labels.display());
+            crate::data::from_arrays(x, y, num("scale", 2, default_scale)?, origin).map_err(|e| e.to_string())
+        }
         other => Err(format!("the data source `{other}` is not implemented in this version of nnc")),
     }
 }
