@@ -1,6 +1,7 @@
 //! The `nnc` command line: one module per subcommand; the only place with real I/O.
 
 mod check;
+mod interchange_cmd;
 mod ir_cmd;
 mod output;
 mod run;
@@ -75,6 +76,44 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         decimals: usize,
     },
+    /// A model's outputs for given weights and inputs, written as a .npy file.
+    Predict {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// The model; without it, the model of the first `train` block.
+        model: Option<String>,
+        /// The weights (safetensors, PyTorch names).
+        #[arg(long)]
+        weights: PathBuf,
+        /// The inputs (.npy), one example per row.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the outputs (.npy).
+        #[arg(long, default_value = "predictions.npy")]
+        output: PathBuf,
+    },
+    /// One batch's loss, outputs and parameter gradients for given weights, as safetensors.
+    Grad {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// The model.
+        model: String,
+        /// The weights (safetensors, PyTorch names).
+        #[arg(long)]
+        weights: PathBuf,
+        /// The inputs (.npy).
+        #[arg(long)]
+        input: PathBuf,
+        /// The labels or targets (.npy).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Where to write `loss`, `output` and the gradients (safetensors).
+        #[arg(long)]
+        out: PathBuf,
+        /// The loss, when the model has no `train` block.
+        #[arg(long)]
+        loss: Option<String>,
+    },
     /// Parse, resolve names and check FILEs; print diagnostics, exit 1 on errors.
     Check {
         /// The `.nn` files to check.
@@ -117,6 +156,12 @@ fn main() -> ExitCode {
             let mode = mode.as_deref().and_then(nnc_compiler::ir::mode_of);
             let options = trace_cmd::Options { at: &at, mode, wrt: wrt.as_deref(), format, decimals };
             trace_cmd::run(&file, &name, &options, cli.color)
+        }
+        Command::Predict { file, model, weights, input, output } => {
+            interchange_cmd::run_predict(&file, model.as_deref(), &weights, &input, &output, cli.color)
+        }
+        Command::Grad { file, model, weights, input, labels, out, loss } => {
+            interchange_cmd::run_grad(&file, &model, &weights, &input, &labels, &out, loss.as_deref(), cli.color)
         }
         Command::Check { files, format } => check::run(&files, format, cli.color),
         Command::Summary { file, model, batch, format } => {

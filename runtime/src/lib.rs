@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod init;
+pub mod interchange;
 pub mod optim;
 pub mod plots;
 pub mod train;

@@ -571,3 +571,59 @@ fn boundary_grid(
         .collect();
     Ok(crate::plots::Boundary { n: N, x, y, cells })
 }
+
+/// The model named `name` (or, without a name, the model of the file's first `train` block,
+/// or its only model), with the argument values and the loss its `train` block gives.
+pub fn model_and_args<'f>(
+    file: &'f File,
+    name: Option<&str>,
+) -> Result<(&'f ModelDef, HashMap<String, Dim>, Option<String>), String> {
+    let models: Vec<&ModelDef> = file
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Model(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let trains: Vec<&TrainDef> = file
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Train(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let wanted = match name {
+        Some(name) => name.to_string(),
+        None => match (trains.first().and_then(|t| call_parts(&t.model)), models.as_slice()) {
+            (Some((model, _)), _) => model.to_string(),
+            (None, [only]) => only.name.name.clone(),
+            _ => return Err("name the model: the file has no `train` block and more than one model".into()),
+        },
+    };
+    let model =
+        *models.iter().find(|m| m.name.name == wanted).ok_or_else(|| format!("the file has no model `{wanted}`"))?;
+    let train = trains.iter().find(|t| call_parts(&t.model).is_some_and(|(m, _)| m == wanted));
+    let mut args = HashMap::new();
+    let mut loss = None;
+    if let Some(train) = train {
+        if let Some((_, call_args)) = call_parts(&train.model) {
+            let mut positional = model.params.iter();
+            for arg in call_args {
+                let param = match &arg.name {
+                    Some(n) => model.params.iter().find(|p| p.name.name == n.name),
+                    None => positional.next(),
+                };
+                if let Some(param) = param {
+                    args.insert(param.name.name.clone(), Dim::constant(number(file, &arg.value)? as i128));
+                }
+            }
+        }
+        loss = train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
+            ExprKind::Name(l) => Some(l.clone()),
+            _ => None,
+        });
+    }
+    Ok((model, args, loss))
+}

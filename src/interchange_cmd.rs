@@ -1,0 +1,107 @@
+//! `nnc predict` and `nnc grad`: a model's outputs, or one batch's loss, outputs and
+//! gradients, for given weights and inputs, to compare with other frameworks.
+
+use crate::output::{ColorChoice, print_diagnostics, print_error};
+use nnc_compiler::analyze_bytes;
+use nnc_runtime::data::{Array, load_npy};
+use nnc_runtime::interchange::{gradients, predict, write_npy};
+use nnc_runtime::train::model_and_args;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn analysis(path: &Path, color: ColorChoice) -> Result<nnc_compiler::Analysis, ExitCode> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|error| {
+        print_error(&format!("cannot read `{name}`: {error}"), color);
+        ExitCode::from(2)
+    })?;
+    let analysis = analyze_bytes(&bytes);
+    if analysis.has_errors() {
+        print_diagnostics(&analysis.diagnostics, &name, &analysis.text, color);
+        return Err(ExitCode::from(1));
+    }
+    Ok(analysis)
+}
+
+fn array(path: &Path, color: ColorChoice) -> Result<Array, ExitCode> {
+    load_npy(path).map_err(|e| {
+        print_error(&e.to_string(), color);
+        ExitCode::from(1)
+    })
+}
+
+pub fn run_predict(
+    file: &Path,
+    model: Option<&str>,
+    weights: &Path,
+    input: &Path,
+    output: &Path,
+    color: ColorChoice,
+) -> ExitCode {
+    let result = (|| {
+        let analysis = analysis(file, color)?;
+        let (def, args, _) = model_and_args(&analysis.file, model).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(2)
+        })?;
+        let inputs = array(input, color)?;
+        let out = predict(&analysis.file, def, &args, weights, &inputs, &input.display().to_string()).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(1)
+        })?;
+        write_npy(output, &out).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(1)
+        })?;
+        println!("wrote the outputs of `{}`, shape {:?}, to {}", def.name.name, out.shape, output.display());
+        Ok(ExitCode::SUCCESS)
+    })();
+    result.unwrap_or_else(|code| code)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn run_grad(
+    file: &Path,
+    model: &str,
+    weights: &Path,
+    input: &Path,
+    labels: &Path,
+    out: &Path,
+    loss: Option<&str>,
+    color: ColorChoice,
+) -> ExitCode {
+    let result = (|| {
+        let analysis = analysis(file, color)?;
+        let (def, args, train_loss) = model_and_args(&analysis.file, Some(model)).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(2)
+        })?;
+        let Some(loss) = loss.map(str::to_string).or(train_loss) else {
+            print_error(
+                &format!(
+                    "`{model}` has no `train` block to take the loss from; give `--loss cross_entropy`, `mse` or `bce`"
+                ),
+                color,
+            );
+            return Err(ExitCode::from(2));
+        };
+        let (x, y) = (array(input, color)?, array(labels, color)?);
+        let tensors = gradients(&analysis.file, def, &args, &loss, weights, &x, &y, &input.display().to_string())
+            .map_err(|e| {
+                print_error(&e, color);
+                ExitCode::from(1)
+            })?;
+        nnc_runtime::checkpoint::save(out, &tensors).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(1)
+        })?;
+        println!(
+            "loss {} ; wrote the loss, the outputs and {} gradients to {}",
+            tensors[0].2[0],
+            tensors.len() - 2,
+            out.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    })();
+    result.unwrap_or_else(|code| code)
+}
