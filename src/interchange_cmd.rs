@@ -40,11 +40,12 @@ pub fn run_predict(
 ) -> ExitCode {
     let result = (|| {
         let analysis = analysis(file, color)?;
-        let (def, args, _) = model_and_args(&analysis.file, model).map_err(|e| {
+        let choice = model_and_args(&analysis.file, model).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;
         let inputs = array(input, color)?;
+        let (def, args) = (choice.model, choice.args);
         let out = predict(&analysis.file, def, &args, weights, &inputs, &input.display().to_string()).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(1)
@@ -72,11 +73,12 @@ pub fn run_grad(
 ) -> ExitCode {
     let result = (|| {
         let analysis = analysis(file, color)?;
-        let (def, args, train_loss) = model_and_args(&analysis.file, Some(model)).map_err(|e| {
+        let choice = model_and_args(&analysis.file, Some(model)).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;
-        let Some(loss) = loss.map(str::to_string).or(train_loss) else {
+        let (def, args) = (choice.model, choice.args);
+        let Some(loss) = loss.map(str::to_string).or(choice.loss) else {
             print_error(
                 &format!(
                     "`{model}` has no `train` block to take the loss from; give `--loss cross_entropy`, `mse` or `bce`"

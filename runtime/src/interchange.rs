@@ -60,6 +60,7 @@ pub fn predict(
 
 /// The loss, the outputs and every parameter's gradient for one batch, named `loss`,
 /// `output` and by the parameters' names.
+#[allow(clippy::too_many_arguments)]
 pub fn gradients(
     file: &File,
     model: &ModelDef,

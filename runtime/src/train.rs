@@ -572,12 +572,18 @@ fn boundary_grid(
     Ok(crate::plots::Boundary { n: N, x, y, cells })
 }
 
+/// A model chosen for prediction or gradients, with what its `train` block says of it.
+pub struct ModelChoice<'f> {
+    pub model: &'f ModelDef,
+    /// The argument values its `train` block gives.
+    pub args: HashMap<String, Dim>,
+    /// The loss its `train` block names.
+    pub loss: Option<String>,
+}
+
 /// The model named `name` (or, without a name, the model of the file's first `train` block,
 /// or its only model), with the argument values and the loss its `train` block gives.
-pub fn model_and_args<'f>(
-    file: &'f File,
-    name: Option<&str>,
-) -> Result<(&'f ModelDef, HashMap<String, Dim>, Option<String>), String> {
+pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelChoice<'f>, String> {
     let models: Vec<&ModelDef> = file
         .items
         .iter()
@@ -625,5 +631,5 @@ pub fn model_and_args<'f>(
             _ => None,
         });
     }
-    Ok((model, args, loss))
+    Ok(ModelChoice { model, args, loss })
 }
