@@ -38,6 +38,9 @@ enum Command {
         /// The run directory for results (metrics), instead of the `out` setting.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Continue each `train` block from its run directory's checkpoint.
+        #[arg(long)]
+        resume: bool,
     },
     /// The SSA IR of a file's functions, or of their gradient or tangent code.
     Ir {
@@ -145,9 +148,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { file, decimals, f32, out } => {
+        Command::Run { file, decimals, f32, out, resume } => {
             let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
-            run::run(&file, decimals, precision, out.as_deref(), cli.color)
+            run::run(&file, decimals, precision, out.as_deref(), resume, cli.color)
         }
         Command::Ir { file, name, grad, jvp, opt } => {
             ir_cmd::run(&file, name.as_deref(), &ir_cmd::Options { grad, jvp, opt }, cli.color)

@@ -6,9 +6,10 @@ use comfy_table::{Table, presets};
 use nnc_compiler::analyze_bytes;
 use nnc_compiler::ir::{Answer, Precision, QueryResult, Tensor, run_queries};
 use nnc_grammar::Item;
-use nnc_runtime::train::{Epoch, Event, Report, train};
+use nnc_runtime::train::{Epoch, Event, Report, RunOptions, train};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A number with at most `decimals` decimals and no trailing zeros: `5.5`, `11.652`.
 pub fn number(value: f64, decimals: usize) -> String {
@@ -106,7 +107,23 @@ fn print_report(report: &Report) {
     }
 }
 
-pub fn run(path: &Path, decimals: usize, precision: Precision, out: Option<&Path>, color: ColorChoice) -> ExitCode {
+/// Set by Ctrl-C: training stops after its current step and saves a checkpoint.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn run(
+    path: &Path,
+    decimals: usize,
+    precision: Precision,
+    out: Option<&Path>,
+    resume: bool,
+    color: ColorChoice,
+) -> ExitCode {
+    // A second Ctrl-C while the first is being handled still stops the process.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let name = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -138,7 +155,8 @@ pub fn run(path: &Path, decimals: usize, precision: Precision, out: Option<&Path
                     }
                     Event::EpochDone(e) => println!("  {}", epoch_line(e)),
                 };
-                match train(&analysis.file, def, base, out, &mut on_event) {
+                let options = RunOptions { out, resume, interrupt: Some(&INTERRUPTED) };
+                match train(&analysis.file, def, base, &options, &mut on_event) {
                     Ok(report) => print_report(&report),
                     Err(message) => {
                         failed = true;

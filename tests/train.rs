@@ -253,3 +253,77 @@ fn corrupt_idx_and_npy_files_are_clear_errors() {
         assert!(stderr.contains(name) && stderr.contains(wanted), "{name}: expected `{wanted}` in {stderr}");
     }
 }
+
+/// Starts `nnc run` in `dir`, with `--resume` if asked.
+fn start(dir: &Path, resume: bool) -> std::process::Child {
+    let mut args = vec!["run", "--color", "never", "model.nn"];
+    if resume {
+        args.push("--resume");
+    }
+    Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(&args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn killed_runs_leave_loadable_checkpoints_and_resume_to_the_same_weights() {
+    let program = digits_mlp().replace("epochs    = 20", "epochs    = 12");
+    let reference = workspace("kill-reference", &program);
+    assert_eq!(run(&reference).2, Some(0));
+    let expected = std::fs::read(reference.join("mlp.safetensors")).unwrap();
+
+    let dir = workspace("kill", &program);
+    // Kill at moments spread over the run; each restart resumes where the last one left off.
+    for (round, millis) in [350u64, 900, 600, 1300].into_iter().enumerate() {
+        let mut child = start(&dir, round > 0);
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+        let _ = child.kill();
+        let _ = child.wait();
+        let checkpoint = dir.join("runs/Mlp/checkpoint.safetensors");
+        if checkpoint.exists() {
+            let (tensors, metadata) =
+                nnc_runtime::checkpoint::load_with(&checkpoint).expect("the checkpoint left by a killed run loads");
+            assert!(tensors.iter().any(|(n, _, _)| n == "0.weight"));
+            assert!(metadata.contains_key("epoch"));
+        }
+    }
+    let mut child = start(&dir, true);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("mlp.safetensors")).unwrap(), expected, "resuming repeats the run exactly");
+    let metrics = std::fs::read_to_string(dir.join("runs/Mlp/metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 13, "{metrics}");
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
+    let program = digits_mlp().replace("epochs    = 20", "epochs    = 6");
+    let reference = workspace("int-reference", &program);
+    assert_eq!(run(&reference).2, Some(0));
+    let dir = workspace("int", &program);
+    let mut child = start(&dir, false);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    if status.success() {
+        // The run finished before the signal arrived; nothing to resume.
+        return;
+    }
+    assert!(stderr.contains("interrupted in epoch") && stderr.contains("--resume"), "{stderr}");
+    let (_, metadata) = nnc_runtime::checkpoint::load_with(&dir.join("runs/Mlp/checkpoint.safetensors")).unwrap();
+    assert!(metadata["step"].parse::<usize>().unwrap() > 0, "{metadata:?}");
+    let mut child = start(&dir, true);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        std::fs::read(dir.join("mlp.safetensors")).unwrap(),
+        std::fs::read(reference.join("mlp.safetensors")).unwrap()
+    );
+}

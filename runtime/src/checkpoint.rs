@@ -2,7 +2,9 @@
 //! written atomically: a temporary file in the same directory, flushed to disk, renamed
 //! over the old one, and the directory flushed; the previous checkpoint is kept beside it.
 
-use safetensors::tensor::{Dtype, TensorView};
+pub use safetensors::tensor::Dtype;
+use safetensors::tensor::TensorView;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -12,18 +14,34 @@ pub type NamedTensor = (String, Vec<usize>, Vec<f64>);
 /// Saves `tensors` (name, shape, values) as f32 to `path`, atomically. A checkpoint
 /// already at `path` is kept as `path.previous`.
 pub fn save(path: &Path, tensors: &[NamedTensor]) -> Result<(), String> {
+    save_with(path, tensors, Dtype::F32, None)
+}
+
+/// Saves `tensors` in `dtype` (f32 or f64) with `metadata`, atomically; the previous file
+/// is kept as `path.previous`.
+pub fn save_with(
+    path: &Path,
+    tensors: &[NamedTensor],
+    dtype: Dtype,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<(), String> {
+    let dtype = if dtype == Dtype::F64 { Dtype::F64 } else { Dtype::F32 };
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(name, shape, values)| {
-            (name.clone(), shape.clone(), values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect())
+            let data = match dtype {
+                Dtype::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+                _ => values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
+            };
+            (name.clone(), shape.clone(), data)
         })
         .collect();
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
-        .map(|(name, shape, data)| TensorView::new(Dtype::F32, shape.clone(), data).map(|view| (name.clone(), view)))
+        .map(|(name, shape, data)| TensorView::new(dtype, shape.clone(), data).map(|view| (name.clone(), view)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let data = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+    let data = safetensors::serialize(views, metadata).map_err(|e| e.to_string())?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let temporary = sibling(path, ".tmp");
@@ -53,7 +71,15 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Loads every tensor of a safetensors file as f64 values, in name order.
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>, String> {
+    load_with(path).map(|(tensors, _)| tensors)
+}
+
+/// Loads the tensors and the metadata of a safetensors file.
+pub fn load_with(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let metadata = safetensors::SafeTensors::read_metadata(&bytes)
+        .map(|(_, m)| m.metadata().clone().unwrap_or_default())
+        .map_err(|e| format!("`{}` is not a safetensors file: {e}", path.display()))?;
     let file = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("`{}` is not a safetensors file: {e}", path.display()))?;
     let mut out = Vec::new();
@@ -72,5 +98,5 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>, String> {
         };
         out.push((name.to_string(), view.shape().to_vec(), values));
     }
-    Ok(out)
+    Ok((out, metadata))
 }

@@ -25,6 +25,18 @@ impl State {
     }
 }
 
+impl State {
+    /// The step count and the buffers, to save in a checkpoint.
+    pub fn parts(&self) -> (u64, &[Vec<f64>], &[Vec<f64>]) {
+        (self.step, &self.first, &self.second)
+    }
+
+    /// The state saved by `parts`.
+    pub fn from_parts(step: u64, first: Vec<Vec<f64>>, second: Vec<Vec<f64>>) -> State {
+        State { step, first, second }
+    }
+}
+
 impl Optimizer {
     /// Updates every parameter in place from its gradient.
     pub fn step(&self, state: &mut State, params: &mut [Vec<f64>], grads: &[Vec<f64>]) {

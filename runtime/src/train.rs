@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The settings of a `train` block, with defaults filled in.
@@ -248,6 +249,23 @@ fn compile(file: &File, def: &ModelDef, args: &HashMap<String, Dim>, loss: &str,
     Ok(Step { grad, loss: optimize(&loss_fn), forward })
 }
 
+/// How to run a `train` block.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// The run directory, instead of the `out` setting.
+    pub out: Option<&'a Path>,
+    /// Continue from the run directory's checkpoint, if there is one.
+    pub resume: bool,
+    /// Set (by a Ctrl-C handler) to stop after the current step, saving a checkpoint.
+    pub interrupt: Option<&'a AtomicBool>,
+}
+
+/// The checkpoint of a run directory: parameters, optimiser state and position, in f64 so
+/// that resuming continues exactly.
+pub fn run_checkpoint(out: &Path) -> PathBuf {
+    out.join("checkpoint.safetensors")
+}
+
 /// Events while training, for progress output.
 pub enum Event<'a> {
     Started { data: &'a str, train: usize, test: usize, params: usize },
@@ -259,11 +277,11 @@ pub fn train(
     file: &File,
     def: &TrainDef,
     base: &Path,
-    out: Option<&Path>,
+    options: &RunOptions<'_>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report, String> {
     let started = Instant::now();
-    let config = config(file, def, base, out)?;
+    let config = config(file, def, base, options.out)?;
     let model = file
         .items
         .iter()
@@ -340,13 +358,33 @@ pub fn train(
 
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
     let mut epochs = Vec::new();
+    let checkpoint_path = run_checkpoint(&config.out);
+    // Where to start: the beginning, or where the run directory's checkpoint left off.
+    let (mut start_epoch, mut skip_steps, mut partial_loss) = (1, 0, 0.0);
+    if options.resume && checkpoint_path.exists() {
+        let resumed = resume(&checkpoint_path, &config, &shapes)?;
+        params = resumed.params;
+        state = resumed.state;
+        start_epoch = resumed.epoch + 1;
+        skip_steps = resumed.step;
+        partial_loss = resumed.loss_sum;
+        epochs = read_metrics(&config.out, resumed.epoch);
+        // The same data order: replay the shuffles of the epochs already done.
+        for _ in 1..start_epoch {
+            let mut order: Vec<usize> = (0..train_set.n).collect();
+            shuffle(&mut order, &mut shuffle_rng);
+        }
+    }
     let target_shape = |n: usize| if config.loss == "cross_entropy" { vec![n] } else { vec![n, outputs] };
-    for epoch in 1..=config.epochs {
+    for epoch in start_epoch..=config.epochs {
         let epoch_start = Instant::now();
         let mut order: Vec<usize> = (0..train_set.n).collect();
         shuffle(&mut order, &mut shuffle_rng);
-        let mut loss_sum = 0.0;
+        let mut loss_sum = if epoch == start_epoch { partial_loss } else { 0.0 };
         for (step, rows) in order.chunks(batch).enumerate() {
+            if epoch == start_epoch && step < skip_steps {
+                continue;
+            }
             let n = rows.len();
             if let Entry::Vacant(slot) = steps.entry(n) {
                 slot.insert(compile(file, model, &args, &config.loss, n)?);
@@ -367,6 +405,14 @@ pub fn train(
             loss_sum += loss * n as f64;
             let grads: Vec<Vec<f64>> = results[1..].iter().map(|t| t.data.clone()).collect();
             config.optimizer.step(&mut state, &mut params, &grads);
+            if options.interrupt.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+                save_run(&checkpoint_path, &config, &shapes, &params, &state, epoch - 1, step + 1, loss_sum)?;
+                return Err(format!(
+                    "interrupted in epoch {epoch} after step {}; the checkpoint is {}: run again with `--resume` to continue",
+                    step + 1,
+                    checkpoint_path.display()
+                ));
+            }
         }
         let seconds = epoch_start.elapsed().as_secs_f64();
         let (train_accuracy, _, _) =
@@ -389,6 +435,10 @@ pub fn train(
         };
         on_event(Event::EpochDone(&record));
         epochs.push(record);
+        // After every epoch the run directory holds its metrics and a checkpoint, so a run
+        // killed at any moment resumes from its last whole epoch.
+        write_metrics(&config.out, &epochs)?;
+        save_run(&checkpoint_path, &config, &shapes, &params, &state, epoch, 0, 0.0)?;
     }
     let confusion = if classification && test_set.n > 0 {
         evaluate(file, model, &args, &config, &mut steps, &test_set, &input_shape, &shapes, &params, outputs)?.2
@@ -632,4 +682,109 @@ pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelCho
         });
     }
     Ok(ModelChoice { model, args, loss })
+}
+
+/// What a run checkpoint restores.
+struct Resumed {
+    params: Vec<Vec<f64>>,
+    state: State,
+    epoch: usize,
+    step: usize,
+    loss_sum: f64,
+}
+
+const FORMAT: &str = "nnc-run-checkpoint-1";
+
+#[allow(clippy::too_many_arguments)]
+fn save_run(
+    path: &Path,
+    config: &Config,
+    shapes: &[(String, Vec<usize>)],
+    params: &[Vec<f64>],
+    state: &State,
+    epoch: usize,
+    step: usize,
+    loss_sum: f64,
+) -> Result<(), String> {
+    let (count, first, second) = state.parts();
+    let mut tensors: Vec<checkpoint::NamedTensor> =
+        shapes.iter().zip(params).map(|((n, s), p)| (n.clone(), s.clone(), p.clone())).collect();
+    for (k, ((_, shape), (m, v))) in shapes.iter().zip(first.iter().zip(second)).enumerate() {
+        tensors.push((format!("optimizer.first.{k}"), shape.clone(), m.clone()));
+        tensors.push((format!("optimizer.second.{k}"), shape.clone(), v.clone()));
+    }
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("model".to_string(), config.model.clone()),
+        ("seed".to_string(), config.seed.to_string()),
+        ("epoch".to_string(), epoch.to_string()),
+        ("step".to_string(), step.to_string()),
+        ("optimizer_steps".to_string(), count.to_string()),
+        ("loss_sum".to_string(), loss_sum.to_string()),
+    ]);
+    checkpoint::save_with(path, &tensors, checkpoint::Dtype::F64, Some(metadata))
+}
+
+fn resume(path: &Path, config: &Config, shapes: &[(String, Vec<usize>)]) -> Result<Resumed, String> {
+    let (tensors, meta) = checkpoint::load_with(path)?;
+    let field = |key: &str| {
+        meta.get(key)
+            .cloned()
+            .ok_or_else(|| format!("`{}` is not a run checkpoint of nnc (no `{key}`)", path.display()))
+    };
+    if field("format")? != FORMAT || field("model")? != config.model {
+        return Err(format!("`{}` is not a checkpoint of `{}`", path.display(), config.model));
+    }
+    if field("seed")? != config.seed.to_string() {
+        return Err(format!(
+            "`{}` was made with another seed; resuming would not repeat the data order",
+            path.display()
+        ));
+    }
+    let number = |key: &str| -> Result<f64, String> {
+        field(key)?.parse::<f64>().map_err(|_| format!("`{}`: `{key}` is not a number", path.display()))
+    };
+    let get = |name: &str, shape: &[usize]| -> Result<Vec<f64>, String> {
+        match tensors.iter().find(|(n, _, _)| n == name) {
+            Some((_, s, v)) if s == shape => Ok(v.clone()),
+            Some((_, s, _)) => Err(format!("`{}`: `{name}` is {s:?}, but the model needs {shape:?}", path.display())),
+            None => Err(format!("`{}` has no `{name}`", path.display())),
+        }
+    };
+    let mut params = Vec::new();
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for (k, (name, shape)) in shapes.iter().enumerate() {
+        params.push(get(name, shape)?);
+        first.push(get(&format!("optimizer.first.{k}"), shape)?);
+        second.push(get(&format!("optimizer.second.{k}"), shape)?);
+    }
+    Ok(Resumed {
+        params,
+        state: State::from_parts(number("optimizer_steps")? as u64, first, second),
+        epoch: number("epoch")? as usize,
+        step: number("step")? as usize,
+        loss_sum: number("loss_sum")?,
+    })
+}
+
+/// The epochs recorded in a run directory's `metrics.csv`, up to `last`.
+fn read_metrics(dir: &Path, last: usize) -> Vec<Epoch> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
+    let field = |v: Option<&str>| v.and_then(|v| v.parse::<f64>().ok());
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let epoch: usize = cells.first()?.parse().ok()?;
+            (epoch <= last).then(|| Epoch {
+                epoch,
+                train_loss: field(cells.get(1).copied()).unwrap_or(f64::NAN),
+                train_accuracy: field(cells.get(2).copied()),
+                test_loss: field(cells.get(3).copied()),
+                test_accuracy: field(cells.get(4).copied()),
+                seconds: field(cells.get(5).copied()).unwrap_or(0.0),
+                examples_per_second: 0.0,
+            })
+        })
+        .collect()
 }
