@@ -327,3 +327,22 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
         std::fs::read(reference.join("mlp.safetensors")).unwrap()
     );
 }
+
+#[test]
+fn init_starts_from_saved_weights_and_test_names_a_test_set() {
+    let dir = workspace("init", &digits_mlp());
+    assert_eq!(run(&dir).2, Some(0));
+    std::fs::rename(dir.join("mlp.safetensors"), dir.join("trained.safetensors")).unwrap();
+    // One epoch at a tiny learning rate from the trained weights keeps their accuracy;
+    // the test set is the whole file.
+    let program = digits_mlp()
+        .replace("epochs    = 20", "epochs    = 1\n    init      = \"trained.safetensors\"\n    test      = csv(\"data/digits.csv.gz\", label = last, scale = 1/16)")
+        .replace("lr = 0.1", "lr = 0.0001");
+    std::fs::write(dir.join("model.nn"), program).unwrap();
+    let (stdout, stderr, code) = run(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1797 training and 1797 test examples"), "{stdout}");
+    let metrics = std::fs::read_to_string(dir.join("runs/Mlp/metrics.csv")).unwrap();
+    let accuracy: f64 = metrics.lines().last().unwrap().split(',').nth(4).unwrap().parse().unwrap();
+    assert!(accuracy > 0.97, "{stdout}");
+}

@@ -34,6 +34,8 @@ pub struct Config {
     pub seed: u64,
     pub save: Option<PathBuf>,
     pub out: PathBuf,
+    /// Weights to start from, instead of a fresh initialisation.
+    pub init: Option<PathBuf>,
 }
 
 /// One epoch's measurements.
@@ -122,9 +124,6 @@ pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> R
         Some(ExprKind::Str(s)) => Some(base.join(s)),
         _ => None,
     };
-    if setting("init").is_some() || setting("test").is_some() {
-        return Err("the `init` and `test` settings are not implemented in this version of nnc".into());
-    }
     let batch = get("batch", 32.0)?;
     let epochs = get("epochs", 10.0)?;
     if batch < 1.0 || epochs < 0.0 {
@@ -140,12 +139,18 @@ pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> R
         seed: get("seed", 0.0)? as u64,
         save: string("save"),
         out: out.map(Path::to_path_buf).or_else(|| string("out")).unwrap_or_else(|| base.join("runs").join(model)),
+        init: string("init"),
     })
 }
 
 /// Loads the data source of a `train` block.
 pub fn load_data(file: &File, def: &TrainDef, base: &Path) -> Result<Dataset, String> {
-    let (name, args) = call_parts(&def.data).ok_or("`on` needs a data source")?;
+    load_source(file, &def.data, base)
+}
+
+/// Loads a data source such as `csv("digits.csv")` or `xor(samples = 100)`.
+pub fn load_source(file: &File, source: &Expr, base: &Path) -> Result<Dataset, String> {
+    let (name, args) = call_parts(source).ok_or("`on` needs a data source")?;
     let get = |key: &str, pos: usize| named(args, key, pos);
     let num = |key: &str, pos: usize, default: f64| get(key, pos).map_or(Ok(default), |e| number(file, e));
     match name {
@@ -304,7 +309,20 @@ pub fn train(
         }
     }
     let data = load_data(file, def, base)?;
-    let (train_set, test_set) = data.split(config.split, config.seed);
+    // A separate test set, or a split of the data.
+    let (train_set, test_set) = match def.settings.iter().find(|s| s.key.name == "test") {
+        Some(setting) => {
+            let test = load_source(file, &setting.value, base)?;
+            if test.dim != data.dim {
+                return Err(format!(
+                    "the test set {} has {} features per example, the training data {}",
+                    test.origin, test.dim, data.dim
+                ));
+            }
+            (data.clone(), test)
+        }
+        None => data.split(config.split, config.seed),
+    };
     if train_set.n == 0 {
         return Err(format!(
             "`split = {}` leaves no training examples of the {} in {}",
@@ -352,6 +370,23 @@ pub fn train(
         .iter()
         .map(|(name, shape)| initializer(file, name, shape, &shapes).fill(shape.iter().product(), &mut init_rng))
         .collect();
+    if let Some(path) = &config.init {
+        // Start from given weights, checked by name and shape.
+        let tensors = checkpoint::load(path)?;
+        for ((name, shape), values) in shapes.iter().zip(params.iter_mut()) {
+            match tensors.iter().find(|(n, _, _)| n == name) {
+                Some((_, s, v)) if s == shape => values.clone_from(v),
+                Some((_, s, _)) => {
+                    return Err(format!(
+                        "`{}`: `{name}` is {s:?}, but `{}` needs {shape:?}",
+                        path.display(),
+                        config.model
+                    ));
+                }
+                None => return Err(format!("`{}` has no tensor `{name}` for `{}`", path.display(), config.model)),
+            }
+        }
+    }
     let mut state = State::new(&params.iter().map(Vec::len).collect::<Vec<_>>());
     let total_params: usize = params.iter().map(Vec::len).sum();
     on_event(Event::Started { data: &data.origin, train: train_set.n, test: test_set.n, params: total_params });
