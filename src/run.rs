@@ -3,10 +3,12 @@
 
 use crate::output::{ColorChoice, print_diagnostics, print_error};
 use comfy_table::{Table, presets};
+use indicatif::{ProgressBar, ProgressStyle};
 use nnc_compiler::analyze_bytes;
 use nnc_compiler::ir::{Answer, Precision, QueryResult, Tensor, run_queries};
 use nnc_grammar::Item;
 use nnc_runtime::train::{Epoch, Event, Report, RunOptions, train};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,11 +151,36 @@ pub fn run(
             Item::Train(def) => {
                 let model = analysis.text.get(def.model.span.range()).unwrap_or("?");
                 println!("train {model}");
+                // A progress bar on a terminal; plain lines otherwise.
+                let terminal = std::io::stdout().is_terminal();
+                let mut bar: Option<ProgressBar> = None;
                 let mut on_event = |event: Event<'_>| match event {
                     Event::Started { data, train, test, params } => {
                         println!("  {data}: {train} training and {test} test examples; {} parameters", group(params))
                     }
-                    Event::EpochDone(e) => println!("  {}", epoch_line(e)),
+                    Event::Step { epoch, epochs, step, steps, loss } if terminal => {
+                        let bar = bar.get_or_insert_with(|| {
+                            let bar = ProgressBar::new(steps as u64);
+                            bar.set_style(
+                                ProgressStyle::with_template(
+                                    "  epoch {prefix} [{bar:30}] {pos}/{len} steps  loss {msg}",
+                                )
+                                .expect("a valid template")
+                                .progress_chars("=> "),
+                            );
+                            bar
+                        });
+                        bar.set_prefix(format!("{epoch}/{epochs}"));
+                        bar.set_position(step as u64);
+                        bar.set_message(format!("{loss:.4}"));
+                    }
+                    Event::Step { .. } => {}
+                    Event::EpochDone(e) => {
+                        if let Some(bar) = bar.take() {
+                            bar.finish_and_clear();
+                        }
+                        println!("  {}", epoch_line(e));
+                    }
                 };
                 let options = RunOptions { out, resume, interrupt: Some(&INTERRUPTED) };
                 match train(&analysis.file, def, base, &options, &mut on_event) {

@@ -273,7 +273,20 @@ pub fn run_checkpoint(out: &Path) -> PathBuf {
 
 /// Events while training, for progress output.
 pub enum Event<'a> {
-    Started { data: &'a str, train: usize, test: usize, params: usize },
+    Started {
+        data: &'a str,
+        train: usize,
+        test: usize,
+        params: usize,
+    },
+    /// A step of an epoch: `step` of `steps`, with the mean loss of the epoch so far.
+    Step {
+        epoch: usize,
+        epochs: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+    },
     EpochDone(&'a Epoch),
 }
 
@@ -440,6 +453,9 @@ pub fn train(
             loss_sum += loss * n as f64;
             let grads: Vec<Vec<f64>> = results[1..].iter().map(|t| t.data.clone()).collect();
             config.optimizer.step(&mut state, &mut params, &grads);
+            let steps = order.len().div_ceil(batch);
+            let seen = (step * batch + n).min(order.len()) as f64;
+            on_event(Event::Step { epoch, epochs: config.epochs, step: step + 1, steps, loss: loss_sum / seen });
             if options.interrupt.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
                 save_run(&checkpoint_path, &config, &shapes, &params, &state, epoch - 1, step + 1, loss_sum)?;
                 return Err(format!(
