@@ -4,7 +4,7 @@
 use crate::output::{ColorChoice, print_diagnostics, print_error};
 use nnc_compiler::analyze_bytes;
 use nnc_compiler::ir::{
-    Function, forward, lower_fn, lower_loss, lower_model, optimize, print_function, reverse, verify,
+    Function, forward, lower_fn, lower_model, lower_training_loss, optimize, print_function, reverse, verify,
 };
 use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::{ExprKind, Item, LineIndex};
@@ -137,7 +137,7 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
                 });
                 let derivative = options.grad || options.jvp;
                 let lowered = match (&loss, derivative) {
-                    (Some(loss), true) => lower_loss(&analysis.file, def, &HashMap::new(), loss, None),
+                    (Some(loss), true) => lower_training_loss(&analysis.file, def, &HashMap::new(), loss, None),
                     _ => lower_model(&analysis.file, def, &HashMap::new(), None),
                 };
                 let f = match lowered {
@@ -149,7 +149,8 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
                 };
                 // Differentiate by the parameters: every argument after the input (and targets).
                 let first_param = if loss.is_some() && derivative { 2 } else { 1 };
-                let params: Vec<usize> = (first_param..f.params.len()).collect();
+                let params: Vec<usize> =
+                    (first_param..f.params.len()).filter(|i| !f.dropout_masks.iter().any(|(m, _)| m == i)).collect();
                 let f = if options.grad {
                     reverse(&f, &params).0
                 } else if options.jvp {

@@ -346,3 +346,25 @@ fn init_starts_from_saved_weights_and_test_names_a_test_set() {
     let accuracy: f64 = metrics.lines().last().unwrap().split(',').nth(4).unwrap().parse().unwrap();
     assert!(accuracy > 0.97, "{stdout}");
 }
+
+#[test]
+fn dropout_trains_reproducibly_with_its_mask() {
+    let program =
+        digits_mlp().replace("    relu\n", "    relu\n    dropout(0.2)\n").replace("epochs    = 20", "epochs    = 3");
+    let (a, b) = (workspace("dropout-a", &program), workspace("dropout-b", &program));
+    let (stdout, stderr, code) = run(&a);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(run(&b).2, Some(0));
+    assert_eq!(std::fs::read(a.join("mlp.safetensors")).unwrap(), std::fs::read(b.join("mlp.safetensors")).unwrap());
+    // The mask is an argument of the training step, not a parameter: the checkpoint has
+    // only the layers' weights and biases.
+    let names: Vec<String> =
+        nnc_runtime::checkpoint::load(&a.join("mlp.safetensors")).unwrap().into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(names, ["0.bias", "0.weight", "3.bias", "3.weight"], "{stdout}");
+    let ir = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["ir", "model.nn", "Mlp", "--grad", "--opt"])
+        .current_dir(&a)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ir.stdout).contains("mul v5, 2.mask"), "{}", String::from_utf8_lossy(&ir.stdout));
+}

@@ -10,11 +10,12 @@ use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
 use crate::init::Init;
 use crate::optim::{Optimizer, State};
 use nnc_compiler::ir::{
-    Function, Precision, Tensor, constant_value, eval_function, lower_loss, lower_model, optimize, reverse,
+    Function, Precision, Tensor, constant_value, eval_function, lower_loss, lower_model, lower_training_loss, optimize,
+    reverse,
 };
 use nnc_compiler::shapes::Dim;
 use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, Stmt, TrainDef};
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -241,17 +242,52 @@ fn initializer(file: &File, name: &str, shape: &[usize], params: &[(String, Vec<
 /// The compiled functions for one batch size: the gradient of the loss, the loss, and the
 /// model's output.
 struct Step {
+    /// The training step: loss and gradients, with a dropout mask argument per dropout.
     grad: Function,
+    /// The loss and the output at inference (no dropout), for measuring.
     loss: Function,
     forward: Function,
 }
 
 fn compile(file: &File, def: &ModelDef, args: &HashMap<String, Dim>, loss: &str, batch: usize) -> Result<Step, String> {
+    let training = lower_training_loss(file, def, args, loss, Some(batch)).map_err(|e| e.message)?;
+    // Differentiate by the parameters, not by the targets or the dropout masks.
+    let learnable: Vec<usize> =
+        (2..training.params.len()).filter(|i| !training.dropout_masks.iter().any(|(m, _)| m == i)).collect();
+    let grad = optimize(&reverse(&training, &learnable).0);
     let loss_fn = lower_loss(file, def, args, loss, Some(batch)).map_err(|e| e.message)?;
-    let params: Vec<usize> = (2..loss_fn.params.len()).collect();
-    let grad = optimize(&reverse(&loss_fn, &params).0);
     let forward = optimize(&lower_model(file, def, args, Some(batch)).map_err(|e| e.message)?);
     Ok(Step { grad, loss: optimize(&loss_fn), forward })
+}
+
+/// The arguments of a training step after the input and targets: each parameter, or a
+/// fresh dropout mask (0 with probability p, else 1 / (1 - p)) drawn from a generator seeded
+/// by the run's seed, the epoch and the step, so a resumed run draws the same masks.
+fn step_arguments(
+    grad: &Function,
+    params: &[Vec<f64>],
+    shapes: &[(String, Vec<usize>)],
+    seed: u64,
+    epoch: usize,
+    step: usize,
+) -> Vec<Tensor> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((epoch as u64) << 40) ^ ((step as u64) << 8) ^ 0x5eed);
+    let mut learnable = shapes.iter().zip(params);
+    (2..grad.params.len())
+        .map(|i| match grad.dropout_masks.iter().find(|(m, _)| *m == i) {
+            Some(&(_, p)) => {
+                let shape: Vec<usize> =
+                    grad.ty(grad.params[i].value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect();
+                let n = shape.iter().product();
+                let keep = 1.0 / (1.0 - p);
+                Tensor::new(shape, (0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect())
+            }
+            None => {
+                let ((_, s), p) = learnable.next().expect("as many parameters as the function takes");
+                Tensor::new(s.clone(), p.clone())
+            }
+        })
+        .collect()
 }
 
 /// How to run a `train` block.
@@ -374,6 +410,9 @@ pub fn train(
     // Parameters, initialised as PyTorch does.
     let shapes: Vec<(String, Vec<usize>)> = grad.params[2..]
         .iter()
+        .enumerate()
+        .filter(|(i, _)| !grad.dropout_masks.iter().any(|(m, _)| *m == i + 2))
+        .map(|(_, p)| p)
         .map(|p| {
             (p.name.clone(), grad.ty(p.value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect())
         })
@@ -441,7 +480,7 @@ pub fn train(
             let chunk = train_set.subset(rows);
             let mut inputs =
                 vec![input(&chunk, &input_shape), Tensor::new(target_shape(n), targets(&chunk, &config.loss, outputs))];
-            inputs.extend(shapes.iter().zip(&params).map(|((_, s), p)| Tensor::new(s.clone(), p.clone())));
+            inputs.extend(step_arguments(f, &params, &shapes, config.seed, epoch, step));
             let (results, _) = eval_function(f, &inputs, Precision::F64)?;
             let loss = results[0].data[0];
             if !loss.is_finite() || results[1..].iter().any(|g| g.data.iter().any(|v| !v.is_finite())) {

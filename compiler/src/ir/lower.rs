@@ -54,8 +54,16 @@ pub fn lower_fn(
             _ => None,
         })
         .collect();
-    let mut lowerer =
-        Lowerer { f, fns, constants, depth: 0, models: HashMap::new(), dims: HashMap::new(), slot: Slot::default() };
+    let mut lowerer = Lowerer {
+        f,
+        fns,
+        constants,
+        depth: 0,
+        models: HashMap::new(),
+        dims: HashMap::new(),
+        slot: Slot::default(),
+        training: false,
+    };
     let result = lowerer.expr(&def.body, &scope)?;
     let mut f = lowerer.f;
     f.results = vec![result];
@@ -76,6 +84,8 @@ struct Lowerer<'a> {
     dims: HashMap<String, Dim>,
     /// How the parameters of the next layer with parameters are named (see `lower_model`).
     slot: Slot,
+    /// Lowering a training step: dropout multiplies by a mask argument.
+    training: bool,
 }
 
 /// The naming of parameters within one statement of a model body.
@@ -380,6 +390,18 @@ pub fn lower_model(
     args: &HashMap<String, Dim>,
     batch: Option<usize>,
 ) -> Result<Function, LowerError> {
+    lower_model_for(file, def, args, batch, false)
+}
+
+/// `lower_model` for inference (`training = false`) or for a training step, where each
+/// dropout multiplies by a mask argument named `{index}.mask`.
+fn lower_model_for(
+    file: &File,
+    def: &ModelDef,
+    args: &HashMap<String, Dim>,
+    batch: Option<usize>,
+    training: bool,
+) -> Result<Function, LowerError> {
     let fns: HashMap<&str, &FnDef> = file
         .items
         .iter()
@@ -405,6 +427,7 @@ pub fn lower_model(
         models,
         dims: HashMap::new(),
         slot: Slot::default(),
+        training,
     };
     let output = lowerer.model_body(def, args, None, "", batch)?;
     let mut f = lowerer.f;
@@ -557,8 +580,22 @@ impl Lowerer<'_> {
                 all.extend(dims);
                 self.push(Op::Reshape(Shape(all)), &[input], span)
             }
-            // Dropout changes nothing at inference; the training step adds its mask.
-            "dropout" => Ok(input),
+            // Dropout changes nothing at inference; a training step multiplies by a mask.
+            "dropout" => {
+                let p = get("p").map_or(Some(0.5), |e| match &e.unparenthesized().kind {
+                    ExprKind::Float(v) => Some(*v),
+                    ExprKind::Int(v) => Some(*v as f64),
+                    _ => None,
+                });
+                match p {
+                    Some(p) if self.training && p > 0.0 => {
+                        let mask = self.f.param(&format!("{}.mask", self.slot.base), Type::of(shape));
+                        self.f.dropout_masks.push((self.f.params.len() - 1, p));
+                        self.push(Op::Mul, &[input, mask], span)
+                    }
+                    _ => Ok(input),
+                }
+            }
             "relu" => self.push(Op::Relu, &[input], span),
             "sigmoid" => self.push(Op::Sigmoid, &[input], span),
             "tanh" => self.push(Op::Tanh, &[input], span),
@@ -739,6 +776,17 @@ impl Lowerer<'_> {
 /// parameters that returns the scalar loss, as a training step differentiates it.
 /// `cross_entropy` takes integer class labels `[B]`; `mse` and `bce` take targets of the
 /// output's shape.
+pub fn lower_training_loss(
+    file: &File,
+    def: &ModelDef,
+    args: &HashMap<String, Dim>,
+    loss: &str,
+    batch: Option<usize>,
+) -> Result<Function, LowerError> {
+    loss_of(lower_model_for(file, def, args, batch, true)?, def, loss)
+}
+
+/// Lowers a model with its loss for inference (no dropout): see `lower_training_loss`.
 pub fn lower_loss(
     file: &File,
     def: &ModelDef,
@@ -746,7 +794,11 @@ pub fn lower_loss(
     loss: &str,
     batch: Option<usize>,
 ) -> Result<Function, LowerError> {
-    let mut f = lower_model(file, def, args, batch)?;
+    loss_of(lower_model(file, def, args, batch)?, def, loss)
+}
+
+/// Adds the targets `t` (the second argument) and the loss to a lowered model.
+fn loss_of(mut f: Function, def: &ModelDef, loss: &str) -> Result<Function, LowerError> {
     let y = f.results[0];
     let shape = f.ty(y).shape.clone();
     let span = def.span;
@@ -756,6 +808,9 @@ pub fn lower_loss(
     // The targets come right after the input, before the parameters.
     let moved = f.params.pop().expect("just added");
     f.params.insert(1, moved);
+    for (index, _) in &mut f.dropout_masks {
+        *index += 1;
+    }
     let value = match loss {
         "cross_entropy" => f.push(Op::SoftmaxCrossEntropy, &[y, t], span),
         "mse" => f.push(Op::Mse, &[y, t], span),

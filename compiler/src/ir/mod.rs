@@ -15,7 +15,7 @@ mod verify;
 
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
 pub use interp::{Precision, Tensor, eval_function};
-pub use lower::{LowerError, lower_fn, lower_loss, lower_model};
+pub use lower::{LowerError, lower_fn, lower_loss, lower_model, lower_training_loss};
 pub use ops::Op;
 pub use opt::optimize;
 pub use parse::{ParseError, parse_function};
@@ -78,6 +78,9 @@ pub struct Function {
     pub values: Vec<(Type, String)>,
     /// Where the function was defined, for the printed header.
     pub span: Span,
+    /// Arguments that are dropout masks of a training step, with the probability of
+    /// dropping: the runtime fills them with 0 or `1 / (1 - p)` at every step.
+    pub dropout_masks: Vec<(usize, f64)>,
 }
 
 impl Function {
