@@ -1,57 +1,100 @@
-//! The language reference, `docs/language.md`, stays true: every `nn` example in it checks
-//! cleanly, every `nn,error` example gives the code it names, every keyword, built-in and
-//! `train` setting is documented, and its table of built-ins is generated from the
-//! compiler's (run with `NNC_BLESS=1` to regenerate it, then read the change).
+//! Keeps the language reference, `docs/language.md`, true to the compiler: every block
+//! tagged `nn` checks with no diagnostics, every block tagged `nn,error` gives the code named
+//! on its first line, every keyword, built-in and `train` setting is documented, and the
+//! tables of built-ins and settings are the ones generated from `nnc_compiler::builtins`
+//! (`NNC_BLESS=1 cargo test --test reference_examples` rewrites them; read the change).
 
 use nnc_compiler::analyze;
-use nnc_compiler::builtins::{self, BUILTINS, Kind, TRAIN_SETTINGS};
-use nnc_grammar::{KEYWORDS, render};
-use std::path::Path;
+use nnc_compiler::builtins::{self, ArgKind, BUILTINS, Builtin, Kind, Param, TRAIN_SETTINGS};
+use nnc_grammar::{Code, KEYWORDS, render};
+use std::path::{Path, PathBuf};
 
-const START: &str = "<!-- builtins:start -->";
-const END: &str = "<!-- builtins:end -->";
+/// Fewer examples than this means the reference lost most of them, not that it got shorter.
+const MIN_CLEAN_EXAMPLES: usize = 20;
 
-fn reference() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md")).unwrap()
+fn path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md")
 }
 
-/// The fenced blocks of the document with their info strings.
-fn blocks(text: &str) -> Vec<(String, String)> {
+fn reference() -> String {
+    std::fs::read_to_string(path()).expect("docs/language.md is readable")
+}
+
+/// A fenced block: its info string (`nn`, `nn,error`, `ebnf`), first line number and text.
+struct Block {
+    info: String,
+    line: usize,
+    body: String,
+}
+
+/// The fenced blocks of a Markdown text. Fences are the only Markdown this needs to know:
+/// the reference uses three backticks at the start of a line and nothing else.
+fn blocks(text: &str) -> Vec<Block> {
     let mut out = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some(info) = line.strip_prefix("```")
-            && !info.is_empty()
-        {
-            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
-            out.push((info.to_string(), body.join("\n") + "\n"));
-        }
+    let mut lines = text.lines().enumerate();
+    while let Some((index, line)) = lines.next() {
+        let Some(info) = line.strip_prefix("```") else { continue };
+        let body: Vec<&str> = lines.by_ref().map(|(_, l)| l).take_while(|l| !l.starts_with("```")).collect();
+        out.push(Block { info: info.trim().to_string(), line: index + 2, body: body.join("\n") + "\n" });
     }
     out
 }
 
 #[test]
-fn every_example_checks() {
+fn every_nn_block_is_tagged_nn_or_nn_error() {
+    // A typo such as ```nn error would otherwise turn an example into unchecked text.
+    for block in blocks(&reference()) {
+        if block.info.starts_with("nn") {
+            assert!(
+                block.info == "nn" || block.info == "nn,error",
+                "docs/language.md:{}: unknown block tag ```{}; use ```nn or ```nn,error",
+                block.line,
+                block.info
+            );
+        }
+    }
+}
+
+#[test]
+fn every_example_checks_without_diagnostics() {
     let text = reference();
-    let examples = blocks(&text);
-    let clean: Vec<&String> = examples.iter().filter(|(info, _)| info == "nn").map(|(_, body)| body).collect();
-    assert!(clean.len() >= 12, "only {} examples", clean.len());
-    for body in clean {
-        let analysis = analyze(body);
+    let examples: Vec<Block> = blocks(&text).into_iter().filter(|b| b.info == "nn").collect();
+    assert!(
+        examples.len() >= MIN_CLEAN_EXAMPLES,
+        "docs/language.md has {} ```nn examples; it should have at least {MIN_CLEAN_EXAMPLES}",
+        examples.len()
+    );
+    for example in examples {
+        let analysis = analyze(&example.body);
         assert!(
             analysis.diagnostics.is_empty(),
-            "this example does not check:\n{body}\n{}",
-            render(&analysis.diagnostics, "example.nn", body, false)
+            "the example at docs/language.md:{} does not check cleanly:\n{}\n{}",
+            example.line,
+            example.body,
+            render(&analysis.diagnostics, "example.nn", &example.body, false)
         );
     }
-    for (_, body) in examples.iter().filter(|(info, _)| info == "nn,error") {
+}
+
+#[test]
+fn every_error_example_gives_its_code() {
+    for example in blocks(&reference()).into_iter().filter(|b| b.info == "nn,error") {
         let code =
-            body.lines().next().and_then(|l| l.strip_prefix("// error: ")).expect("an error example names its code");
-        let analysis = analyze(body);
+            example.body.lines().next().and_then(|l| l.strip_prefix("// error: ")).map(str::trim).unwrap_or_else(
+                || panic!("docs/language.md:{}: an error example starts with `// error: CODE`", example.line),
+            );
         assert!(
-            analysis.diagnostics.iter().any(|d| d.code.as_str() == code.trim()),
-            "expected {code} from:\n{body}\n{}",
-            render(&analysis.diagnostics, "example.nn", body, false)
+            Code::ALL.iter().any(|c| c.as_str() == code),
+            "docs/language.md:{}: `{code}` is not a diagnostic code",
+            example.line
+        );
+        let analysis = analyze(&example.body);
+        assert!(
+            analysis.diagnostics.iter().any(|d| d.code.as_str() == code),
+            "the example at docs/language.md:{} should give {code}:\n{}\n{}",
+            example.line,
+            example.body,
+            render(&analysis.diagnostics, "example.nn", &example.body, false)
         );
     }
 }
@@ -59,106 +102,173 @@ fn every_example_checks() {
 #[test]
 fn every_keyword_builtin_and_setting_is_documented() {
     let text = reference();
-    for (keyword, _) in KEYWORDS {
-        assert!(text.contains(&format!("`{keyword}`")), "keyword `{keyword}` is not documented");
-    }
-    for builtin in BUILTINS {
-        assert!(text.contains(&format!("`{}", builtin.name)), "built-in `{}` is not documented", builtin.name);
-    }
-    for setting in TRAIN_SETTINGS {
-        assert!(text.contains(&format!("`{}`", setting.name)), "setting `{}` is not documented", setting.name);
-    }
-}
-
-fn signature(builtin: &builtins::Builtin) -> String {
-    if builtin.variadic {
-        return format!("`{}(d1, d2, ...)`", builtin.name);
-    }
-    let mut params: Vec<String> = Vec::new();
-    if let Some(leading) = builtins::leading(builtin.name) {
-        params.push(format!("[{}]", leading.name));
-    }
-    params.extend(builtin.params.iter().map(|p| match p.default {
-        Some(default) => format!("{} = {default}", p.name),
-        None => p.name.to_string(),
-    }));
-    if params.is_empty() { format!("`{}`", builtin.name) } else { format!("`{}({})`", builtin.name, params.join(", ")) }
-}
-
-fn table(out: &mut String, title: &str, note: &str, kinds: &[Kind]) {
-    out.push_str(&format!("\n### {title}\n\n{note}\n\n| name | arguments | description |\n|---|---|---|\n"));
-    for builtin in BUILTINS.iter().filter(|b| kinds.contains(&b.kind)) {
-        let mut details: Vec<String> = Vec::new();
-        if let Some(leading) = builtins::leading(builtin.name) {
-            details.push(format!("`{}`: {}", leading.name, leading.doc));
+    let mut missing = Vec::new();
+    let names = KEYWORDS
+        .iter()
+        .map(|(keyword, _)| ("keyword", *keyword))
+        .chain(BUILTINS.iter().map(|b| ("built-in", b.name)))
+        .chain(TRAIN_SETTINGS.iter().map(|s| ("setting", s.name)));
+    for (what, name) in names {
+        if !text.contains(&format!("`{name}`")) {
+            missing.push(format!("{what} `{name}`"));
         }
-        details.extend(builtin.params.iter().map(|p| {
-            let aliases = if p.aliases.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (elsewhere called {})",
-                    p.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
-                )
-            };
-            format!("`{}`: {}{aliases}", p.name, p.doc)
-        }));
-        let details = if details.is_empty() { "-".to_string() } else { details.join("; ") };
-        out.push_str(&format!("| {} | {} | {} |\n", signature(builtin), details, builtin.doc.replace('|', "\\|")));
+    }
+    assert!(missing.is_empty(), "docs/language.md does not mention (in backticks): {}", missing.join(", "));
+}
+
+/// Names in backticks as a list in words: "`a`, `b` or `c`".
+fn either(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
-fn generated() -> String {
-    let mut out = String::from(START);
-    out.push_str("\n\nThis section is generated from the compiler's table of built-ins.\n");
+/// What kind of value an argument or setting takes, in words.
+fn value_kind(kind: ArgKind) -> String {
+    match kind {
+        ArgKind::Tensor => "a tensor".into(),
+        ArgKind::Int => "a whole number".into(),
+        ArgKind::IntOrPair => "a whole number or a pair".into(),
+        ArgKind::Real => "a number".into(),
+        ArgKind::Bool => "`true` or `false`".into(),
+        ArgKind::Str => "a string".into(),
+        ArgKind::Word(list) => either(list),
+        ArgKind::IntOrWord(list) => format!("a whole number or {}", either(list)),
+        ArgKind::Shape => "a shape".into(),
+        ArgKind::Loss => "a loss".into(),
+        ArgKind::Optimizer => "an optimiser".into(),
+        ArgKind::DataSource => "a data source".into(),
+    }
+}
+
+/// One argument, as a table cell shows it: `` `bias = true`: whether to add a learned bias ``.
+fn argument(param: &Param) -> String {
+    let head = match param.default {
+        Some(default) => format!("`{} = {default}`", param.name),
+        None => format!("`{}`", param.name),
+    };
+    let aliases = if param.aliases.is_empty() { String::new() } else { format!(" (not {})", either(param.aliases)) };
+    format!("{head}, {}: {}{aliases}", value_kind(param.kind), param.doc)
+}
+
+fn arguments(builtin: &Builtin) -> String {
+    if builtin.variadic {
+        return "`d1, d2, ...`, whole numbers, by position".into();
+    }
+    let mut cells: Vec<String> = Vec::new();
+    if let Some(leading) = builtins::leading(builtin.name) {
+        cells.push(format!(
+            "`{}`, {}: {}; written as the first of two numbers, `{}(784, 10)`",
+            leading.name,
+            value_kind(leading.kind),
+            leading.doc,
+            builtin.name
+        ));
+    }
+    cells.extend(builtin.params.iter().map(argument));
+    if cells.is_empty() { "none".into() } else { cells.join("; ") }
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+fn table(out: &mut String, title: &str, note: &str, kind: Kind) {
+    out.push_str(&format!("\n### {title}\n\n{note}\n\n| name | arguments | description |\n|---|---|---|\n"));
+    for builtin in BUILTINS.iter().filter(|b| b.kind == kind) {
+        out.push_str(&format!("| `{}` | {} | {} |\n", builtin.name, cell(&arguments(builtin)), cell(builtin.doc)));
+    }
+}
+
+fn builtin_tables() -> String {
+    let mut out = String::new();
     table(
         &mut out,
         "Layers with parameters",
-        "Used on a line of their own in a model, or on an input: `x |> linear(10)`, `linear(x, 10)`.",
-        &[Kind::Layer],
+        "Only in `model` and `layer` bodies: on a line of their own (`linear(10)`), after `|>` \
+         (`x |> linear(10)`), or called with their input first (`linear(x, 10)`).",
+        Kind::Layer,
     );
     table(
         &mut out,
         "Layers without parameters",
-        "Layers that can also be called as functions of their input: `relu(x)`.",
-        &[Kind::Activation],
+        "Used like the layers above, and also in functions: `relu(x)`, `softmax(x, axis = 0)`.",
+        Kind::Activation,
     );
-    table(&mut out, "Functions", "Functions of tensors, whose first arguments are their operands.", &[Kind::Function]);
+    table(
+        &mut out,
+        "Functions",
+        "Their tensor operands come first: `sum(x, axis = 1)`. After `|>` the piped value is the \
+         first operand: `x |> sum(axis = 1)`.",
+        Kind::Function,
+    );
     table(
         &mut out,
         "Losses",
         "Named in a `train` block (`loss = cross_entropy`), or called on a prediction and a target.",
-        &[Kind::Loss],
+        Kind::Loss,
     );
-    table(&mut out, "Optimisers", "For the `optimizer` setting of a `train` block.", &[Kind::Optimizer]);
-    table(&mut out, "Data sources", "After `on` in a `train` block, or for its `test` setting.", &[Kind::DataSource]);
-    table(&mut out, "Initialisers", "After `=` in a `param` statement.", &[Kind::Initializer]);
-    out.push_str("\n### Settings of `train`\n\n| setting | default | meaning |\n|---|---|---|\n");
-    for setting in TRAIN_SETTINGS {
-        out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            setting.name,
-            setting.default.unwrap_or("required"),
-            setting.doc
-        ));
-    }
+    table(&mut out, "Optimisers", "The value of the `optimizer` setting of a `train` block.", Kind::Optimizer);
+    table(
+        &mut out,
+        "Data sources",
+        "After `on` in a `train` block, and the value of its `test` setting.",
+        Kind::DataSource,
+    );
+    table(&mut out, "Initialisers", "After `=` in a `param` statement.", Kind::Initializer);
     out.push('\n');
-    out.push_str(END);
     out
 }
 
+fn settings_table() -> String {
+    let mut out = String::from("\n| setting | value | default | meaning |\n|---|---|---|---|\n");
+    for setting in TRAIN_SETTINGS {
+        let name = if setting.aliases.is_empty() {
+            format!("`{}`", setting.name)
+        } else {
+            format!("`{}` (not {})", setting.name, either(setting.aliases))
+        };
+        let default = setting.default.map_or("required".to_string(), |d| format!("`{d}`"));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            cell(&name),
+            cell(&value_kind(setting.kind)),
+            cell(&default),
+            cell(setting.doc)
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// The document with each generated region, between `<!-- NAME:start -->` and
+/// `<!-- NAME:end -->`, replaced by what the compiler's tables make of it now.
+fn regenerated(text: &str) -> String {
+    let mut text = text.to_string();
+    for (name, content) in [("builtins", builtin_tables()), ("settings", settings_table())] {
+        let (start, end) = (format!("<!-- {name}:start -->"), format!("<!-- {name}:end -->"));
+        let from = text.find(&start).unwrap_or_else(|| panic!("docs/language.md lacks the marker {start}"));
+        let to = text.find(&end).unwrap_or_else(|| panic!("docs/language.md lacks the marker {end}"));
+        assert!(from < to, "{start} must come before {end}");
+        text.replace_range(from + start.len()..to, &format!("\n{content}"));
+    }
+    text
+}
+
 #[test]
-fn the_builtin_tables_are_up_to_date() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+fn the_generated_tables_are_up_to_date() {
     let text = reference();
-    let (start, end) = (text.find(START).expect("start marker"), text.find(END).expect("end marker") + END.len());
-    let updated = format!("{}{}{}", &text[..start], generated(), &text[end..]);
+    let updated = regenerated(&text);
     if std::env::var_os("NNC_BLESS").is_some() {
-        std::fs::write(path, updated).unwrap();
+        std::fs::write(path(), &updated).expect("docs/language.md is writable");
         return;
     }
     assert!(
         updated == text,
-        "the built-in tables of docs/language.md are out of date; run `NNC_BLESS=1 cargo test --test reference_examples`"
+        "the tables of built-ins or settings in docs/language.md are out of date; \
+         run `NNC_BLESS=1 cargo test --test reference_examples` and read the change"
     );
 }
