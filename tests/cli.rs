@@ -132,3 +132,37 @@ fn the_readme_example_checks_cleanly() {
     let analysis = nnc_compiler::analyze(&readme[start..end]);
     assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
 }
+
+#[test]
+fn queries_keep_settings_named_arguments_and_activations() {
+    let path = temp_file(
+        "queries.nn",
+        b"/// a doc comment before a query is a comment\nfn f(x, y) = x - y\nfn g(a, b) = f(y = a, x = b)\neval f(y = 1, x = 2)\neval g(1, 2)\neval sum([[1, 2], [3, 4]], axis = 0)\neval relu(-2)\neval softmax([0, 0])\n",
+    );
+    let output = nnc(&["run", "--color", "never", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answers: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("  = ")).collect();
+    assert_eq!(answers, ["1", "1", "[4, 6]", "0", "[0.5, 0.5]"], "{stdout}");
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["ir", "examples/residual.nn", "--grad"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one byte, then close the pipe while nnc is still writing.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    stdout.read_exact(&mut byte).unwrap();
+    drop(stdout);
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

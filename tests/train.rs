@@ -368,3 +368,20 @@ fn dropout_trains_reproducibly_with_its_mask() {
         .unwrap();
     assert!(String::from_utf8_lossy(&ir.stdout).contains("mul v5, 2.mask"), "{}", String::from_utf8_lossy(&ir.stdout));
 }
+
+#[test]
+fn each_param_starts_from_its_own_initialiser() {
+    // Two layers with a parameter of the same name, and one named like a layer's weight.
+    let program = "layer A {\n    input x: [B, 2]\n    param w: [2, 2] = zeros\n    x @ w\n}\n\
+                   layer C {\n    input x: [B, 2]\n    param w: [2, 2] = ones\n    param weight: [2] = uniform(5, 6)\n    x @ w + weight\n}\n\
+                   model M {\n    input [B, 2]\n    A\n    C\n}\n\
+                   train M on xor(samples = 20) {\n    loss = mse\n    optimizer = sgd(lr = 0)\n    epochs = 1\n    save = \"m.safetensors\"\n}\n";
+    let dir = workspace("inits", program);
+    let (_, stderr, code) = run(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    let tensors = nnc_runtime::checkpoint::load(&dir.join("m.safetensors")).unwrap();
+    let get = |name: &str| tensors.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| v.clone()).unwrap();
+    assert_eq!(get("0.w"), [0.0; 4]);
+    assert_eq!(get("1.w"), [1.0; 4]);
+    assert!(get("1.weight").iter().all(|v| (5.0..6.0).contains(v)), "{:?}", get("1.weight"));
+}

@@ -1126,10 +1126,27 @@ impl Resolver {
                 return;
             }
             None => match builtins::lookup(&callee.name) {
-                Some(builtin) if matches!(builtin.kind, Kind::Function | Kind::Activation) => {
+                Some(builtin) if builtin.kind == Kind::Function => {
                     let names: Vec<String> = builtin.params.iter().map(|p| p.name.to_string()).collect();
                     self.args(&callee.name, call.span, builtin.params, false, args, constants, Place::Function);
                     names
+                }
+                // An activation's input is its first argument; its settings follow.
+                Some(builtin) if builtin.kind == Kind::Activation => {
+                    let (input, settings) = split_input(args);
+                    if input.is_none() {
+                        self.needs_input(&callee.name, call.span, args);
+                    }
+                    self.args(
+                        &callee.name,
+                        call.span,
+                        builtin.params,
+                        builtin.variadic,
+                        settings,
+                        constants,
+                        Place::Function,
+                    );
+                    vec!["x".to_string()]
                 }
                 _ => {
                     self.callee(&callee.name, callee.span, constants, Place::Function);

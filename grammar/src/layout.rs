@@ -362,12 +362,16 @@ fn lines_and_depth<'src>(
     // The top level behaves like a brace group: newlines separate statements there.
     let mut groups = vec![Group { is_brace: true, operators: 0 }];
     let mut depth = 0usize;
+    let mut doc_run: Option<(usize, bool)> = None;
     let mut i = 0;
     while i < tokens.len() {
         let (token, span) = tokens[i];
         let in_brace = groups.last().is_some_and(|g| g.is_brace);
         match token {
             Token::Newline | Token::DocComment(_) if !in_brace => {}
+            // A doc comment documents the definition after it; before anything else it is
+            // an ordinary comment.
+            Token::DocComment(_) if !documents_something(&tokens, i, &mut doc_run) => {}
             Token::Newline => {
                 let previous = out.last().map(|(t, _)| *t);
                 let next = tokens[i + 1..].iter().map(|(t, _)| *t).find(|t| !matches!(t, Token::Newline));
@@ -445,6 +449,26 @@ fn lines_and_depth<'src>(
         i += 1;
     }
     out
+}
+
+/// Whether the doc comment at `i` is followed (past newlines and more doc lines) by a
+/// definition it can document. `run` caches the answer for the rest of a run of doc lines,
+/// so a file of many doc lines is read once.
+fn documents_something(tokens: &[(Token<'_>, Span)], i: usize, run: &mut Option<(usize, bool)>) -> bool {
+    if let Some((until, answer)) = *run
+        && i < until
+    {
+        return answer;
+    }
+    let next = tokens[i + 1..]
+        .iter()
+        .position(|(t, _)| !matches!(t, Token::Newline | Token::DocComment(_)))
+        .map(|k| i + 1 + k);
+    let answer = next.is_some_and(|j| {
+        matches!(tokens[j].0, Token::Fn | Token::Model | Token::Layer | Token::Let | Token::Param | Token::Train)
+    });
+    *run = Some((next.unwrap_or(tokens.len()), answer));
+    answer
 }
 
 fn too_deep(at: Span, rest: Span) -> Diagnostic {

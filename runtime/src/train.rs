@@ -10,11 +10,11 @@ use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
 use crate::init::Init;
 use crate::optim::{Optimizer, State};
 use nnc_compiler::ir::{
-    Function, Precision, Tensor, constant_value, eval_function, lower_loss, lower_model, lower_training_loss, optimize,
-    reverse,
+    Function, ParamInit, Precision, Tensor, constant_value, eval_function, lower_loss, lower_model,
+    lower_training_loss, optimize, reverse,
 };
 use nnc_compiler::shapes::Dim;
-use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, Stmt, TrainDef};
+use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, TrainDef};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -203,40 +203,28 @@ pub fn load_source(file: &File, source: &Expr, base: &Path) -> Result<Dataset, S
     }
 }
 
-/// The initialiser of a parameter: PyTorch's default for layer weights and biases, or the
-/// one written in its `param` statement.
-fn initializer(file: &File, name: &str, shape: &[usize], params: &[(String, Vec<usize>)]) -> Init {
-    let fan_in_of = |shape: &[usize]| shape[1..].iter().product::<usize>().max(1);
-    if let Some(slot) = name.strip_suffix(".weight") {
-        let _ = slot;
-        return Init::Default { fan_in: fan_in_of(shape) };
+/// The initialiser of a parameter: the one written in its `param` statement, or PyTorch's
+/// default (uniform in ±1/sqrt(fan_in), the bias with its weight's fan-in).
+fn initializer(name: &str, shape: &[usize], params: &[(String, Vec<usize>)], written: &[(String, ParamInit)]) -> Init {
+    let fan_in_of = |shape: &[usize]| shape.get(1..).map_or(1, |rest| rest.iter().product::<usize>()).max(1);
+    let fan_in = if shape.len() > 1 { fan_in_of(shape) } else { shape.first().copied().unwrap_or(1) };
+    if let Some((_, init)) = written.iter().find(|(n, _)| n == name) {
+        return match *init {
+            ParamInit::Zeros => Init::Zeros,
+            ParamInit::Ones => Init::Ones,
+            ParamInit::Normal { mean, std } => Init::Normal { mean, std },
+            ParamInit::Uniform { low, high } => Init::Uniform { low, high },
+            ParamInit::XavierUniform => Init::XavierUniform { fan_in, fan_out: shape.first().copied().unwrap_or(1) },
+            ParamInit::KaimingUniform => Init::Default { fan_in },
+        };
     }
     if let Some(slot) = name.strip_suffix(".bias") {
         let weight = format!("{slot}.weight");
-        let fan_in = params.iter().find(|(n, _)| *n == weight).map_or(1, |(_, s)| fan_in_of(s));
-        return Init::Default { fan_in };
+        if let Some((_, s)) = params.iter().find(|(n, _)| *n == weight) {
+            return Init::Default { fan_in: fan_in_of(s) };
+        }
     }
-    let own = name.rsplit('.').next().unwrap_or(name);
-    let written = file.items.iter().find_map(|item| match item {
-        Item::Model(def) => def.body.iter().find_map(|stmt| match stmt {
-            Stmt::Param(p) if p.name.name == own => p.init.clone(),
-            _ => None,
-        }),
-        _ => None,
-    });
-    let fan_in = if shape.len() > 1 { fan_in_of(shape) } else { shape.first().copied().unwrap_or(1) };
-    let Some((kind, args)) = written.as_ref().and_then(call_parts) else { return Init::Default { fan_in } };
-    let arg = |pos: usize, name: &str, default: f64| {
-        named(args, name, pos).and_then(|e| number(file, e).ok()).unwrap_or(default)
-    };
-    match kind {
-        "zeros" => Init::Zeros,
-        "ones" => Init::Ones,
-        "normal" => Init::Normal { mean: arg(0, "mean", 0.0), std: arg(1, "std", 1.0) },
-        "uniform" => Init::Uniform { low: arg(0, "low", -1.0), high: arg(1, "high", 1.0) },
-        "xavier_uniform" => Init::XavierUniform { fan_in, fan_out: shape.first().copied().unwrap_or(1) },
-        _ => Init::Default { fan_in },
-    }
+    Init::Default { fan_in }
 }
 
 /// The compiled functions for one batch size: the gradient of the loss, the loss, and the
@@ -420,7 +408,9 @@ pub fn train(
     let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut params: Vec<Vec<f64>> = shapes
         .iter()
-        .map(|(name, shape)| initializer(file, name, shape, &shapes).fill(shape.iter().product(), &mut init_rng))
+        .map(|(name, shape)| {
+            initializer(name, shape, &shapes, &grad.param_inits).fill(shape.iter().product(), &mut init_rng)
+        })
         .collect();
     if let Some(path) = &config.init {
         // Start from given weights, checked by name and shape.

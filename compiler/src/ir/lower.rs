@@ -2,7 +2,7 @@
 //! other functions are inlined, so the IR is the whole evaluation trace.
 
 use super::ops::Op;
-use super::{Function, Tensor, Type, Value};
+use super::{Function, ParamInit, Tensor, Type, Value};
 use crate::builtins::{self, Kind};
 use crate::shapes::Dim;
 use crate::shapes::Shape;
@@ -242,10 +242,18 @@ impl Lowerer<'_> {
             if self.depth > 64 {
                 return Err(error(format!("`{name}` calls itself too deeply to inline"), span));
             }
-            if operands.len() != def.params.len() {
-                return Err(error(format!("`{name}` takes {} arguments", def.params.len()), span));
+            // Positional operands fill the parameters that no named argument gives.
+            let mut positional = operands.into_iter();
+            let mut inner: HashMap<String, Value> = HashMap::new();
+            for param in &def.params {
+                let value = match args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == param.name.name)) {
+                    Some(arg) => self.expr(&arg.value, scope)?,
+                    None => {
+                        positional.next().ok_or_else(|| error(format!("`{name}` needs `{}`", param.name.name), span))?
+                    }
+                };
+                inner.insert(param.name.name.clone(), value);
             }
-            let inner: HashMap<String, Value> = def.params.iter().map(|p| p.name.name.clone()).zip(operands).collect();
             self.depth += 1;
             let result = self.expr(&def.body, &inner);
             self.depth -= 1;
@@ -487,6 +495,52 @@ impl Lowerer<'_> {
         }
     }
 
+    /// A real-number expression: literals and arithmetic on them.
+    fn real(expr: &Expr) -> Option<f64> {
+        match &expr.unparenthesized().kind {
+            ExprKind::Int(v) => Some(*v as f64),
+            ExprKind::Float(v) => Some(*v),
+            ExprKind::Neg(inner) => Self::real(inner).map(|v| -v),
+            ExprKind::Binary { op, lhs, rhs } => {
+                let (a, b) = (Self::real(lhs)?, Self::real(rhs)?);
+                match op {
+                    BinaryOp::Add => Some(a + b),
+                    BinaryOp::Sub => Some(a - b),
+                    BinaryOp::Mul => Some(a * b),
+                    BinaryOp::Div => Some(a / b),
+                    BinaryOp::Pow => Some(a.powf(b)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The initialiser written after a `param`'s `=`.
+    fn param_init(&self, expr: &Expr) -> Option<ParamInit> {
+        let (name, args): (&str, &[Arg]) = match &expr.unparenthesized().kind {
+            ExprKind::Name(name) => (name, &[]),
+            ExprKind::Call { callee, args } => (&callee.name, args),
+            _ => return None,
+        };
+        let arg = |position: usize, key: &str, default: f64| {
+            args.iter()
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == key))
+                .or_else(|| args.iter().filter(|a| a.name.is_none()).nth(position))
+                .and_then(|a| Self::real(&a.value))
+                .unwrap_or(default)
+        };
+        Some(match name {
+            "zeros" => ParamInit::Zeros,
+            "ones" => ParamInit::Ones,
+            "normal" => ParamInit::Normal { mean: arg(0, "mean", 0.0), std: arg(1, "std", 1.0) },
+            "uniform" => ParamInit::Uniform { low: arg(0, "low", -1.0), high: arg(1, "high", 1.0) },
+            "xavier_uniform" => ParamInit::XavierUniform,
+            "kaiming_uniform" => ParamInit::KaimingUniform,
+            _ => return None,
+        })
+    }
+
     /// The name of the next layer with parameters.
     fn next_slot(&mut self) -> String {
         let name =
@@ -712,7 +766,11 @@ impl Lowerer<'_> {
                 }
                 Stmt::Param(param) => {
                     let dims: Vec<Dim> = param.shape.dims.iter().map(|d| self.dim(d).unwrap_or_default()).collect();
-                    let value = self.f.param(&format!("{prefix}{}", param.name.name), Type::of(Shape(dims)));
+                    let name = format!("{prefix}{}", param.name.name);
+                    let value = self.f.param(&name, Type::of(Shape(dims)));
+                    if let Some(init) = param.init.as_ref().and_then(|e| self.param_init(e)) {
+                        self.f.param_inits.push((name, init));
+                    }
                     scope.insert(param.name.name.clone(), value);
                 }
                 Stmt::Let(let_stmt) => {

@@ -81,6 +81,19 @@ pub struct Function {
     /// Arguments that are dropout masks of a training step, with the probability of
     /// dropping: the runtime fills them with 0 or `1 / (1 - p)` at every step.
     pub dropout_masks: Vec<(usize, f64)>,
+    /// Arguments that are `param`s with an initialiser written in the source, by name.
+    pub param_inits: Vec<(String, ParamInit)>,
+}
+
+/// The initialiser written for a `param`: `zeros`, `normal(0, 0.01)`, ...
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamInit {
+    Zeros,
+    Ones,
+    Normal { mean: f64, std: f64 },
+    Uniform { low: f64, high: f64 },
+    XavierUniform,
+    KaimingUniform,
 }
 
 impl Function {

@@ -91,35 +91,61 @@ pub fn query_function(
     let ExprKind::Call { callee, args } = &call.unparenthesized().kind else {
         return Err(LowerError { message: "a query needs a function call".into(), span: call.span });
     };
-    let values: Vec<Tensor> =
-        args.iter().map(|a| constant_value(file, &a.value, constants, precision)).collect::<Result<_, _>>()?;
-    let shapes: Vec<Shape> = values.iter().map(shape_of).collect();
     let user = file.items.iter().find_map(|item| match item {
         Item::Fn(def) if def.name.name == callee.name => Some(def),
         _ => None,
     });
-    let f = match user {
-        Some(def) => lower_fn(file, def, &shapes, constants)?,
+    let value = |e: &Expr| constant_value(file, e, constants, precision);
+    let (f, values) = match user {
+        Some(def) => {
+            // Arguments in the function's order: by name, or else by position.
+            let mut positional = args.iter().filter(|a| a.name.is_none());
+            let mut values = Vec::with_capacity(def.params.len());
+            for param in &def.params {
+                let arg = args
+                    .iter()
+                    .find(|a| a.name.as_ref().is_some_and(|n| n.name == param.name.name))
+                    .or_else(|| positional.next())
+                    .ok_or_else(|| LowerError {
+                        message: format!("no value for `{}`", param.name.name),
+                        span: call.span,
+                    })?;
+                values.push(value(&arg.value)?);
+            }
+            let shapes: Vec<Shape> = values.iter().map(shape_of).collect();
+            (lower_fn(file, def, &shapes, constants)?, values)
+        }
         None => {
-            // A built-in function: wrap it in one whose arguments are the call's.
-            let params: Vec<nnc_grammar::FnParam> = (0..args.len())
+            // A built-in function: wrap it in one whose arguments are the call's positional
+            // arguments; named settings such as `axis = 0` stay in the call.
+            let positional: Vec<&Arg> = args.iter().filter(|a| a.name.is_none()).collect();
+            let values: Vec<Tensor> = positional.iter().map(|a| value(&a.value)).collect::<Result<_, _>>()?;
+            let params: Vec<nnc_grammar::FnParam> = (0..positional.len())
                 .map(|i| nnc_grammar::FnParam {
                     name: Ident { name: format!("x{}", i + 1), span: call.span },
                     shape: None,
                     span: call.span,
                 })
                 .collect();
-            let body_args: Vec<Arg> = params
+            let mut names = params.iter();
+            let body_args: Vec<Arg> = args
                 .iter()
-                .map(|p| Arg {
-                    name: None,
-                    value: Expr::new(ExprKind::Name(p.name.name.clone()), call.span),
-                    span: call.span,
+                .map(|a| match &a.name {
+                    Some(_) => a.clone(),
+                    None => {
+                        let p = names.next().expect("one parameter per positional argument");
+                        Arg {
+                            name: None,
+                            value: Expr::new(ExprKind::Name(p.name.name.clone()), call.span),
+                            span: call.span,
+                        }
+                    }
                 })
                 .collect();
             let body = Expr::new(ExprKind::Call { callee: callee.clone(), args: body_args }, call.span);
             let def = FnDef { doc: None, name: callee.clone(), params, body, span: call.span };
-            lower_fn(file, &def, &shapes, constants)?
+            let shapes: Vec<Shape> = values.iter().map(shape_of).collect();
+            (lower_fn(file, &def, &shapes, constants)?, values)
         }
     };
     Ok((f, values))
