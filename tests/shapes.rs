@@ -188,3 +188,13 @@ fn the_analysis_answers_for_any_offset() {
     let product = residual.find("x @ w^T").unwrap() + 2;
     assert_eq!(analysis.shapes.shape_at(product).unwrap().shape.to_string(), "[B, out]");
 }
+
+#[test]
+fn a_symbol_repeated_in_an_input_binds_once() {
+    let source = "model M {\n    input [B, N, N]\n    flatten\n}\nmodel K {\n    input [B, 3, 3]\n    M\n}\n";
+    let analysis = analyze(source);
+    assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
+    assert_eq!(analysis.shapes.model("K").unwrap().output.as_ref().unwrap().to_string(), "[B, 9]");
+    let wrong = analyze(&source.replace("[B, 3, 3]", "[B, 3, 4]"));
+    assert!(wrong.diagnostics.iter().any(|d| d.code.as_str() == "E0210"));
+}

@@ -513,7 +513,9 @@ impl<'a> Engine<'a> {
                     frame.dims.insert(name.clone(), h.clone());
                     return false;
                 }
-                w != h
+                // A symbol bound earlier in this shape (`[B, N, N]`) must agree with itself.
+                let bound = w.substitute(&|n| frame.dims.get(n).cloned()).unwrap_or_else(|_| w.clone());
+                bound != *h
             });
         if mismatch {
             let want_now = Shape(
