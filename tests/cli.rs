@@ -166,3 +166,15 @@ fn a_closed_pipe_ends_output_quietly() {
     child.wait().unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn check_catches_what_would_fail_at_run_time() {
+    let path = temp_file(
+        "late.nn",
+        b"fn f(x) = x * 2\neval f(2) wrt x\ngrad f([1, 2])\nmodel M(h = 2.5) {\n    input [B, 2]\n    linear(h)\n}\n",
+    );
+    let output = nnc(&["check", "--format", "json", path.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let codes: Vec<&str> = json.as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["E0108", "E0210", "E0114"]);
+}

@@ -246,6 +246,17 @@ impl Resolver {
         let local_from = scope.names.len();
         for param in &def.params {
             if let Some(default) = &param.default {
+                if matches!(default.unparenthesized().kind, ExprKind::Float(_)) {
+                    self.error(
+                        Diagnostic::new(
+                            Code::WrongValue,
+                            format!("`{}` must be a whole number: model arguments are sizes", param.name.name),
+                            default.span,
+                            "not a whole number",
+                        )
+                        .with_help("write a whole number, such as `16`"),
+                    );
+                }
                 self.number(default, &scope);
             }
             self.bind(&mut scope, local_from, &param.name, DefKind::ModelArg);
@@ -1097,6 +1108,14 @@ impl Resolver {
                     "only a `jvp` has a direction",
                 ));
             }
+        }
+        if let (Some(first), false) = (query.wrt.first(), query.kind == QueryKind::Grad) {
+            self.error(Diagnostic::new(
+                Code::MisplacedStatement,
+                format!("`wrt` belongs to `grad`; `{}` ignores it", query.kind.keyword()),
+                first.span,
+                "only a `grad` chooses its arguments",
+            ));
         }
         let params = match self.globals.get(&callee.name).copied() {
             Some(def) if self.out.definitions[def].kind == DefKind::Fn => {

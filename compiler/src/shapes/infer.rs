@@ -114,7 +114,24 @@ pub fn analyze_shapes(file: &File, source: &str) -> ShapeAnalysis {
             Item::Query(query) => {
                 let mut frame = Frame::new(0, true);
                 frame.tensors = constants.clone();
-                engine.expr(&query.call, &mut frame);
+                let value = engine.expr(&query.call, &mut frame);
+                // A gradient or a Hessian is of one number.
+                if matches!(query.kind, nnc_grammar::QueryKind::Grad | nnc_grammar::QueryKind::Hessian)
+                    && let Some(shape) = value.shape.as_ref().filter(|s| s.rank() > 0)
+                {
+                    frame.error(
+                        Diagnostic::new(
+                            Code::ArgumentShape,
+                            format!(
+                                "`{}` needs a function that returns one number, but this returns {shape}",
+                                query.kind.keyword()
+                            ),
+                            query.call.span,
+                            format!("returns {shape}"),
+                        )
+                        .with_help("reduce the result, for example with `sum(...)` or `mean(...)`, or use `jacobian`"),
+                    );
+                }
                 engine.out.diagnostics.append(&mut frame.diagnostics);
                 engine.out.facts.append(&mut frame.facts);
             }
