@@ -11,6 +11,19 @@ const MAX_REPORTS: usize = 5;
 /// space, so that byte offsets in the text are offsets in the file; and a diagnostic for
 /// each such run of bytes.
 pub fn decode(bytes: &[u8]) -> (String, Vec<Diagnostic>) {
+    // A UTF-16 file is not a text of mistakes but a text in another encoding: say so once.
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        let diagnostic = Diagnostic::new(
+            Code::InvalidUtf8,
+            "the file is UTF-16, not UTF-8",
+            Span::new(0, 0),
+            "a UTF-16 byte-order mark",
+        )
+        .with_help("save the file as UTF-8");
+        // Blank text of the same length keeps offsets valid, and nothing else is reported.
+        let blank = bytes.iter().map(|&b| if b == b'\n' { '\n' } else { ' ' }).collect();
+        return (blank, vec![diagnostic]);
+    }
     let mut text = String::with_capacity(bytes.len());
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     let mut invalid_runs = 0usize;

@@ -862,8 +862,15 @@ impl<'a> Engine<'a> {
                     return self.call_fn(def, &values, expr.span, frame);
                 }
                 // A layer with its input as the first argument: `linear(h, width)`.
+                // A layer's first argument is its input when it is a tensor; an activation
+                // takes any first argument (`relu(2)`).
+                let activation = builtins::lookup(name).is_some_and(|b| b.kind == Kind::Activation);
                 let (input, settings) = match args.first() {
-                    Some(first) if first.name.is_none() => (Some(&first.value), &args[1..]),
+                    Some(first)
+                        if first.name.is_none() && (activation || self.mentions_tensor(&first.value, frame)) =>
+                    {
+                        (Some(&first.value), &args[1..])
+                    }
                     _ => (None, args.as_slice()),
                 };
                 let is_layer = self.models.contains_key(name)
