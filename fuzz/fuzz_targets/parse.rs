@@ -1,13 +1,22 @@
 //! Fuzz target: the whole front end (decode, parse, resolve, shapes) and the rendering of
-//! its diagnostics, on arbitrary bytes. It must never panic.
+//! its diagnostics, on arbitrary bytes. It must never panic, and every span it reports
+//! must lie inside the text.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
+    // `analyze_bytes` decodes the bytes itself, reporting invalid UTF-8 as diagnostics.
     let analysis = nnc_compiler::analyze_bytes(bytes);
+    let text = &analysis.text;
+    assert_eq!(text.len(), bytes.len(), "invalid bytes must keep their offsets");
     for diagnostic in &analysis.diagnostics {
-        assert!(diagnostic.span().end <= analysis.text.len());
+        for label in std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary) {
+            let span = label.span;
+            assert!(span.start <= span.end && span.end <= text.len(), "{diagnostic:?}");
+            assert!(text.is_char_boundary(span.start) && text.is_char_boundary(span.end), "{diagnostic:?}");
+        }
     }
-    let _ = nnc_grammar::render(&analysis.diagnostics, "fuzz.nn", &analysis.text, false);
+    let _ = nnc_grammar::render(&analysis.diagnostics, "fuzz.nn", text, false);
+    let _ = nnc_grammar::to_json(&analysis.diagnostics, "fuzz.nn", text);
 });
