@@ -1,27 +1,12 @@
 //! `nnc predict` and `nnc grad`: a model's outputs, or one batch's loss, outputs and
 //! gradients, for given weights and inputs, to compare with other frameworks.
 
-use crate::output::{ColorChoice, print_diagnostics, print_error};
-use nnc_compiler::analyze_bytes;
+use crate::output::{ColorChoice, analyze_checked, print_error};
 use nnc_runtime::data::{Array, load_npy};
 use nnc_runtime::interchange::{gradients, predict, write_npy};
 use nnc_runtime::train::model_and_args;
 use std::path::Path;
 use std::process::ExitCode;
-
-fn analysis(path: &Path, color: ColorChoice) -> Result<nnc_compiler::Analysis, ExitCode> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|error| {
-        print_error(&format!("cannot read `{name}`: {error}"), color);
-        ExitCode::from(2)
-    })?;
-    let analysis = analyze_bytes(&bytes);
-    if analysis.has_errors() {
-        print_diagnostics(&analysis.diagnostics, &name, &analysis.text, color);
-        return Err(ExitCode::from(1));
-    }
-    Ok(analysis)
-}
 
 fn array(path: &Path, color: ColorChoice) -> Result<Array, ExitCode> {
     load_npy(path).map_err(|e| {
@@ -39,7 +24,7 @@ pub fn run_predict(
     color: ColorChoice,
 ) -> ExitCode {
     let result = (|| {
-        let analysis = analysis(file, color)?;
+        let analysis = analyze_checked(file, color)?;
         let choice = model_and_args(&analysis.file, model).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
@@ -72,7 +57,7 @@ pub fn run_grad(
     color: ColorChoice,
 ) -> ExitCode {
     let result = (|| {
-        let analysis = analysis(file, color)?;
+        let analysis = analyze_checked(file, color)?;
         let choice = model_and_args(&analysis.file, Some(model)).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)

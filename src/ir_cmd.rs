@@ -1,8 +1,7 @@
 //! `nnc ir`: the SSA IR of a file's functions, their adjoint (gradient) or tangent IR,
 //! before or after optimisation.
 
-use crate::output::{ColorChoice, print_diagnostics, print_error};
-use nnc_compiler::analyze_bytes;
+use crate::output::{ColorChoice, analyze_checked, print_error};
 use nnc_compiler::ir::{
     Function, forward, lower_fn, lower_model, lower_training_loss, optimize, print_function, reverse, verify,
 };
@@ -75,18 +74,10 @@ fn declared(shape: Option<&nnc_grammar::Shape>) -> Shape {
 
 pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoice) -> ExitCode {
     let file_name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            print_error(&format!("cannot read `{file_name}`: {error}"), color);
-            return ExitCode::from(2);
-        }
+    let analysis = match analyze_checked(path, color) {
+        Ok(analysis) => analysis,
+        Err(code) => return code,
     };
-    let analysis = analyze_bytes(&bytes);
-    if analysis.has_errors() {
-        print_diagnostics(&analysis.diagnostics, &file_name, &analysis.text, color);
-        return ExitCode::from(1);
-    }
     let lines = LineIndex::new(&analysis.text);
     let mut printed = 0;
     for item in &analysis.file.items {

@@ -41,3 +41,31 @@ pub fn print_error(message: &str, color: ColorChoice) {
         eprintln!("error: {message}");
     }
 }
+
+/// Reads and analyses a `.nn` file; says why when it cannot be read (exit code 2).
+pub fn analyze_path(
+    path: &std::path::Path,
+    color: ColorChoice,
+) -> Result<nnc_compiler::Analysis, std::process::ExitCode> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(nnc_compiler::analyze_bytes(&bytes)),
+        Err(error) => {
+            print_error(&format!("cannot read `{}`: {error}", path.display()), color);
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}
+
+/// Like `analyze_path`, printing the file's diagnostics; stops (exit code 1) when one is an
+/// error, since nothing should run from a file with errors.
+pub fn analyze_checked(
+    path: &std::path::Path,
+    color: ColorChoice,
+) -> Result<nnc_compiler::Analysis, std::process::ExitCode> {
+    let analysis = analyze_path(path, color)?;
+    print_diagnostics(&analysis.diagnostics, &path.display().to_string(), &analysis.text, color);
+    if analysis.has_errors() {
+        return Err(std::process::ExitCode::from(1));
+    }
+    Ok(analysis)
+}

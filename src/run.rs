@@ -1,10 +1,9 @@
 //! `nnc run`: runs a file's statements in order and prints their results: values,
 //! gradients, tangents, Jacobians and Hessians, to a chosen number of decimals.
 
-use crate::output::{ColorChoice, print_diagnostics, print_error};
+use crate::output::{ColorChoice, analyze_checked, print_diagnostics, print_error};
 use comfy_table::{Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
-use nnc_compiler::analyze_bytes;
 use nnc_compiler::ir::{Answer, Precision, QueryResult, Tensor, run_queries};
 use nnc_grammar::Item;
 use nnc_runtime::train::{Epoch, Event, Report, RunOptions, train};
@@ -127,18 +126,10 @@ pub fn run(
         }
     });
     let name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            print_error(&format!("cannot read `{name}`: {error}"), color);
-            return ExitCode::from(2);
-        }
+    let analysis = match analyze_checked(path, color) {
+        Ok(analysis) => analysis,
+        Err(code) => return code,
     };
-    let analysis = analyze_bytes(&bytes);
-    print_diagnostics(&analysis.diagnostics, &name, &analysis.text, color);
-    if analysis.has_errors() {
-        return ExitCode::from(1);
-    }
     let mut failed = false;
     let mut answers = run_queries(&analysis.file, &analysis.text, precision).into_iter();
     let base = path.parent().unwrap_or(Path::new("."));

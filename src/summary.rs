@@ -1,9 +1,8 @@
 //! `nnc summary`: a per-layer table of output shapes and parameter counts, with totals,
 //! as text or JSON.
 
-use crate::output::{ColorChoice, print_diagnostics, print_error};
+use crate::output::{ColorChoice, analyze_path, print_diagnostics, print_error};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
-use nnc_compiler::analyze_bytes;
 use nnc_compiler::shapes::{Dim, ModelReport, RowKind, Shape, format_count};
 use serde_json::json;
 use std::path::Path;
@@ -19,14 +18,10 @@ pub enum Format {
 /// errors (after printing every row it could), 2 when it cannot be read or has no such model.
 pub fn run(path: &Path, model: Option<&str>, batch: Option<u64>, format: Format, color: ColorChoice) -> ExitCode {
     let name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            print_error(&format!("cannot read `{name}`: {error}"), color);
-            return ExitCode::from(2);
-        }
+    let analysis = match analyze_path(path, color) {
+        Ok(analysis) => analysis,
+        Err(code) => return code,
     };
-    let analysis = analyze_bytes(&bytes);
     let reports: Vec<&ModelReport> = match model {
         Some(wanted) => match analysis.shapes.model(wanted) {
             Some(report) => vec![report],

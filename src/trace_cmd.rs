@@ -1,9 +1,8 @@
 //! `nnc trace`: the lecture's primal, tangent and adjoint traces of a function at a point,
 //! as aligned text or JSON.
 
-use crate::output::{ColorChoice, print_diagnostics, print_error};
+use crate::output::{ColorChoice, analyze_checked, print_error};
 use crate::run::tensor_text;
-use nnc_compiler::analyze_bytes;
 use nnc_compiler::ir::{Mode, Precision, Tensor, TraceRow, cheaper_mode, lower_fn, trace};
 use nnc_compiler::shapes::Shape;
 use nnc_grammar::Item;
@@ -47,18 +46,10 @@ fn table(title: &str, rows: &[TraceRow], decimals: usize) -> String {
 
 pub fn run(path: &Path, name: &str, options: &Options<'_>, color: ColorChoice) -> ExitCode {
     let file_name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            print_error(&format!("cannot read `{file_name}`: {error}"), color);
-            return ExitCode::from(2);
-        }
+    let analysis = match analyze_checked(path, color) {
+        Ok(analysis) => analysis,
+        Err(code) => return code,
     };
-    let analysis = analyze_bytes(&bytes);
-    if analysis.has_errors() {
-        print_diagnostics(&analysis.diagnostics, &file_name, &analysis.text, color);
-        return ExitCode::from(1);
-    }
     let Some(def) = analysis.file.items.iter().find_map(|item| match item {
         Item::Fn(def) if def.name.name == name => Some(def),
         _ => None,
