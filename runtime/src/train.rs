@@ -332,19 +332,7 @@ pub fn train(
             _ => None,
         })
         .ok_or_else(|| format!("no model `{}`", config.model))?;
-    let mut args = HashMap::new();
-    if let Some((_, call_args)) = call_parts(&def.model) {
-        let mut positional = model.params.iter();
-        for arg in call_args {
-            let param = match &arg.name {
-                Some(n) => model.params.iter().find(|p| p.name.name == n.name),
-                None => positional.next(),
-            };
-            if let Some(param) = param {
-                args.insert(param.name.name.clone(), Dim::constant(number(file, &arg.value)? as i128));
-            }
-        }
-    }
+    let args = model_args(file, model, &def.model)?;
     let data = load_data(file, def, base)?;
     // A separate test set, or a split of the data.
     let (train_set, test_set) = match def.settings.iter().find(|s| s.key.name == "test") {
@@ -711,6 +699,24 @@ pub struct ModelChoice<'f> {
     pub loss: Option<String>,
 }
 
+/// The values of a model's arguments in a `train` block's `Model(hidden = 64)`.
+fn model_args(file: &File, model: &ModelDef, call: &Expr) -> Result<HashMap<String, Dim>, String> {
+    let mut args = HashMap::new();
+    if let Some((_, call_args)) = call_parts(call) {
+        let mut positional = model.params.iter();
+        for arg in call_args {
+            let param = match &arg.name {
+                Some(n) => model.params.iter().find(|p| p.name.name == n.name),
+                None => positional.next(),
+            };
+            if let Some(param) = param {
+                args.insert(param.name.name.clone(), Dim::constant(number(file, &arg.value)? as i128));
+            }
+        }
+    }
+    Ok(args)
+}
+
 /// The model named `name` (or, without a name, the model of the file's first `train` block,
 /// or its only model), with the argument values and the loss its `train` block gives.
 pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelChoice<'f>, String> {
@@ -744,18 +750,7 @@ pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelCho
     let mut args = HashMap::new();
     let mut loss = None;
     if let Some(train) = train {
-        if let Some((_, call_args)) = call_parts(&train.model) {
-            let mut positional = model.params.iter();
-            for arg in call_args {
-                let param = match &arg.name {
-                    Some(n) => model.params.iter().find(|p| p.name.name == n.name),
-                    None => positional.next(),
-                };
-                if let Some(param) = param {
-                    args.insert(param.name.name.clone(), Dim::constant(number(file, &arg.value)? as i128));
-                }
-            }
-        }
+        args = model_args(file, model, &train.model)?;
         loss = train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
             ExprKind::Name(l) => Some(l.clone()),
             _ => None,
