@@ -46,14 +46,7 @@ pub fn lower_fn(
         let value = f.param(&param.name.name, Type::of(shape.clone()));
         scope.insert(param.name.name.clone(), value);
     }
-    let fns: HashMap<&str, &FnDef> = file
-        .items
-        .iter()
-        .filter_map(|item| match item {
-            Item::Fn(def) => Some((def.name.name.as_str(), def)),
-            _ => None,
-        })
-        .collect();
+    let fns = functions(file);
     let mut lowerer = Lowerer {
         f,
         fns,
@@ -71,6 +64,17 @@ pub fn lower_fn(
     f.schedule_by_depth();
     f.renumber();
     Ok(f)
+}
+
+/// The file's functions by name, for calls to inline.
+fn functions(file: &File) -> HashMap<&str, &FnDef> {
+    file.items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Fn(def) => Some((def.name.name.as_str(), def)),
+            _ => None,
+        })
+        .collect()
 }
 
 struct Lowerer<'a> {
@@ -410,14 +414,7 @@ fn lower_model_for(
     batch: Option<usize>,
     training: bool,
 ) -> Result<Function, LowerError> {
-    let fns: HashMap<&str, &FnDef> = file
-        .items
-        .iter()
-        .filter_map(|item| match item {
-            Item::Fn(def) => Some((def.name.name.as_str(), def)),
-            _ => None,
-        })
-        .collect();
+    let fns = functions(file);
     let models: HashMap<&str, &ModelDef> = file
         .items
         .iter()
