@@ -178,3 +178,31 @@ fn check_catches_what_would_fail_at_run_time() {
     let codes: Vec<&str> = json.as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["E0108", "E0210", "E0114"]);
 }
+
+#[test]
+fn recursion_and_doubling_calls_are_answered_quickly() {
+    // Each level calls the one below twice: walking every call would take 2^40 steps.
+    let mut doubling = String::from("fn f0(x) = x\n");
+    for i in 1..40 {
+        doubling.push_str(&format!("fn f{i}(x) = f{}(x) + f{}(x)\n", i - 1, i - 1));
+    }
+    doubling.push_str("model M0 {\n    input [B, 4]\n    relu\n}\n");
+    for i in 1..40 {
+        doubling.push_str(&format!("model M{i} {{\n    input [B, 4]\n    M{}\n    M{}\n}}\n", i - 1, i - 1));
+    }
+    let analysis = nnc_compiler::analyze(&doubling);
+    assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
+
+    for source in [
+        "fn f(x) = f(x) + f(x)\neval f(1)\n",
+        "model A {\n    input [B, 8]\n    A\n    A\n}\n",
+        "fn f(x) = g(x)\nfn g(x) = f(x)\n",
+    ] {
+        let analysis = nnc_compiler::analyze(source);
+        assert!(
+            analysis.diagnostics.iter().any(|d| d.code.as_str() == "E0111"),
+            "{source}: {:?}",
+            analysis.diagnostics
+        );
+    }
+}

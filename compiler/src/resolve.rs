@@ -206,6 +206,8 @@ impl Resolver {
     }
 
     fn fn_def(&mut self, def: &FnDef, constants: &Scope) {
+        // Calls from this function are recorded, so that recursion is found.
+        self.current_model = self.globals.get(&def.name.name).copied();
         let mut scope = constants.clone();
         let local_from = scope.names.len();
         for param in &def.params {
@@ -218,6 +220,7 @@ impl Resolver {
             self.bind(&mut scope, symbols_end.max(local_from), &param.name, DefKind::FnParam);
         }
         self.expr(&def.body, &scope, Place::Function);
+        self.current_model = None;
     }
 
     /// Resolves the dimensions of a shape. In an input shape (`introduce`), a name that is
@@ -490,6 +493,9 @@ impl Resolver {
                 self.user_args(name, span, &params, settings, scope, place);
             }
             DefKind::Fn => {
+                if let Some(current) = self.current_model {
+                    self.model_uses.entry(current).or_default().push((def, span));
+                }
                 let params = self.fn_params.get(&def).cloned().unwrap_or_default();
                 let params: Vec<(String, bool)> = params.into_iter().map(|p| (p, false)).collect();
                 let params = if input_flows { params.get(1..).unwrap_or(&[]).to_vec() } else { params };
@@ -1322,7 +1328,13 @@ impl Resolver {
                                 },
                             )
                             .with_secondary(self.out.definitions[start].span, "defined here")
-                            .with_help("a network cannot contain itself; use another model here");
+                            .with_help(
+                                if self.out.definitions[start].kind == DefKind::Fn {
+                                    "functions are expanded where they are called, so one cannot call itself"
+                                } else {
+                                    "a network cannot contain itself; use another model here"
+                                },
+                            );
                             for &later in &next[1..] {
                                 diagnostic = diagnostic.with_secondary(later, "which uses");
                             }

@@ -79,7 +79,7 @@ codes! {
         "model M {\n    input [B, 2]\n    linear(1)\n}\ntrain M on xor(samples = 100) {\n    loss = bce\n    epoch = 10\n}\n";
     WrongKind = "E0110", Error, "a name used as something it is not, such as a function trained as a model",
         "fn f(x) = x\ntrain f on xor(samples = 100) {\n    loss = bce\n}\n";
-    RecursiveModel = "E0111", Error, "a model that uses itself, directly or through other models",
+    RecursiveModel = "E0111", Error, "a model or function that uses itself, directly or through others",
         "model A {\n    input [B, 4]\n    A\n}\n";
     LayerNeedsInput = "E0112", Error, "a layer used where no input flows into it",
         "fn f(x) = relu\n";

@@ -58,6 +58,8 @@ pub fn analyze_shapes(file: &File, source: &str) -> ShapeAnalysis {
         fns: HashMap::new(),
         out: ShapeAnalysis::default(),
         standalone_failed: Vec::new(),
+        active: Vec::new(),
+        walked: HashMap::new(),
     };
     for item in &file.items {
         match item {
@@ -170,6 +172,13 @@ struct Engine<'a> {
     /// Models and functions whose own analysis failed: their errors are reported there,
     /// not again at every use.
     standalone_failed: Vec<String>,
+    /// The functions and models being walked, innermost last. One met again is recursion,
+    /// which name resolution reports; it is not walked again.
+    active: Vec<String>,
+    /// What walking a function or model gave for given inputs, with the diagnostics inside
+    /// it: a definition used many times is walked once per distinct input, so the time is
+    /// linear in the file, not exponential in how deeply calls nest.
+    walked: HashMap<String, (Applied, Vec<Diagnostic>)>,
 }
 
 /// One model or function being walked.
@@ -667,8 +676,23 @@ impl<'a> Engine<'a> {
             return Applied { value: Value::unknown(), ..Applied::default() };
         }
         let values = self.model_args(def, args, frame);
+        let name = def.name.name.clone();
+        if self.active.contains(&name) {
+            return Applied { value: Value::unknown(), ..Applied::default() };
+        }
+        let key =
+            format!("model {name} {:?} {:?}", values.iter().collect::<std::collections::BTreeMap<_, _>>(), input.shape);
+        if let Some((applied, diagnostics)) = self.walked.get(&key).cloned() {
+            let inner = Frame { diagnostics, ..Frame::new(frame.depth + 1, false) };
+            if self.report_nested(&inner, &name, span, frame) {
+                return Applied { value: Value::unknown(), ..applied };
+            }
+            return applied;
+        }
         let mut inner = Frame::new(frame.depth + 1, false);
+        self.active.push(name.clone());
         let report = self.model(def, &values, Some(input), &mut inner);
+        self.active.pop();
         let failed = self.report_nested(&inner, &def.name.name, span, frame);
         let value = match (&report.output, failed) {
             (Some(shape), false) => {
@@ -683,7 +707,7 @@ impl<'a> Engine<'a> {
         let (weights, biases) = report.rows.iter().fold((Dim::default(), Dim::default()), |(w, b), row| {
             (w.checked_add(&row.weights).unwrap_or_default(), b.checked_add(&row.biases).unwrap_or_default())
         });
-        Applied {
+        let applied = Applied {
             value,
             weights,
             biases,
@@ -695,7 +719,17 @@ impl<'a> Engine<'a> {
                 report.params
             )],
             warnings: Vec::new(),
+        };
+        // Keep what a failure leaves too: its diagnostics are reported again at each use.
+        let mut kept = applied.clone();
+        if failed {
+            kept.value = match &report.output {
+                Some(shape) => Value::new(shape.clone()),
+                None => Value::unknown(),
+            };
         }
+        self.walked.insert(key, (kept, inner.diagnostics));
+        applied
     }
 
     /// Reports, at the use, the errors of a model or function walked for that use. Returns
@@ -765,8 +799,33 @@ impl<'a> Engine<'a> {
             };
             inner.tensors.insert(param.name.name.clone(), bound);
         }
-        let result = self.expr(&def.body, &mut inner);
-        if self.report_nested(&inner, &def.name.name, span, frame) { Value::unknown() } else { result }
+        let name = &def.name.name;
+        if self.active.contains(name) {
+            return Value::unknown();
+        }
+        let key = format!(
+            "fn {name} {:?}",
+            inner
+                .tensors
+                .iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .values()
+                .map(|v| &v.shape)
+                .collect::<Vec<_>>()
+        );
+        let (applied, diagnostics) = match self.walked.get(&key) {
+            Some(hit) => hit.clone(),
+            None => {
+                self.active.push(name.clone());
+                let value = self.expr(&def.body, &mut inner);
+                self.active.pop();
+                let walked = (Applied { value, ..Applied::default() }, inner.diagnostics.clone());
+                self.walked.insert(key, walked.clone());
+                walked
+            }
+        };
+        inner.diagnostics = diagnostics;
+        if self.report_nested(&inner, name, span, frame) { Value::unknown() } else { applied.value }
     }
 
     /// An expression's value, with the parameters and mult-adds of the layers inside it.
