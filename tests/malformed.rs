@@ -40,6 +40,11 @@ fn position(analysis: &Analysis, index: &LineIndex, offset: usize) -> String {
     format!("{}:{}", p.line + 1, p.char_column + 1)
 }
 
+/// The primary label, then the secondary ones.
+fn labels(diagnostic: &Diagnostic) -> impl Iterator<Item = &nnc_grammar::Label> {
+    std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary)
+}
+
 /// The diagnostics without source lines: code, position and message of each, then its
 /// labels, notes and help.
 fn summary(analysis: &Analysis) -> String {
@@ -48,7 +53,7 @@ fn summary(analysis: &Analysis) -> String {
     for d in &analysis.diagnostics {
         let at = position(analysis, &index, d.primary.span.start);
         out.push_str(&format!("{} {at} {}\n", d.code, d.message));
-        for label in std::iter::once(&d.primary).chain(&d.secondary) {
+        for label in labels(d) {
             out.push_str(&format!("    {}: {}\n", position(analysis, &index, label.span.start), label.message));
         }
         for note in &d.notes {
@@ -59,10 +64,6 @@ fn summary(analysis: &Analysis) -> String {
         }
     }
     out
-}
-
-fn labels(diagnostic: &Diagnostic) -> impl Iterator<Item = &nnc_grammar::Label> {
-    std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary)
 }
 
 #[test]
@@ -142,6 +143,9 @@ fn shown_at(text: &str, diagnostic: &Diagnostic) -> usize {
 fn the_binary_answers_every_file() {
     let files = corpus_files();
     assert!(files.len() >= 32, "the corpus has {} files", files.len());
+    for clean in CLEAN {
+        assert!(files.iter().any(|path| file_name(path) == *clean), "`{clean}` is missing from the corpus");
+    }
     for path in files {
         let name = file_name(&path);
         let output =

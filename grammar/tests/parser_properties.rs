@@ -148,6 +148,10 @@ fn check(text: &str) -> Result<(), TestCaseError> {
 /// Bytes that make up source text, so that random byte strings form tokens often.
 const SOURCE_BYTES: &[u8] = b"abxyzBT_019 .,;:=+-*/^@|>()[]{}\"'\\\n\r\t#$%";
 
+/// How files begin: plainly, or with the byte-order mark of UTF-8, UTF-16 LE or UTF-16 BE,
+/// each of which `decode` treats in its own way.
+const BYTE_ORDER_MARKS: &[&[u8]] = &[b"", b"", b"\xEF\xBB\xBF", b"\xFF\xFE", b"\xFE\xFF"];
+
 /// Names, layers and misspellings of keywords.
 const NAMES: &[&str] =
     &["x", "x1", "B", "T", "Mlp", "linear", "relu", "conv2d", "kernel", "loss", "größe", "α", "modle", "inptu"];
@@ -155,6 +159,7 @@ const NAMES: &[&str] =
 const NUMBERS: &[&str] = &["0", "1", "28", "1e-3", "2.5", "1_000", "1e999", "99999999999999999999999"];
 /// Strings, closed and not, and single quotes.
 const STRINGS: &[&str] = &["\"s\"", "\"a\\\"b\"", "\"open", "'q'", "'"];
+/// Punctuation and brackets.
 const PUNCTUATION: &[&str] =
     &["(", ")", "[", "]", "{", "}", ",", ";", ":", "=", "+", "-", "*", "/", "^", "^T", "@", "|>", "->"];
 /// Line structure and comments; newlines twice, for more lines.
@@ -212,11 +217,13 @@ proptest! {
 
     #[test]
     fn random_bytes(
-        bytes in prop::collection::vec(
+        mark in prop::sample::select(BYTE_ORDER_MARKS),
+        body in prop::collection::vec(
             prop_oneof![3 => prop::sample::select(SOURCE_BYTES), 1 => any::<u8>()],
             0..2048,
         )
     ) {
+        let bytes = [mark, &body].concat();
         let (text, diagnostics) = decode(&bytes);
         // Invalid bytes become spaces, so offsets in the text are offsets in the file.
         prop_assert_eq!(text.len(), bytes.len());
