@@ -585,6 +585,19 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Whether every name in `expr` has a value here.
+    fn only_known_names(&self, expr: &Expr, frame: &Frame) -> bool {
+        let mut known = true;
+        expr.walk(&mut |e| {
+            if let ExprKind::Name(name) = &e.kind
+                && !frame.dims.contains_key(name)
+            {
+                known = false;
+            }
+        });
+        known
+    }
+
     /// Evaluates the settings of a built-in call.
     fn settings(
         &self,
@@ -596,8 +609,9 @@ impl<'a> Engine<'a> {
         let mut settings = Settings::default();
         if builtin.variadic {
             for arg in args {
-                if let Some(d) = self.dim(&arg.value, frame) {
-                    settings.numbers.push((d, arg.value.span));
+                match self.dim(&arg.value, frame) {
+                    Some(d) => settings.numbers.push((d, arg.value.span)),
+                    None => settings.uncomputable.push(arg.value.span),
                 }
             }
             return settings;
@@ -613,8 +627,17 @@ impl<'a> Engine<'a> {
                 (ArgKind::Int | ArgKind::IntOrPair, _) => self.dim(value, frame).map(Setting::Int),
                 _ => None,
             };
-            if let Some(setting) = setting {
-                settings.named.push((param.name, setting, value.span));
+            match setting {
+                Some(setting) => settings.named.push((param.name, setting, value.span)),
+                // A size of names and numbers that still has no value overflowed, divided
+                // by zero or took a negative power; names that are not defined are reported
+                // by name resolution.
+                None if matches!(param.kind, ArgKind::Int | ArgKind::IntOrPair)
+                    && self.only_known_names(value, frame) =>
+                {
+                    settings.uncomputable.push(value.span)
+                }
+                None => {}
             }
         }
         settings
@@ -639,6 +662,18 @@ impl<'a> Engine<'a> {
         let result = match builtin.kind {
             Kind::Layer | Kind::Activation => {
                 let settings = self.settings(builtin, builtin.params, args, frame);
+                if let Some(&at) = settings.uncomputable.first() {
+                    frame.error(
+                        Diagnostic::new(
+                            Code::TooLarge,
+                            format!("`{label}` has a size that cannot be computed"),
+                            at,
+                            "too large, a division by zero, or a negative power",
+                        )
+                        .with_help("sizes are whole numbers from 1 to 18446744073709551615"),
+                    );
+                    return Applied { value: Value::unknown(), ..Applied::default() };
+                }
                 match name {
                     "linear" => layers::linear(&site, &settings, input),
                     "conv2d" => layers::conv2d(&site, &settings, input),

@@ -21,6 +21,8 @@ pub(super) enum Setting {
 pub(super) struct Settings {
     pub named: Vec<(&'static str, Setting, Span)>,
     pub numbers: Vec<(Dim, Span)>,
+    /// Sizes whose value could not be computed.
+    pub uncomputable: Vec<Span>,
 }
 
 impl Settings {
