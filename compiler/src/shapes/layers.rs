@@ -305,6 +305,21 @@ fn tiling_warning(
     )
 }
 
+/// Reports a kernel or stride below 1, or a padding below 0.
+fn check_window(site: &Site<'_>, settings: &Settings, sizes: &[(&Dim, &str, i128)]) -> Result<(), Diagnostic> {
+    for &(value, name, least) in sizes {
+        if value.as_const().is_some_and(|v| v < least) {
+            return Err(Diagnostic::new(
+                Code::EmptyDimension,
+                format!("`{}` has {name} {value}, but it must be at least {least}", site.label),
+                settings.span(name).unwrap_or(site.span),
+                format!("{name} below {least}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// 2-D convolution: `[N, C, H, W]` to `[N, out_c, H', W']`.
 pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule {
     let help = match shape_of(input) {
@@ -325,6 +340,18 @@ pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
     let (kh, kw) = settings.pair("kernel").unwrap_or((Dim::constant(1), Dim::constant(1)));
     let (sh, sw) = settings.pair("stride").unwrap_or((Dim::constant(1), Dim::constant(1)));
     let (ph, pw) = settings.pair("pad").unwrap_or((Dim::default(), Dim::default()));
+    check_window(
+        site,
+        settings,
+        &[
+            (&kh, "kernel", 1),
+            (&kw, "kernel", 1),
+            (&sh, "stride", 1),
+            (&sw, "stride", 1),
+            (&ph, "pad", 0),
+            (&pw, "pad", 0),
+        ],
+    )?;
     let channels = shape.0[1].clone();
     let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, &ph)?;
     let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, &pw)?;
@@ -360,6 +387,7 @@ pub(super) fn pool(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule 
     };
     let (kh, kw) = settings.pair("kernel").unwrap_or((Dim::constant(2), Dim::constant(2)));
     let (sh, sw) = settings.pair("stride").unwrap_or((kh.clone(), kw.clone()));
+    check_window(site, settings, &[(&kh, "kernel", 1), (&kw, "kernel", 1), (&sh, "stride", 1), (&sw, "stride", 1)])?;
     let zero = Dim::default();
     let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, &zero)?;
     let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, &zero)?;
@@ -422,6 +450,14 @@ pub(super) fn reshape(site: &Site<'_>, settings: &Settings, input: &Value) -> Ru
     let Some(shape) = shape_of(input) else {
         return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
+    if settings.numbers.is_empty() {
+        return Err(Diagnostic::new(
+            Code::ReshapeMismatch,
+            format!("`{}` needs the dimensions to reshape to, such as `reshape(1, 8, 8)`", site.label),
+            site.span,
+            "no dimensions",
+        ));
+    }
     if shape.rank() == 0 {
         return Err(Diagnostic::new(
             Code::LayerInputShape,
