@@ -585,15 +585,14 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Whether every name in `expr` has a value here.
+    /// Whether every name in `expr` has a value here and no part of it was already
+    /// reported (an error node, such as a number out of range).
     fn only_known_names(&self, expr: &Expr, frame: &Frame) -> bool {
         let mut known = true;
-        expr.walk(&mut |e| {
-            if let ExprKind::Name(name) = &e.kind
-                && !frame.dims.contains_key(name)
-            {
-                known = false;
-            }
+        expr.walk(&mut |e| match &e.kind {
+            ExprKind::Name(name) if !frame.dims.contains_key(name) => known = false,
+            ExprKind::Error => known = false,
+            _ => {}
         });
         known
     }
