@@ -149,20 +149,8 @@ fn idx(shape: &[u32], data: &[u8]) -> Vec<u8> {
 
 /// A `.npy` file of f32 values.
 fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    let tensor = nnc_compiler::ir::Tensor::new(shape.to_vec(), data.iter().map(|&v| v as f64).collect());
+    nnc_runtime::interchange::npy_bytes(&tensor)
 }
 
 /// Images of two classes that a CNN tells apart at once: a bright top half, or a bright

@@ -111,15 +111,15 @@ fn predict_with(
     Ok(eval_function(&f, &all, Precision::F64)?.0.remove(0))
 }
 
-/// Writes a `.npy` file of f32 values.
-pub fn write_npy(path: &Path, tensor: &Tensor) -> Result<(), String> {
+/// The bytes of a `.npy` file (version 1) of f32 values, as NumPy writes them: the data
+/// starts at a multiple of 64 bytes.
+pub fn npy_bytes(tensor: &Tensor) -> Vec<u8> {
     let dims: Vec<String> = tensor.shape.iter().map(|d| d.to_string()).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    // The data starts at a multiple of 64 bytes, as NumPy writes it.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -130,6 +130,12 @@ pub fn write_npy(path: &Path, tensor: &Tensor) -> Result<(), String> {
     for v in &tensor.data {
         bytes.extend_from_slice(&(*v as f32).to_le_bytes());
     }
+    bytes
+}
+
+/// Writes a `.npy` file of f32 values.
+pub fn write_npy(path: &Path, tensor: &Tensor) -> Result<(), String> {
+    let bytes = npy_bytes(tensor);
     let mut file = std::fs::File::create(path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     file.write_all(&bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }

@@ -57,6 +57,14 @@ fn zeros(e: &mut Emit<'_>, shape: &Shape) -> Value {
     if shape.rank() == 0 { zero } else { e.op(Op::Broadcast(shape.clone()), &[zero]) }
 }
 
+/// A derivative that was found, or zeros of `shape` where none reaches the value.
+fn or_zeros(g: &mut Function, found: Option<Value>, shape: &Shape, span: nnc_grammar::Span) -> Value {
+    match found {
+        Some(value) => value,
+        None => zeros(&mut Emit { f: g, span }, shape),
+    }
+}
+
 /// A contribution in the output's (broadcast) shape, summed back to the input's shape.
 fn unbroadcast(e: &mut Emit<'_>, contribution: Value, shape: &Shape) -> Value {
     if e.shape(contribution) == *shape { contribution } else { e.op(Op::SumTo(shape.clone()), &[contribution]) }
@@ -102,14 +110,7 @@ pub fn reverse(f: &Function, wrt: &[usize]) -> (Function, Vec<(Value, Value)>) {
     }
     for &i in wrt {
         let param = f.params[i].value;
-        let value = match adjoint.get(&param) {
-            Some(&value) => value,
-            None => {
-                let shape = f.ty(param).shape.clone();
-                let mut e = Emit { f: &mut g, span: f.span };
-                zeros(&mut e, &shape)
-            }
-        };
+        let value = or_zeros(&mut g, adjoint.get(&param).copied(), &f.ty(param).shape, f.span);
         trace.push((param, value));
         name_derivative(&mut g, value, param, "_bar");
         g.results.push(value);
@@ -169,14 +170,7 @@ pub fn forward(f: &Function, wrt: &[usize]) -> (Function, Vec<(Value, Value)>) {
     g.results = f.results.clone();
     g.result_names = f.result_names.clone();
     for (i, &result) in f.results.iter().enumerate() {
-        let value = match tangent.get(&result) {
-            Some(&t) => t,
-            None => {
-                let shape = f.ty(result).shape.clone();
-                let mut e = Emit { f: &mut g, span: f.span };
-                zeros(&mut e, &shape)
-            }
-        };
+        let value = or_zeros(&mut g, tangent.get(&result).copied(), &f.ty(result).shape, f.span);
         g.results.push(value);
         g.result_names.push(format!("{}_dot", f.result_names.get(i).map_or("y", String::as_str)));
     }

@@ -58,12 +58,7 @@ pub fn lower_fn(
         training: false,
     };
     let result = lowerer.expr(&def.body, &scope)?;
-    let mut f = lowerer.f;
-    f.results = vec![result];
-    f.result_names = vec!["y".to_string()];
-    f.schedule_by_depth();
-    f.renumber();
-    Ok(f)
+    Ok(lowerer.finish(result))
 }
 
 /// The file's functions by name, for calls to inline.
@@ -104,6 +99,17 @@ struct Slot {
 }
 
 impl Lowerer<'_> {
+    /// The lowered function returning `result`, its values numbered as the lecture numbers
+    /// them.
+    fn finish(self, result: Value) -> Function {
+        let mut f = self.f;
+        f.results = vec![result];
+        f.result_names = vec!["y".to_string()];
+        f.schedule_by_depth();
+        f.renumber();
+        f
+    }
+
     fn push(&mut self, op: Op, args: &[Value], span: Span) -> Result<Value, LowerError> {
         let shapes: Vec<&Shape> = args.iter().map(|&a| &self.f.ty(a).shape).collect();
         op.shape(&shapes).map_err(|e| error(e, span))?;
@@ -435,12 +441,7 @@ fn lower_model_for(
         training,
     };
     let output = lowerer.model_body(def, args, None, "", batch)?;
-    let mut f = lowerer.f;
-    f.results = vec![output];
-    f.result_names = vec!["y".to_string()];
-    f.schedule_by_depth();
-    f.renumber();
-    Ok(f)
+    Ok(lowerer.finish(output))
 }
 
 impl Lowerer<'_> {

@@ -1240,24 +1240,8 @@ fn conv(site: &Site<'_>, x: &Value, w: &Value, settings: &Settings) -> Result<Ap
     let (Some(sx), Some(sw)) = (&x.shape, &w.shape) else {
         return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
-    let stride = settings
-        .named
-        .iter()
-        .find(|(n, _, _)| *n == "stride")
-        .and_then(|(_, s, _)| match s {
-            Setting::Int(d) => d.as_const(),
-            _ => None,
-        })
-        .unwrap_or(1);
-    let pad = settings
-        .named
-        .iter()
-        .find(|(n, _, _)| *n == "pad")
-        .and_then(|(_, s, _)| match s {
-            Setting::Int(d) => d.as_const(),
-            _ => None,
-        })
-        .unwrap_or(0);
+    let stride = settings.int("stride").and_then(|d| d.as_const()).unwrap_or(1);
+    let pad = settings.int("pad").and_then(|d| d.as_const()).unwrap_or(0);
     let axis = |n: &Dim, k: &Dim| -> Option<Dim> {
         let out = n
             .checked_add(&Dim::constant(2 * pad))

@@ -34,7 +34,7 @@ impl Settings {
         self.named.iter().find(|(n, _, _)| *n == name).map(|(_, _, s)| *s)
     }
 
-    fn int(&self, name: &str) -> Option<Dim> {
+    pub fn int(&self, name: &str) -> Option<Dim> {
         match self.get(name)? {
             Setting::Int(d) => Some(d.clone()),
             _ => None,
