@@ -14,7 +14,7 @@ mod trace;
 mod verify;
 
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
-pub use interp::{Precision, Tensor, eval_function};
+pub use interp::{Interpreter, Precision, Tensor, eval_function};
 pub use lower::{LowerError, lower_fn, lower_loss, lower_model, lower_training_loss};
 pub use ops::Op;
 pub use opt::optimize;

@@ -140,7 +140,8 @@ pub(crate) type JvpRule = fn(&mut Emit<'_>, &Op, &[Value], Value, &[Option<Value
 /// The rules of one primitive.
 pub(crate) struct Rules {
     pub shape: fn(&Op, &[&Shape]) -> Result<Shape, String>,
-    pub eval: fn(&Op, &[&Tensor]) -> Tensor,
+    /// Evaluates into `out`, which has the result's shape; its old contents are garbage.
+    pub eval: fn(&Op, &[&Tensor], &mut Tensor),
     pub vjp: VjpRule,
     pub jvp: JvpRule,
 }
@@ -477,17 +478,26 @@ fn reduced(shape: &Shape, axis: Option<usize>) -> Result<Shape, String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Evaluation helpers.
+// Evaluation helpers. Every evaluation writes into an output tensor that the caller made
+// with the result's shape, so that an executor can reuse one buffer per value across steps.
 
-fn map(x: &Tensor, f: impl Fn(f64) -> f64) -> Tensor {
-    Tensor { shape: x.shape.clone(), data: x.data.iter().map(|&v| f(v)).collect() }
+fn map(x: &Tensor, out: &mut Tensor, f: impl Fn(f64) -> f64) {
+    for (slot, &v) in out.data.iter_mut().zip(&x.data) {
+        *slot = f(v);
+    }
 }
 
-fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Tensor {
-    let shape = broadcast_dims(&a.shape, &b.shape);
-    let (ia, ib) = (a.broadcast_index(&shape), b.broadcast_index(&shape));
-    let data = (0..shape.iter().product()).map(|i| f(a.data[ia(i)], b.data[ib(i)])).collect();
-    Tensor { shape, data }
+fn zip(a: &Tensor, b: &Tensor, out: &mut Tensor, f: impl Fn(f64, f64) -> f64) {
+    if a.shape == out.shape && b.shape == out.shape {
+        for ((slot, &x), &y) in out.data.iter_mut().zip(&a.data).zip(&b.data) {
+            *slot = f(x, y);
+        }
+        return;
+    }
+    let (ia, ib) = (a.broadcast_index(&out.shape), b.broadcast_index(&out.shape));
+    for (i, slot) in out.data.iter_mut().enumerate() {
+        *slot = f(a.data[ia.at(i)], b.data[ib.at(i)]);
+    }
 }
 
 pub(crate) fn broadcast_dims(a: &[usize], b: &[usize]) -> Vec<usize> {
@@ -506,56 +516,47 @@ fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
 }
 
-fn reduce(x: &Tensor, axis: Option<usize>, init: f64, f: impl Fn(f64, f64) -> f64) -> Tensor {
+fn reduce(x: &Tensor, out: &mut Tensor, axis: Option<usize>, init: f64, f: impl Fn(f64, f64) -> f64) {
     match axis {
-        None => Tensor { shape: Vec::new(), data: vec![x.data.iter().fold(init, |a, &v| f(a, v))] },
+        None => out.data[0] = x.data.iter().fold(init, |a, &v| f(a, v)),
         Some(axis) => {
             let (outer, n, inner) = around(&x.shape, axis);
-            let mut data = vec![init; outer * inner];
+            out.data.fill(init);
             for o in 0..outer {
                 for k in 0..n {
                     for i in 0..inner {
-                        let slot = &mut data[o * inner + i];
+                        let slot = &mut out.data[o * inner + i];
                         *slot = f(*slot, x.data[(o * n + k) * inner + i]);
                     }
                 }
             }
-            let mut shape = x.shape.clone();
-            shape.remove(axis);
-            Tensor { shape, data }
         }
     }
 }
 
-/// Applies `f` to each line of `x` along `axis` (softmax and its kin).
-fn along(x: &Tensor, axis: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Tensor {
-    let (outer, n, inner) = around(&x.shape, axis);
-    let mut data = vec![0.0; x.data.len()];
-    let mut line = vec![0.0; n];
-    for o in 0..outer {
-        for i in 0..inner {
-            for (k, slot) in line.iter_mut().enumerate() {
-                *slot = x.data[(o * n + k) * inner + i];
-            }
-            for (k, v) in f(&line).into_iter().enumerate() {
-                data[(o * n + k) * inner + i] = v;
-            }
+/// The lines of a tensor along an axis, as (first index, stride, length).
+fn lines(shape: &[usize], axis: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (outer, n, inner) = around(shape, axis);
+    (0..outer).flat_map(move |o| (0..inner).map(move |i| (o * n * inner + i, inner, n)))
+}
+
+/// The largest element of a line and the sum of the exponentials of the elements minus it.
+fn max_and_total(data: &[f64], (start, stride, n): (usize, usize, usize)) -> (f64, f64) {
+    let at = |k: usize| data[start + k * stride];
+    let max = (0..n).map(at).fold(f64::NEG_INFINITY, f64::max);
+    (max, (0..n).map(|k| (at(k) - max).exp()).sum())
+}
+
+fn softmax_into(x: &Tensor, out: &mut Tensor, axis: usize, log: bool) {
+    for line in lines(&x.shape, axis) {
+        let (max, total) = max_and_total(&x.data, line);
+        let log_total = total.ln() + max;
+        let (start, stride, n) = line;
+        for k in 0..n {
+            let v = x.data[start + k * stride];
+            out.data[start + k * stride] = if log { v - log_total } else { (v - max).exp() / total };
         }
     }
-    Tensor { shape: x.shape.clone(), data }
-}
-
-fn softmax_line(line: &[f64]) -> Vec<f64> {
-    let max = line.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f64> = line.iter().map(|v| (v - max).exp()).collect();
-    let total: f64 = exps.iter().sum();
-    exps.into_iter().map(|e| e / total).collect()
-}
-
-fn log_softmax_line(line: &[f64]) -> Vec<f64> {
-    let max = line.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let log_total = line.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
-    line.iter().map(|v| v - log_total).collect()
 }
 
 fn no_vjp(_: &mut Emit<'_>, _: &Op, args: &[Value], _: Value, _: Value, _: &[bool]) -> Vec<Option<Value>> {
@@ -578,8 +579,8 @@ fn const_shape(op: &Op, _: &[&Shape]) -> Result<Shape, String> {
 
 static CONST: Rules = Rules {
     shape: const_shape,
-    eval: |op, _| match op {
-        Op::Const(c) => Tensor::scalar(*c),
+    eval: |op, _, out| match op {
+        Op::Const(c) => out.data[0] = *c,
         _ => unreachable!(),
     },
     vjp: no_vjp,
@@ -588,8 +589,8 @@ static CONST: Rules = Rules {
 
 static SIZE: Rules = Rules {
     shape: scalar,
-    eval: |op, _| match op {
-        Op::Size(dim) => Tensor::scalar(dim.as_const().expect("a concrete size") as f64),
+    eval: |op, _, out| match op {
+        Op::Size(dim) => out.data[0] = dim.as_const().expect("a concrete size") as f64,
         _ => unreachable!(),
     },
     vjp: no_vjp,
@@ -598,8 +599,8 @@ static SIZE: Rules = Rules {
 
 static LITERAL: Rules = Rules {
     shape: const_shape,
-    eval: |op, _| match op {
-        Op::Literal { shape, data } => Tensor { shape: shape.clone(), data: data.clone() },
+    eval: |op, _, out| match op {
+        Op::Literal { data, .. } => out.data.copy_from_slice(data),
         _ => unreachable!(),
     },
     vjp: no_vjp,
@@ -612,14 +613,14 @@ static LITERAL: Rules = Rules {
 
 static NEG: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], |v| -v),
+    eval: |_, x, out| map(x[0], out, |v| -v),
     vjp: |e, _, _, _, g, _| vec![Some(e.neg(g))],
     jvp: |e, _, _, _, t| t[0].map(|t| e.neg(t)),
 };
 
 static EXP: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::exp),
+    eval: |_, x, out| map(x[0], out, f64::exp),
     // d exp(x) = exp(x) dx = y dx
     vjp: |e, _, _, y, g, _| vec![Some(e.mul(g, y))],
     jvp: |e, _, _, y, t| e.mul_opt(t[0], y),
@@ -627,7 +628,7 @@ static EXP: Rules = Rules {
 
 static LN: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::ln),
+    eval: |_, x, out| map(x[0], out, f64::ln),
     // d ln(x) = dx / x
     vjp: |e, _, x, _, g, _| vec![Some(e.div(g, x[0]))],
     jvp: |e, _, x, _, t| t[0].map(|t| e.div(t, x[0])),
@@ -635,7 +636,7 @@ static LN: Rules = Rules {
 
 static SQRT: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::sqrt),
+    eval: |_, x, out| map(x[0], out, f64::sqrt),
     // d sqrt(x) = dx / (2 y)
     vjp: |e, _, _, y, g, _| {
         let two = e.constant(2.0);
@@ -652,7 +653,7 @@ static SQRT: Rules = Rules {
 
 static SIN: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::sin),
+    eval: |_, x, out| map(x[0], out, f64::sin),
     // d sin(x) = cos(x) dx
     vjp: |e, _, x, _, g, _| {
         let cos = e.op(Op::Cos, &[x[0]]);
@@ -667,7 +668,7 @@ static SIN: Rules = Rules {
 
 static COS: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::cos),
+    eval: |_, x, out| map(x[0], out, f64::cos),
     // d cos(x) = -sin(x) dx
     vjp: |e, _, x, _, g, _| {
         let sin = e.op(Op::Sin, &[x[0]]);
@@ -691,7 +692,7 @@ fn one_plus_square(e: &mut Emit<'_>, y: Value, plus: bool) -> Value {
 
 static TAN: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::tan),
+    eval: |_, x, out| map(x[0], out, f64::tan),
     // d tan(x) = (1 + tan(x)^2) dx
     vjp: |e, _, _, y, g, _| {
         let d = one_plus_square(e, y, true);
@@ -706,7 +707,7 @@ static TAN: Rules = Rules {
 
 static TANH: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::tanh),
+    eval: |_, x, out| map(x[0], out, f64::tanh),
     // d tanh(x) = (1 - tanh(x)^2) dx
     vjp: |e, _, _, y, g, _| {
         let d = one_plus_square(e, y, false);
@@ -728,7 +729,7 @@ fn sigmoid_slope(e: &mut Emit<'_>, y: Value) -> Value {
 
 static SIGMOID: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], |v| 1.0 / (1.0 + (-v).exp())),
+    eval: |_, x, out| map(x[0], out, |v| 1.0 / (1.0 + (-v).exp())),
     vjp: |e, _, _, y, g, _| {
         let d = sigmoid_slope(e, y);
         vec![Some(e.mul(g, d))]
@@ -742,7 +743,7 @@ static SIGMOID: Rules = Rules {
 
 static RELU: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], |v| v.max(0.0)),
+    eval: |_, x, out| map(x[0], out, |v| v.max(0.0)),
     // The derivative is 0 at 0, as in PyTorch.
     vjp: |e, _, x, _, g, _| {
         let step = e.op(Op::Step, &[x[0]]);
@@ -757,7 +758,7 @@ static RELU: Rules = Rules {
 
 static ABS: Rules = Rules {
     shape: same,
-    eval: |_, x| map(x[0], f64::abs),
+    eval: |_, x, out| map(x[0], out, f64::abs),
     vjp: |e, _, x, _, g, _| {
         let sign = e.op(Op::Sign, &[x[0]]);
         vec![Some(e.mul(g, sign))]
@@ -769,13 +770,17 @@ static ABS: Rules = Rules {
     },
 };
 
-static STEP: Rules =
-    Rules { shape: same, eval: |_, x| map(x[0], |v| if v > 0.0 { 1.0 } else { 0.0 }), vjp: no_vjp, jvp: no_jvp };
+static STEP: Rules = Rules {
+    shape: same,
+    eval: |_, x, out| map(x[0], out, |v| if v > 0.0 { 1.0 } else { 0.0 }),
+    vjp: no_vjp,
+    jvp: no_jvp,
+};
 
 static SIGN: Rules = Rules {
     shape: same,
-    eval: |_, x| {
-        map(x[0], |v| {
+    eval: |_, x, out| {
+        map(x[0], out, |v| {
             if v > 0.0 {
                 1.0
             } else if v < 0.0 {
@@ -794,14 +799,14 @@ static SIGN: Rules = Rules {
 
 static ADD: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], |a, b| a + b),
+    eval: |_, x, out| zip(x[0], x[1], out, |a, b| a + b),
     vjp: |_, _, _, _, g, _| vec![Some(g), Some(g)],
     jvp: |e, _, _, _, t| e.sum_opt(t[0], t[1]),
 };
 
 static SUB: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], |a, b| a - b),
+    eval: |_, x, out| zip(x[0], x[1], out, |a, b| a - b),
     vjp: |e, _, _, _, g, needs| vec![Some(g), needs[1].then(|| e.neg(g))],
     jvp: |e, _, _, _, t| match (t[0], t[1]) {
         (Some(a), Some(b)) => Some(e.sub(a, b)),
@@ -813,7 +818,7 @@ static SUB: Rules = Rules {
 
 static MUL: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], |a, b| a * b),
+    eval: |_, x, out| zip(x[0], x[1], out, |a, b| a * b),
     // d(ab) = b da + a db
     vjp: |e, _, x, _, g, needs| vec![needs[0].then(|| e.mul(g, x[1])), needs[1].then(|| e.mul(g, x[0]))],
     jvp: |e, _, x, _, t| {
@@ -825,7 +830,7 @@ static MUL: Rules = Rules {
 
 static DIV: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], |a, b| a / b),
+    eval: |_, x, out| zip(x[0], x[1], out, |a, b| a / b),
     // d(a/b) = da / b - (a/b) db / b
     vjp: |e, _, x, y, g, needs| {
         let da = needs[0].then(|| e.div(g, x[1]));
@@ -849,7 +854,7 @@ static DIV: Rules = Rules {
 
 static POW: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], f64::powf),
+    eval: |_, x, out| zip(x[0], x[1], out, f64::powf),
     // d(a^b) = b a^(b-1) da + a^b ln(a) db
     vjp: |e, _, x, y, g, needs| {
         let da = needs[0].then(|| {
@@ -906,21 +911,21 @@ fn extremum_jvp(e: &mut Emit<'_>, x: &[Value], t: &[Option<Value>], is_max: bool
 
 static MAX: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], f64::max),
+    eval: |_, x, out| zip(x[0], x[1], out, f64::max),
     vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, true),
     jvp: |e, _, x, _, t| extremum_jvp(e, x, t, true),
 };
 
 static MIN: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], f64::min),
+    eval: |_, x, out| zip(x[0], x[1], out, f64::min),
     vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, false),
     jvp: |e, _, x, _, t| extremum_jvp(e, x, t, false),
 };
 
 static GREATER_EQ: Rules = Rules {
     shape: broadcast2,
-    eval: |_, x| zip(x[0], x[1], |a, b| if a >= b { 1.0 } else { 0.0 }),
+    eval: |_, x, out| zip(x[0], x[1], out, |a, b| if a >= b { 1.0 } else { 0.0 }),
     vjp: no_vjp,
     jvp: no_jvp,
 };
@@ -946,21 +951,15 @@ fn matmul_shape(_: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
 }
 
 /// `[.., m, k] @ [k, n]` (or `[k]`), by the definition.
-fn matmul_eval(a: &Tensor, b: &Tensor) -> Tensor {
+fn matmul_eval(a: &Tensor, b: &Tensor, out: &mut Tensor) {
     let k = *a.shape.last().expect("rank >= 1");
-    let m = a.data.len() / k;
+    let m = a.data.len() / k.max(1);
     let n = if b.shape.len() == 2 { b.shape[1] } else { 1 };
-    let mut data = vec![0.0; m * n];
     for i in 0..m {
         for j in 0..n {
-            data[i * n + j] = (0..k).map(|p| a.data[i * k + p] * b.data[p * n + j]).sum();
+            out.data[i * n + j] = (0..k).map(|p| a.data[i * k + p] * b.data[p * n + j]).sum();
         }
     }
-    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
-    if b.shape.len() == 2 {
-        shape.push(n);
-    }
-    Tensor { shape, data }
 }
 
 /// `x` as a matrix: vectors become one row (`row = true`) or one column.
@@ -981,7 +980,7 @@ fn as_matrix(e: &mut Emit<'_>, x: Value, row: bool) -> Value {
 
 static MATMUL: Rules = Rules {
     shape: matmul_shape,
-    eval: |_, x| matmul_eval(x[0], x[1]),
+    eval: |_, x, out| matmul_eval(x[0], x[1], out),
     // y = a b: da = g b^T, db = a^T g, with vectors and batches as matrices.
     vjp: |e, _, x, _, g, needs| {
         let (a, b) = (x[0], x[1]);
@@ -1019,7 +1018,7 @@ static TRANSPOSE: Rules = Rules {
         }
         Ok(Shape(dims))
     },
-    eval: |_, x| x[0].transposed(),
+    eval: |_, x, out| x[0].transpose_into(out),
     vjp: |e, _, _, _, g, _| vec![Some(e.op(Op::Transpose, &[g]))],
     jvp: |e, _, _, _, t| t[0].map(|t| e.op(Op::Transpose, &[t])),
 };
@@ -1032,8 +1031,8 @@ static RESHAPE: Rules = Rules {
         Op::Reshape(shape) => Ok(shape.clone()),
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
-        Op::Reshape(shape) => Tensor { shape: concrete(shape), data: x[0].data.clone() },
+    eval: |op, x, out| match op {
+        Op::Reshape(_) => out.data.copy_from_slice(&x[0].data),
         _ => unreachable!(),
     },
     vjp: |e, _, x, _, g, _| {
@@ -1053,12 +1052,12 @@ static BROADCAST: Rules = Rules {
         Op::Broadcast(shape) => broadcast_shapes(inputs[0], shape).map(|_| shape.clone()),
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
-        Op::Broadcast(shape) => {
-            let target = concrete(shape);
-            let index = x[0].broadcast_index(&target);
-            let data = (0..target.iter().product()).map(|i| x[0].data[index(i)]).collect();
-            Tensor { shape: target, data }
+    eval: |op, x, out| match op {
+        Op::Broadcast(_) => {
+            let index = x[0].broadcast_index(&out.shape);
+            for (i, slot) in out.data.iter_mut().enumerate() {
+                *slot = x[0].data[index.at(i)];
+            }
         }
         _ => unreachable!(),
     },
@@ -1074,16 +1073,14 @@ static SUM_TO: Rules = Rules {
         Op::SumTo(shape) => Ok(shape.clone()),
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
-        Op::SumTo(shape) => {
-            let target = concrete(shape);
-            let mut out = Tensor { shape: target.clone(), data: vec![0.0; target.iter().product()] };
+    eval: |op, x, out| match op {
+        Op::SumTo(_) => {
+            out.data.fill(0.0);
             // Each element of the input adds into the element it was broadcast from.
             let index = out.broadcast_index(&x[0].shape);
             for (i, v) in x[0].data.iter().enumerate() {
-                out.data[index(i)] += v;
+                out.data[index.at(i)] += v;
             }
-            out
         }
         _ => unreachable!(),
     },
@@ -1123,8 +1120,8 @@ static SUM: Rules = Rules {
         Op::Sum { axis } => reduced(inputs[0], *axis),
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
-        Op::Sum { axis } => reduce(x[0], *axis, 0.0, |a, v| a + v),
+    eval: |op, x, out| match op {
+        Op::Sum { axis } => reduce(x[0], out, *axis, 0.0, |a, v| a + v),
         _ => unreachable!(),
     },
     vjp: |e, op, x, _, g, _| match op {
@@ -1145,13 +1142,16 @@ static MEAN: Rules = Rules {
         Op::Mean { axis } => reduced(inputs[0], *axis),
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
+    eval: |op, x, out| match op {
         Op::Mean { axis } => {
             let n = match axis {
                 Some(axis) => x[0].shape[*axis],
                 None => x[0].data.len(),
             };
-            map(&reduce(x[0], *axis, 0.0, |a, v| a + v), |v| v / n as f64)
+            reduce(x[0], out, *axis, 0.0, |a, v| a + v);
+            for v in &mut out.data {
+                *v /= n as f64;
+            }
         }
         _ => unreachable!(),
     },
@@ -1171,8 +1171,8 @@ static REDUCE_MAX: Rules = Rules {
         Op::ReduceMax { axis } => reduced(inputs[0], *axis),
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
-        Op::ReduceMax { axis } => reduce(x[0], *axis, f64::NEG_INFINITY, f64::max),
+    eval: |op, x, out| match op {
+        Op::ReduceMax { axis } => reduce(x[0], out, *axis, f64::NEG_INFINITY, f64::max),
         _ => unreachable!(),
     },
     // The cotangent goes to the elements equal to the maximum.
@@ -1202,8 +1202,8 @@ static REDUCE_MAX: Rules = Rules {
 
 static SOFTMAX: Rules = Rules {
     shape: same,
-    eval: |op, x| match op {
-        Op::Softmax { axis } => along(x[0], *axis, softmax_line),
+    eval: |op, x, out| match op {
+        Op::Softmax { axis } => softmax_into(x[0], out, *axis, false),
         _ => unreachable!(),
     },
     // dx = y (g - sum(g y))
@@ -1230,8 +1230,8 @@ static SOFTMAX: Rules = Rules {
 
 static LOG_SOFTMAX: Rules = Rules {
     shape: same,
-    eval: |op, x| match op {
-        Op::LogSoftmax { axis } => along(x[0], *axis, log_softmax_line),
+    eval: |op, x, out| match op {
+        Op::LogSoftmax { axis } => softmax_into(x[0], out, *axis, true),
         _ => unreachable!(),
     },
     // dx = g - softmax(x) sum(g), with softmax(x) = exp(y)
@@ -1265,18 +1265,15 @@ static ONE_HOT: Rules = Rules {
         }
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
+    eval: |op, x, out| match op {
         Op::OneHot { classes } => {
-            let mut data = vec![0.0; x[0].data.len() * classes];
+            out.data.fill(0.0);
             for (i, &label) in x[0].data.iter().enumerate() {
                 let class = label.round();
                 if class >= 0.0 && (class as usize) < *classes {
-                    data[i * classes + class as usize] = 1.0;
+                    out.data[i * classes + class as usize] = 1.0;
                 }
             }
-            let mut shape = x[0].shape.clone();
-            shape.push(*classes);
-            Tensor { shape, data }
         }
         _ => unreachable!(),
     },
@@ -1286,9 +1283,12 @@ static ONE_HOT: Rules = Rules {
 
 static MSE: Rules = Rules {
     shape: |_, inputs| broadcast_shapes(inputs[0], inputs[1]).map(|_| Shape(Vec::new())),
-    eval: |_, x| {
-        let d = zip(x[0], x[1], |a, b| (a - b) * (a - b));
-        Tensor::scalar(d.data.iter().sum::<f64>() / d.data.len().max(1) as f64)
+    eval: |_, x, out| {
+        let shape = broadcast_dims(&x[0].shape, &x[1].shape);
+        let (ia, ib) = (x[0].broadcast_index(&shape), x[1].broadcast_index(&shape));
+        let n: usize = shape.iter().product();
+        let total: f64 = (0..n).map(|i| x[0].data[ia.at(i)] - x[1].data[ib.at(i)]).map(|d| d * d).sum();
+        out.data[0] = total / n.max(1) as f64;
     },
     // d mean((y - t)^2) = 2 (y - t) / n (dy - dt)
     vjp: |e, _, x, _, g, needs| {
@@ -1318,16 +1318,17 @@ static MSE: Rules = Rules {
 
 static SOFTMAX_CROSS_ENTROPY: Rules = Rules {
     shape: scalar,
-    eval: |_, x| {
+    eval: |_, x, out| {
         let (logits, labels) = (x[0], x[1]);
         let classes = *logits.shape.last().expect("rank 2");
         let rows = logits.data.len() / classes.max(1);
         let mut total = 0.0;
         for r in 0..rows {
-            let line = log_softmax_line(&logits.data[r * classes..(r + 1) * classes]);
-            total -= line[labels.data[r].round() as usize % classes.max(1)];
+            let (max, sum) = max_and_total(&logits.data, (r * classes, 1, classes));
+            let label = labels.data[r].round() as usize % classes.max(1);
+            total -= logits.data[r * classes + label] - (sum.ln() + max);
         }
-        Tensor::scalar(total / rows.max(1) as f64)
+        out.data[0] = total / rows.max(1) as f64;
     },
     // d logits = g (softmax(logits) - one_hot(labels)) / N; labels are not differentiable.
     vjp: |e, _, x, _, g, _| {
@@ -1416,12 +1417,11 @@ fn conv_windows(
     Windows { n: x[0], h: x[2], w: x[3], ho: out.0, wo: out.1, kernel, stride, pad }
 }
 
-fn conv_eval(x: &Tensor, w: &Tensor, stride: (usize, usize), pad: (usize, usize)) -> Tensor {
+fn conv_eval(x: &Tensor, w: &Tensor, stride: (usize, usize), pad: (usize, usize), y: &mut Tensor) {
     let (o_count, c_count, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
-    let ho = (x.shape[2] + 2 * pad.0 - kh) / stride.0 + 1;
-    let wo = (x.shape[3] + 2 * pad.1 - kw) / stride.1 + 1;
+    let (ho, wo) = (y.shape[2], y.shape[3]);
     let win = conv_windows(&x.shape, (kh, kw), stride, pad, (ho, wo));
-    let mut y = Tensor { shape: vec![win.n, o_count, ho, wo], data: vec![0.0; win.n * o_count * ho * wo] };
+    y.data.fill(0.0);
     for n in 0..win.n {
         for o in 0..o_count {
             for c in 0..c_count {
@@ -1432,7 +1432,6 @@ fn conv_eval(x: &Tensor, w: &Tensor, stride: (usize, usize), pad: (usize, usize)
             }
         }
     }
-    y
 }
 
 fn conv_input_grad_eval(
@@ -1441,14 +1440,12 @@ fn conv_input_grad_eval(
     stride: (usize, usize),
     pad: (usize, usize),
     input: (usize, usize),
-) -> Tensor {
+    dx: &mut Tensor,
+) {
     let (o_count, c_count, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let (n_count, ho, wo) = (g.shape[0], g.shape[2], g.shape[3]);
     let win = Windows { n: n_count, h: input.0, w: input.1, ho, wo, kernel: (kh, kw), stride, pad };
-    let mut dx = Tensor {
-        shape: vec![n_count, c_count, input.0, input.1],
-        data: vec![0.0; n_count * c_count * input.0 * input.1],
-    };
+    dx.data.fill(0.0);
     for n in 0..n_count {
         for o in 0..o_count {
             for c in 0..c_count {
@@ -1459,7 +1456,6 @@ fn conv_input_grad_eval(
             }
         }
     }
-    dx
 }
 
 fn conv_weight_grad_eval(
@@ -1468,12 +1464,13 @@ fn conv_weight_grad_eval(
     stride: (usize, usize),
     pad: (usize, usize),
     kernel: (usize, usize),
-) -> Tensor {
+    dw: &mut Tensor,
+) {
     let (n_count, c_count) = (x.shape[0], x.shape[1]);
     let (o_count, ho, wo) = (g.shape[1], g.shape[2], g.shape[3]);
     let win = conv_windows(&x.shape, kernel, stride, pad, (ho, wo));
     let (kh, kw) = kernel;
-    let mut dw = Tensor { shape: vec![o_count, c_count, kh, kw], data: vec![0.0; o_count * c_count * kh * kw] };
+    dw.data.fill(0.0);
     for n in 0..n_count {
         for o in 0..o_count {
             for c in 0..c_count {
@@ -1484,7 +1481,6 @@ fn conv_weight_grad_eval(
             }
         }
     }
-    dw
 }
 
 fn conv_params(op: &Op) -> ((usize, usize), (usize, usize)) {
@@ -1520,9 +1516,9 @@ static CONV2D: Rules = Rules {
         let wo = window(&x.0[3], kw, stride.1, pad.1)?;
         Ok(Shape(vec![x.0[0].clone(), w.0[0].clone(), ho, wo]))
     },
-    eval: |op, x| {
+    eval: |op, x, out| {
         let (stride, pad) = conv_params(op);
-        conv_eval(x[0], x[1], stride, pad)
+        conv_eval(x[0], x[1], stride, pad, out)
     },
     vjp: |e, op, x, _, g, needs| {
         let (stride, pad) = conv_params(op);
@@ -1552,8 +1548,8 @@ static CONV2D_INPUT_GRAD: Rules = Rules {
         }
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
-        Op::Conv2dInputGrad { stride, pad, input } => conv_input_grad_eval(x[0], x[1], *stride, *pad, *input),
+    eval: |op, x, out| match op {
+        Op::Conv2dInputGrad { stride, pad, input } => conv_input_grad_eval(x[0], x[1], *stride, *pad, *input, out),
         _ => unreachable!(),
     },
     // Linear in both inputs: <dx(g, w), z> = <g, conv(z, w)> = <w, dw(z, g)>.
@@ -1585,8 +1581,8 @@ static CONV2D_WEIGHT_GRAD: Rules = Rules {
         }
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
-        Op::Conv2dWeightGrad { stride, pad, kernel } => conv_weight_grad_eval(x[0], x[1], *stride, *pad, *kernel),
+    eval: |op, x, out| match op {
+        Op::Conv2dWeightGrad { stride, pad, kernel } => conv_weight_grad_eval(x[0], x[1], *stride, *pad, *kernel, out),
         _ => unreachable!(),
     },
     // Linear in both inputs: <dw(x, g), z> = <g, conv(x, z)> = <x, dx(g, z)>.
@@ -1626,30 +1622,35 @@ fn pool_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
 
 /// For each output element of a max pool over `x`, the flat index of its window's first
 /// maximum in `x`.
-fn argmax_windows(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> (Vec<usize>, Vec<usize>) {
+/// Calls `f(window, position)` with the index of every pooling window of `x` and the index
+/// in `x` of the (first) maximum in it.
+fn argmax_windows(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), mut f: impl FnMut(usize, usize)) {
     let (n_count, c_count, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let ho = (h - kernel.0) / stride.0 + 1;
     let wo = (w - kernel.1) / stride.1 + 1;
-    let win = Windows { n: n_count, h, w, ho, wo, kernel, stride, pad: (0, 0) };
-    let mut best = vec![(f64::NEG_INFINITY, 0usize); n_count * c_count * ho * wo];
     for plane in 0..n_count * c_count {
-        win.each(|i, j, _, _, hp, wp| {
-            let at = (plane * h + hp) * w + wp;
-            let slot = &mut best[(plane * ho + i) * wo + j];
-            if x.data[at] > slot.0 {
-                *slot = (x.data[at], at);
+        for i in 0..ho {
+            for j in 0..wo {
+                let mut best = (f64::NEG_INFINITY, (plane * h + i * stride.0) * w + j * stride.1);
+                for k in 0..kernel.0 {
+                    for l in 0..kernel.1 {
+                        let at = (plane * h + i * stride.0 + k) * w + j * stride.1 + l;
+                        if x.data[at] > best.0 {
+                            best = (x.data[at], at);
+                        }
+                    }
+                }
+                f((plane * ho + i) * wo + j, best.1);
             }
-        });
+        }
     }
-    (best.into_iter().map(|(_, at)| at).collect(), vec![n_count, c_count, ho, wo])
 }
 
 static MAXPOOL2D: Rules = Rules {
     shape: pool_shape,
-    eval: |op, x| {
+    eval: |op, x, out| {
         let (kernel, stride) = pool_params(op);
-        let (picks, shape) = argmax_windows(x[0], kernel, stride);
-        Tensor { shape, data: picks.iter().map(|&at| x[0].data[at]).collect() }
+        argmax_windows(x[0], kernel, stride, |window, at| out.data[window] = x[0].data[at]);
     },
     // The cotangent goes to the position of each window's maximum.
     vjp: |e, op, x, _, g, _| {
@@ -1664,14 +1665,10 @@ static MAXPOOL2D: Rules = Rules {
 
 static MAXPOOL2D_GRAD: Rules = Rules {
     shape: |_, inputs| Ok(inputs[0].clone()),
-    eval: |op, x| {
+    eval: |op, x, out| {
         let (kernel, stride) = pool_params(op);
-        let (picks, _) = argmax_windows(x[0], kernel, stride);
-        let mut dx = Tensor { shape: x[0].shape.clone(), data: vec![0.0; x[0].data.len()] };
-        for (i, &at) in picks.iter().enumerate() {
-            dx.data[at] += x[1].data[i];
-        }
-        dx
+        out.data.fill(0.0);
+        argmax_windows(x[0], kernel, stride, |window, at| out.data[at] += x[1].data[window]);
     },
     // Linear in the cotangent; the positions of the maxima do not move under small changes.
     vjp: |e, op, x, _, z, needs| {
@@ -1683,10 +1680,9 @@ static MAXPOOL2D_GRAD: Rules = Rules {
 
 static MAXPOOL2D_PICK: Rules = Rules {
     shape: |op, inputs| pool_shape(op, &inputs[..1]),
-    eval: |op, x| {
+    eval: |op, x, out| {
         let (kernel, stride) = pool_params(op);
-        let (picks, shape) = argmax_windows(x[0], kernel, stride);
-        Tensor { shape, data: picks.iter().map(|&at| x[1].data[at]).collect() }
+        argmax_windows(x[0], kernel, stride, |window, at| out.data[window] = x[1].data[at]);
     },
     vjp: |e, op, x, _, z, needs| {
         let (kernel, stride) = pool_params(op);
@@ -1695,24 +1691,23 @@ static MAXPOOL2D_PICK: Rules = Rules {
     jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
 };
 
-fn avgpool_eval(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> Tensor {
+fn avgpool_eval(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), y: &mut Tensor) {
     let (n_count, c_count, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let ho = (h - kernel.0) / stride.0 + 1;
     let wo = (w - kernel.1) / stride.1 + 1;
     let win = Windows { n: n_count, h, w, ho, wo, kernel, stride, pad: (0, 0) };
     let scale = 1.0 / (kernel.0 * kernel.1) as f64;
-    let mut y = Tensor { shape: vec![n_count, c_count, ho, wo], data: vec![0.0; n_count * c_count * ho * wo] };
+    y.data.fill(0.0);
     for plane in 0..n_count * c_count {
         win.each(|i, j, _, _, hp, wp| y.data[(plane * ho + i) * wo + j] += x.data[(plane * h + hp) * w + wp] * scale);
     }
-    y
 }
 
 static AVGPOOL2D: Rules = Rules {
     shape: pool_shape,
-    eval: |op, x| {
+    eval: |op, x, out| {
         let (kernel, stride) = pool_params(op);
-        avgpool_eval(x[0], kernel, stride)
+        avgpool_eval(x[0], kernel, stride, out)
     },
     vjp: |e, op, x, _, g, _| {
         let (kernel, stride) = pool_params(op);
@@ -1735,20 +1730,19 @@ static AVGPOOL2D_GRAD: Rules = Rules {
         }
         _ => unreachable!(),
     },
-    eval: |op, x| match op {
+    eval: |op, x, out| match op {
         Op::AvgPool2dGrad { kernel, stride, input } => {
             let g = x[0];
             let (n_count, c_count, ho, wo) = (g.shape[0], g.shape[1], g.shape[2], g.shape[3]);
             let (h, w) = *input;
             let win = Windows { n: n_count, h, w, ho, wo, kernel: *kernel, stride: *stride, pad: (0, 0) };
             let scale = 1.0 / (kernel.0 * kernel.1) as f64;
-            let mut dx = Tensor { shape: vec![n_count, c_count, h, w], data: vec![0.0; n_count * c_count * h * w] };
+            out.data.fill(0.0);
             for plane in 0..n_count * c_count {
                 win.each(|i, j, _, _, hp, wp| {
-                    dx.data[(plane * h + hp) * w + wp] += g.data[(plane * ho + i) * wo + j] * scale
+                    out.data[(plane * h + hp) * w + wp] += g.data[(plane * ho + i) * wo + j] * scale
                 });
             }
-            dx
         }
         _ => unreachable!(),
     },
