@@ -23,6 +23,13 @@ struct Cli {
     command: Command,
 }
 
+/// What runs the training steps of `nnc run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    /// The reference interpreter: every op by its reference rule, rounded to f32.
+    Interp,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a file's statements in order: `eval`, `grad`, `jvp`, `jacobian`, `hessian` and `train`.
@@ -41,6 +48,9 @@ enum Command {
         /// Continue each `train` block from its run directory's checkpoint.
         #[arg(long)]
         resume: bool,
+        /// What runs the training steps: `interp` is the reference interpreter.
+        #[arg(long, value_enum, default_value_t = Executor::Interp)]
+        executor: Executor,
     },
     /// The SSA IR of a file's functions, or of their gradient or tangent code.
     Ir {
@@ -155,9 +165,12 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { file, decimals, f32, out, resume } => {
+        Command::Run { file, decimals, f32, out, resume, executor } => {
             let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
-            run::run(&file, decimals, precision, out.as_deref(), resume, cli.color)
+            let executor = match executor {
+                Executor::Interp => nnc_runtime::executor::ExecutorKind::Interp,
+            };
+            run::run(&file, decimals, precision, out.as_deref(), resume, executor, cli.color)
         }
         Command::Ir { file, name, grad, jvp, opt } => {
             ir_cmd::run(&file, name.as_deref(), &ir_cmd::Options { grad, jvp, opt }, cli.color)

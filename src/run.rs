@@ -6,6 +6,7 @@ use comfy_table::{Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnc_compiler::ir::{Answer, Precision, QueryResult, Tensor, run_queries};
 use nnc_grammar::Item;
+use nnc_runtime::executor::ExecutorKind;
 use nnc_runtime::train::{Epoch, Event, Report, RunOptions, train};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -117,6 +118,7 @@ pub fn run(
     precision: Precision,
     out: Option<&Path>,
     resume: bool,
+    executor: ExecutorKind,
     color: ColorChoice,
 ) -> ExitCode {
     // A second Ctrl-C while the first is being handled still stops the process.
@@ -173,7 +175,13 @@ pub fn run(
                         println!("  {}", epoch_line(e));
                     }
                 };
-                let options = RunOptions { out, resume, interrupt: Some(&INTERRUPTED) };
+                let options = RunOptions {
+                    out,
+                    resume,
+                    interrupt: Some(&INTERRUPTED),
+                    executor,
+                    source: Some((&name, &analysis.text)),
+                };
                 match train(&analysis.file, def, base, &options, &mut on_event) {
                     Ok(report) => print_report(&report),
                     Err(message) => {

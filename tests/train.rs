@@ -373,3 +373,16 @@ fn each_param_starts_from_its_own_initialiser() {
     assert_eq!(get("1.w"), [1.0; 4]);
     assert!(get("1.weight").iter().all(|v| (5.0..6.0).contains(v)), "{:?}", get("1.weight"));
 }
+
+#[test]
+fn a_diverging_run_names_the_step_and_the_op_and_saves_nothing() {
+    let program = digits_mlp().replace("lr = 0.1", "lr = 1e30");
+    assert!(program.contains("lr = 1e30"), "the example's learning rate moved");
+    let dir = workspace("diverge", &program);
+    let (_, stderr, code) = run(&dir);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("at epoch 1, step 2, first produced by `matmul` at model.nn:"), "{stderr}");
+    assert!(stderr.contains("nothing was saved from this run"), "{stderr}");
+    assert!(!dir.join("runs/Mlp/checkpoint.safetensors").exists());
+    assert!(!dir.join("mlp.safetensors").exists());
+}

@@ -229,6 +229,27 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// Copies the examples `rows` into batch buffers: their features, and their targets as
+    /// a loss takes them: the label itself (`width` 1) or a one-hot row of `width`.
+    pub fn gather(&self, rows: &[usize], features: &mut [f32], targets: &mut [f32], width: usize) {
+        for (i, &r) in rows.iter().enumerate() {
+            let source = &self.features[r * self.dim..(r + 1) * self.dim];
+            for (slot, &v) in features[i * self.dim..(i + 1) * self.dim].iter_mut().zip(source) {
+                *slot = v as f32;
+            }
+            let label = self.labels[r];
+            if width == 1 {
+                targets[i] = label as f32;
+            } else {
+                for (k, slot) in targets[i * width..(i + 1) * width].iter_mut().enumerate() {
+                    *slot = if k == label as usize { 1.0 } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
 /// Fisher-Yates with a seeded generator, so a run is reproducible.
 pub fn shuffle(items: &mut [usize], rng: &mut ChaCha8Rng) {
     for i in (1..items.len()).rev() {

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod executor;
 pub mod init;
 pub mod interchange;
 pub mod optim;

@@ -3,15 +3,17 @@
 //! each epoch shuffle, step the optimiser batch by batch, and measure loss and accuracy on
 //! the training and test sets.
 //!
-//! The step runs on the reference interpreter, the first implementation of the executor.
+//! The steps run on an executor (`executor.rs`) over buffers this loop allocates once: the
+//! parameters, the optimiser state, a batch of inputs and targets, and the dropout masks.
 
 use crate::checkpoint;
 use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
+use crate::executor::{Batch, Executor, ExecutorKind, Program, StepError, TrainStep};
 use crate::init::Init;
 use crate::optim::{Optimizer, State};
 use nnc_compiler::ir::{
-    Function, ParamInit, Precision, Tensor, constant_value, eval_function, lower_loss, lower_model,
-    lower_training_loss, optimize, reverse,
+    Function, ParamInit, Precision, constant_value, lower_loss_and_output, lower_model, lower_training_loss, optimize,
+    reverse,
 };
 use nnc_compiler::shapes::Dim;
 use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, TrainDef};
@@ -227,55 +229,91 @@ fn initializer(name: &str, shape: &[usize], params: &[(String, Vec<usize>)], wri
     Init::Default { fan_in }
 }
 
-/// The compiled functions for one batch size: the gradient of the loss, the loss, and the
-/// model's output.
-struct Step {
-    /// The training step: loss and gradients, with a dropout mask argument per dropout.
-    grad: Function,
-    /// The loss and the output at inference (no dropout), for measuring.
-    loss: Function,
-    forward: Function,
-}
-
-fn compile(file: &File, def: &ModelDef, args: &HashMap<String, Dim>, loss: &str, batch: usize) -> Result<Step, String> {
+/// The loss gradient of a model for one batch size: its arguments are the input, the
+/// targets, then the parameters and dropout masks; its results the loss and the gradients.
+fn training_gradient(
+    file: &File,
+    def: &ModelDef,
+    args: &HashMap<String, Dim>,
+    loss: &str,
+    batch: usize,
+) -> Result<Function, String> {
     let training = lower_training_loss(file, def, args, loss, Some(batch)).map_err(|e| e.message)?;
     // Differentiate by the parameters, not by the targets or the dropout masks.
     let learnable: Vec<usize> =
         (2..training.params.len()).filter(|i| !training.dropout_masks.iter().any(|(m, _)| m == i)).collect();
-    let grad = optimize(&reverse(&training, &learnable).0);
-    let loss_fn = lower_loss(file, def, args, loss, Some(batch)).map_err(|e| e.message)?;
-    let forward = optimize(&lower_model(file, def, args, Some(batch)).map_err(|e| e.message)?);
-    Ok(Step { grad, loss: optimize(&loss_fn), forward })
+    Ok(optimize(&reverse(&training, &learnable).0))
 }
 
-/// The arguments of a training step after the input and targets: each parameter, or a
-/// fresh dropout mask (0 with probability p, else 1 / (1 - p)) drawn from a generator seeded
-/// by the run's seed, the epoch and the step, so a resumed run draws the same masks.
-fn step_arguments(
-    grad: &Function,
-    params: &[Vec<f64>],
-    shapes: &[(String, Vec<usize>)],
-    seed: u64,
-    epoch: usize,
-    step: usize,
-) -> Vec<Tensor> {
+/// The compiled programs of a run, one per batch size met (the last batch of an epoch
+/// may be smaller).
+struct Compiled<'a> {
+    file: &'a File,
+    model: &'a ModelDef,
+    args: &'a HashMap<String, Dim>,
+    loss: &'a str,
+    optimizer: &'a Optimizer,
+    executor: &'a dyn Executor,
+    steps: HashMap<usize, CompiledStep>,
+    evaluations: HashMap<usize, Box<dyn Program>>,
+}
+
+impl Compiled<'_> {
+    /// The training step for batches of `n`.
+    fn step(&mut self, n: usize) -> Result<&mut CompiledStep, String> {
+        if let Entry::Vacant(slot) = self.steps.entry(n) {
+            let grad = training_gradient(self.file, self.model, self.args, self.loss, n)?;
+            let masks = grad
+                .dropout_masks
+                .iter()
+                .map(|&(i, probability)| Mask { probability, len: elements(&grad, grad.params[i].value.0 as usize) })
+                .collect();
+            slot.insert(CompiledStep { step: self.executor.train_step(&grad, self.optimizer)?, masks });
+        }
+        Ok(self.steps.get_mut(&n).expect("just compiled"))
+    }
+
+    /// The loss and the output for batches of `n`, without dropout.
+    fn evaluation(&mut self, n: usize) -> Result<&mut Box<dyn Program>, String> {
+        if let Entry::Vacant(slot) = self.evaluations.entry(n) {
+            let f =
+                lower_loss_and_output(self.file, self.model, self.args, self.loss, Some(n)).map_err(|e| e.message)?;
+            slot.insert(self.executor.program(&optimize(&f))?);
+        }
+        Ok(self.evaluations.get_mut(&n).expect("just compiled"))
+    }
+}
+
+/// A training step with the dropout masks it takes.
+struct CompiledStep {
+    step: Box<dyn TrainStep>,
+    masks: Vec<Mask>,
+}
+
+/// A dropout mask: the probability of dropping and the number of elements.
+struct Mask {
+    probability: f64,
+    len: usize,
+}
+
+/// The number of elements of a value of concrete shape.
+fn elements(f: &Function, value: usize) -> usize {
+    f.values[value].0.shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).product()
+}
+
+/// Fills the dropout masks of a step (0 with probability p, else 1 / (1 - p)) from a
+/// generator seeded by the run's seed, the epoch and the step, so a resumed run draws the
+/// same masks.
+fn draw_masks(masks: &mut [Vec<f32>], kinds: &[Mask], seed: u64, epoch: usize, step: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((epoch as u64) << 40) ^ ((step as u64) << 8) ^ 0x5eed);
-    let mut learnable = shapes.iter().zip(params);
-    (2..grad.params.len())
-        .map(|i| match grad.dropout_masks.iter().find(|(m, _)| *m == i) {
-            Some(&(_, p)) => {
-                let shape: Vec<usize> =
-                    grad.ty(grad.params[i].value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect();
-                let n = shape.iter().product();
-                let keep = 1.0 / (1.0 - p);
-                Tensor::new(shape, (0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect())
-            }
-            None => {
-                let ((_, s), p) = learnable.next().expect("as many parameters as the function takes");
-                Tensor::new(s.clone(), p.clone())
-            }
-        })
-        .collect()
+    for (mask, kind) in masks.iter_mut().zip(kinds) {
+        let p = kind.probability;
+        let keep = (1.0 / (1.0 - p)) as f32;
+        mask.resize(kind.len, 0.0);
+        for v in mask.iter_mut() {
+            *v = if rng.random::<f64>() < p { 0.0 } else { keep };
+        }
+    }
 }
 
 /// How to run a `train` block.
@@ -287,6 +325,10 @@ pub struct RunOptions<'a> {
     pub resume: bool,
     /// Set (by a Ctrl-C handler) to stop after the current step, saving a checkpoint.
     pub interrupt: Option<&'a AtomicBool>,
+    /// What runs the steps.
+    pub executor: ExecutorKind,
+    /// The name and text of the `.nn` file, to name source lines in errors.
+    pub source: Option<(&'a str, &'a str)>,
 }
 
 /// The checkpoint of a run directory: parameters, optimiser state and position, in f64 so
@@ -355,9 +397,8 @@ pub fn train(
         ));
     }
     let batch = config.batch.min(train_set.n);
-    let mut steps: HashMap<usize, Step> = HashMap::new();
-    steps.insert(batch, compile(file, model, &args, &config.loss, batch)?);
-    let grad = &steps[&batch].grad;
+    let executor = options.executor.executor();
+    let grad = training_gradient(file, model, &args, &config.loss, batch)?;
     // The input must take the data's features.
     let input_shape: Vec<usize> =
         grad.ty(grad.params[0].value).shape.0.iter().map(|d| d.as_const().unwrap_or(0) as usize).collect();
@@ -373,8 +414,8 @@ pub fn train(
         ));
     }
     let classification = config.loss != "mse";
-    let outputs =
-        grad.ty(steps[&batch].forward.results[0]).shape.0.last().and_then(|d| d.as_const()).unwrap_or(1) as usize;
+    let forward = lower_model(file, model, &args, Some(batch)).map_err(|e| e.message)?;
+    let outputs = forward.ty(forward.results[0]).shape.0.last().and_then(|d| d.as_const()).unwrap_or(1) as usize;
     if config.loss == "cross_entropy" && data.classes > outputs {
         return Err(format!(
             "{} has labels up to {}, but `{}` has {outputs} outputs",
@@ -394,10 +435,12 @@ pub fn train(
         })
         .collect();
     let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut params: Vec<Vec<f64>> = shapes
+    let mut params: Vec<Vec<f32>> = shapes
         .iter()
         .map(|(name, shape)| {
-            initializer(name, shape, &shapes, &grad.param_inits).fill(shape.iter().product(), &mut init_rng)
+            let values =
+                initializer(name, shape, &shapes, &grad.param_inits).fill(shape.iter().product(), &mut init_rng);
+            values.into_iter().map(|v| v as f32).collect()
         })
         .collect();
     if let Some(path) = &config.init {
@@ -405,7 +448,7 @@ pub fn train(
         let tensors = checkpoint::load(path)?;
         for ((name, shape), values) in shapes.iter().zip(params.iter_mut()) {
             match tensors.iter().find(|(n, _, _)| n == name) {
-                Some((_, s, v)) if s == shape => values.clone_from(v),
+                Some((_, s, v)) if s == shape => *values = v.iter().map(|&v| v as f32).collect(),
                 Some((_, s, _)) => {
                     return Err(format!(
                         "`{}`: `{name}` is {s:?}, but `{}` needs {shape:?}",
@@ -440,37 +483,60 @@ pub fn train(
             shuffle(&mut order, &mut shuffle_rng);
         }
     }
-    let target_shape = |n: usize| if config.loss == "cross_entropy" { vec![n] } else { vec![n, outputs] };
+    let mut compiled = Compiled {
+        file,
+        model,
+        args: &args,
+        loss: &config.loss,
+        optimizer: &config.optimizer,
+        executor: executor.as_ref(),
+        steps: HashMap::new(),
+        evaluations: HashMap::new(),
+    };
+    // The batch buffers, allocated once and refilled at every step.
+    let target_width = if config.loss == "cross_entropy" { 1 } else { outputs };
+    let mut inputs = vec![0.0f32; batch * per_example];
+    let mut targets = vec![0.0f32; batch * target_width];
+    let mut masks: Vec<Vec<f32>> = vec![Vec::new(); grad.dropout_masks.len()];
+    let mut order: Vec<usize> = (0..train_set.n).collect();
+    let step_error = |e: StepError, epoch: usize, step: usize| {
+        let origin = e.origin.map_or(String::new(), |(op, span)| match options.source {
+            Some((name, text)) => {
+                let at = nnc_grammar::LineIndex::new(text).position(text, span.start);
+                format!(", first produced by `{op}` at {name}:{}:{}", at.line + 1, at.char_column + 1)
+            }
+            None => format!(", first produced by `{op}`"),
+        });
+        let kept = if epoch > 1 {
+            format!("the checkpoint of epoch {} is kept in {}", epoch - 1, checkpoint_path.display())
+        } else {
+            "nothing was saved from this run".to_string()
+        };
+        format!("{} at epoch {epoch}, step {step}{origin}; lower the learning rate ({kept})", e.message)
+    };
     for epoch in start_epoch..=config.epochs {
         let epoch_start = Instant::now();
-        let mut order: Vec<usize> = (0..train_set.n).collect();
+        for (i, slot) in order.iter_mut().enumerate() {
+            *slot = i;
+        }
         shuffle(&mut order, &mut shuffle_rng);
         let mut loss_sum = if epoch == start_epoch { partial_loss } else { 0.0 };
+        let steps = order.len().div_ceil(batch);
         for (step, rows) in order.chunks(batch).enumerate() {
             if epoch == start_epoch && step < skip_steps {
                 continue;
             }
             let n = rows.len();
-            if let Entry::Vacant(slot) = steps.entry(n) {
-                slot.insert(compile(file, model, &args, &config.loss, n)?);
-            }
-            let f = &steps[&n].grad;
-            let chunk = train_set.subset(rows);
-            let mut inputs =
-                vec![input(&chunk, &input_shape), Tensor::new(target_shape(n), targets(&chunk, &config.loss, outputs))];
-            inputs.extend(step_arguments(f, &params, &shapes, config.seed, epoch, step));
-            let (results, _) = eval_function(f, &inputs, Precision::F64)?;
-            let loss = results[0].data[0];
-            if !loss.is_finite() || results[1..].iter().any(|g| g.data.iter().any(|v| !v.is_finite())) {
-                return Err(format!(
-                    "the loss became {loss} at epoch {epoch}, step {}; lower the learning rate (nothing was saved from this run)",
-                    step + 1
-                ));
-            }
-            loss_sum += loss * n as f64;
-            let grads: Vec<Vec<f64>> = results[1..].iter().map(|t| t.data.clone()).collect();
-            config.optimizer.step(&mut state, &mut params, &grads);
-            let steps = order.len().div_ceil(batch);
+            train_set.gather(rows, &mut inputs[..n * per_example], &mut targets[..n * target_width], target_width);
+            let compiled_step = compiled.step(n)?;
+            draw_masks(&mut masks, &compiled_step.masks, config.seed, epoch, step);
+            let batch_buffers =
+                Batch { input: &inputs[..n * per_example], targets: &targets[..n * target_width], masks: &masks };
+            let loss = compiled_step
+                .step
+                .step(&batch_buffers, &mut params, &mut state)
+                .map_err(|e| step_error(e, epoch, step + 1))?;
+            loss_sum += f64::from(loss) * n as f64;
             let seen = (step * batch + n).min(order.len()) as f64;
             on_event(Event::Step { epoch, epochs: config.epochs, step: step + 1, steps, loss: loss_sum / seen });
             if options.interrupt.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
@@ -483,11 +549,10 @@ pub fn train(
             }
         }
         let seconds = epoch_start.elapsed().as_secs_f64();
-        let (train_accuracy, _, _) =
-            evaluate(file, model, &args, &config, &mut steps, &train_set, &input_shape, &shapes, &params, outputs)?;
+        let measure = Measure { config: &config, input_shape: &input_shape, outputs, target_width };
+        let (train_accuracy, _, _) = measure.evaluate(&mut compiled, &train_set, &params)?;
         let (test_accuracy, test_loss, _) = if test_set.n > 0 {
-            let (a, l, c) =
-                evaluate(file, model, &args, &config, &mut steps, &test_set, &input_shape, &shapes, &params, outputs)?;
+            let (a, l, c) = measure.evaluate(&mut compiled, &test_set, &params)?;
             (a, Some(l), c)
         } else {
             (None, None, None)
@@ -508,20 +573,21 @@ pub fn train(
         write_metrics(&config.out, &epochs)?;
         save_run(&checkpoint_path, &config, &shapes, &params, &state, epoch, 0, 0.0)?;
     }
-    let confusion = if classification && test_set.n > 0 {
-        evaluate(file, model, &args, &config, &mut steps, &test_set, &input_shape, &shapes, &params, outputs)?.2
-    } else {
-        None
-    };
+    let measure = Measure { config: &config, input_shape: &input_shape, outputs, target_width };
+    let confusion =
+        if classification && test_set.n > 0 { measure.evaluate(&mut compiled, &test_set, &params)?.2 } else { None };
     write_metrics(&config.out, &epochs)?;
     let title = format!("{} on {}", config.model, data.origin);
     let mut images = crate::plots::curves(&config.out, &title, &epochs)?;
     if data.dim == 2 && per_example == 2 {
-        let grid = boundary_grid(file, model, &args, &data, &input_shape, &shapes, &params, outputs)?;
+        let grid = boundary_grid(file, model, &args, executor.as_ref(), &data, &params, outputs)?;
         images.extend(crate::plots::boundary(&config.out, &title, &grid, &data)?);
     }
-    let named_params: Vec<checkpoint::NamedTensor> =
-        shapes.iter().zip(params).map(|((n, s), p)| (n.clone(), s.clone(), p)).collect();
+    let named_params: Vec<checkpoint::NamedTensor> = shapes
+        .iter()
+        .zip(params)
+        .map(|((n, s), p)| (n.clone(), s.clone(), p.into_iter().map(f64::from).collect()))
+        .collect();
     if let Some(path) = &config.save {
         checkpoint::save(path, &named_params)?;
     }
@@ -538,80 +604,62 @@ pub fn train(
     })
 }
 
-fn input(chunk: &Dataset, input_shape: &[usize]) -> Tensor {
-    let mut shape = input_shape.to_vec();
-    shape[0] = chunk.n;
-    Tensor::new(shape, chunk.features.clone())
-}
-
-/// Targets as the loss takes them: class numbers for cross-entropy, else one value per
-/// output (the label itself for one output).
-fn targets(chunk: &Dataset, loss: &str, outputs: usize) -> Vec<f64> {
-    if loss == "cross_entropy" || outputs == 1 {
-        return chunk.labels.clone();
-    }
-    chunk.labels.iter().flat_map(|&l| (0..outputs).map(move |k| if k == l as usize { 1.0 } else { 0.0 })).collect()
-}
-
-/// Accuracy, mean loss and confusion matrix of the model on a data set.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn evaluate(
-    file: &File,
-    model: &ModelDef,
-    args: &HashMap<String, Dim>,
-    config: &Config,
-    steps: &mut HashMap<usize, Step>,
-    set: &Dataset,
-    input_shape: &[usize],
-    shapes: &[(String, Vec<usize>)],
-    params: &[Vec<f64>],
+/// What measuring a model on a data set needs to know of the run.
+struct Measure<'a> {
+    config: &'a Config,
+    input_shape: &'a [usize],
     outputs: usize,
-) -> Result<(Option<f64>, f64, Option<Vec<Vec<usize>>>), String> {
-    let classes = if config.loss == "cross_entropy" { outputs } else { 2 };
-    let mut confusion = vec![vec![0usize; classes]; classes];
-    let (mut correct, mut loss_sum) = (0usize, 0.0);
-    let rows: Vec<usize> = (0..set.n).collect();
-    for chunk_rows in rows.chunks(config.batch.min(set.n).max(1)) {
-        let n = chunk_rows.len();
-        if let Entry::Vacant(slot) = steps.entry(n) {
-            slot.insert(compile(file, model, args, &config.loss, n)?);
-        }
-        let step = &steps[&n];
-        let chunk = set.subset(chunk_rows);
-        let x = input(&chunk, input_shape);
-        let weights: Vec<Tensor> =
-            shapes.iter().zip(params).map(|((_, s), p)| Tensor::new(s.clone(), p.clone())).collect();
-        let mut forward_args = vec![x.clone()];
-        forward_args.extend(weights.iter().cloned());
-        let (out, _) = eval_function(&step.forward, &forward_args, Precision::F64)?;
-        let mut loss_args = vec![
-            x,
-            Tensor::new(
-                if config.loss == "cross_entropy" { vec![n] } else { vec![n, outputs] },
-                targets(&chunk, &config.loss, outputs),
-            ),
-        ];
-        loss_args.extend(weights);
-        let (loss, _) = eval_function(&step.loss, &loss_args, Precision::F64)?;
-        loss_sum += loss[0].data[0] * n as f64;
-        for (i, &label) in chunk.labels.iter().enumerate() {
-            let row = &out[0].data[i * outputs..(i + 1) * outputs];
-            let predicted = if outputs == 1 {
-                usize::from(row[0] > 0.5)
-            } else {
-                row.iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best })
-                    .0
-            };
-            let truth = label as usize;
-            correct += usize::from(predicted == truth);
-            if truth < classes && predicted < classes {
-                confusion[truth][predicted] += 1;
+    target_width: usize,
+}
+
+impl Measure<'_> {
+    /// Accuracy, mean loss and confusion matrix of the model on a data set.
+    #[allow(clippy::type_complexity)]
+    fn evaluate(
+        &self,
+        compiled: &mut Compiled<'_>,
+        set: &Dataset,
+        params: &[Vec<f32>],
+    ) -> Result<(Option<f64>, f64, Option<Vec<Vec<usize>>>), String> {
+        let outputs = self.outputs;
+        let classes = if self.config.loss == "cross_entropy" { outputs } else { 2 };
+        let mut confusion = vec![vec![0usize; classes]; classes];
+        let (mut correct, mut loss_sum) = (0usize, 0.0);
+        let batch = self.config.batch.min(set.n).max(1);
+        let per_example: usize = self.input_shape[1..].iter().product();
+        let mut inputs = vec![0.0f32; batch * per_example];
+        let mut targets = vec![0.0f32; batch * self.target_width];
+        let mut out = vec![0.0f32; batch * outputs];
+        let mut loss = [0.0f32];
+        let rows: Vec<usize> = (0..set.n).collect();
+        for chunk_rows in rows.chunks(batch) {
+            let n = chunk_rows.len();
+            let (x, t) = (&mut inputs[..n * per_example], &mut targets[..n * self.target_width]);
+            set.gather(chunk_rows, x, t, self.target_width);
+            let mut args: Vec<&[f32]> = vec![x, t];
+            args.extend(params.iter().map(Vec::as_slice));
+            compiled.evaluation(n)?.run(&args, &mut [&mut loss, &mut out[..n * outputs]]);
+            loss_sum += f64::from(loss[0]) * n as f64;
+            for (i, &row) in chunk_rows.iter().enumerate() {
+                let scores = &out[i * outputs..(i + 1) * outputs];
+                let predicted = if outputs == 1 {
+                    usize::from(scores[0] > 0.5)
+                } else {
+                    scores
+                        .iter()
+                        .enumerate()
+                        .fold((0, f32::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best })
+                        .0
+                };
+                let truth = set.labels[row] as usize;
+                correct += usize::from(predicted == truth);
+                if truth < classes && predicted < classes {
+                    confusion[truth][predicted] += 1;
+                }
             }
         }
+        Ok((Some(correct as f64 / set.n.max(1) as f64), loss_sum / set.n.max(1) as f64, Some(confusion)))
     }
-    Ok((Some(correct as f64 / set.n.max(1) as f64), loss_sum / set.n.max(1) as f64, Some(confusion)))
 }
 
 /// `metrics.csv` in the run directory: one line per epoch.
@@ -635,15 +683,13 @@ fn write_metrics(dir: &Path, epochs: &[Epoch]) -> Result<(), String> {
 }
 
 /// The model's prediction over a grid covering 2-D data, for the decision-boundary image.
-#[allow(clippy::too_many_arguments)]
 fn boundary_grid(
     file: &File,
     model: &ModelDef,
     args: &HashMap<String, Dim>,
+    executor: &dyn Executor,
     data: &Dataset,
-    input_shape: &[usize],
-    shapes: &[(String, Vec<usize>)],
-    params: &[Vec<f64>],
+    params: &[Vec<f32>],
     outputs: usize,
 ) -> Result<crate::plots::Boundary, String> {
     const N: usize = 120;
@@ -658,20 +704,19 @@ fn boundary_grid(
     let mut points = Vec::with_capacity(2 * N * N);
     for row in 0..N {
         for col in 0..N {
-            points.push(x.0 + (col as f64 + 0.5) * (x.1 - x.0) / N as f64);
-            points.push(y.0 + (row as f64 + 0.5) * (y.1 - y.0) / N as f64);
+            points.push((x.0 + (col as f64 + 0.5) * (x.1 - x.0) / N as f64) as f32);
+            points.push((y.0 + (row as f64 + 0.5) * (y.1 - y.0) / N as f64) as f32);
         }
     }
     let forward = optimize(&lower_model(file, model, args, Some(N * N)).map_err(|e| e.message)?);
-    let mut shape = input_shape.to_vec();
-    shape[0] = N * N;
-    let mut inputs = vec![Tensor::new(shape, points)];
-    inputs.extend(shapes.iter().zip(params).map(|((_, s), p)| Tensor::new(s.clone(), p.clone())));
-    let (out, _) = eval_function(&forward, &inputs, Precision::F64)?;
-    let cells = out[0]
-        .data
+    let mut args: Vec<&[f32]> = vec![&points];
+    args.extend(params.iter().map(Vec::as_slice));
+    let mut out = vec![0.0f32; N * N * outputs];
+    executor.program(&forward)?.run(&args, &mut [&mut out]);
+    let cells = out
         .chunks(outputs)
         .map(|row| {
+            let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
             if outputs == 1 {
                 let p = row[0].clamp(0.0, 1.0);
                 (usize::from(p > 0.5), p.max(1.0 - p))
@@ -761,32 +806,33 @@ pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelCho
 
 /// What a run checkpoint restores.
 struct Resumed {
-    params: Vec<Vec<f64>>,
+    params: Vec<Vec<f32>>,
     state: State,
     epoch: usize,
     step: usize,
     loss_sum: f64,
 }
 
-const FORMAT: &str = "nnc-run-checkpoint-1";
+const FORMAT: &str = "nnc-run-checkpoint-2";
 
 #[allow(clippy::too_many_arguments)]
 fn save_run(
     path: &Path,
     config: &Config,
     shapes: &[(String, Vec<usize>)],
-    params: &[Vec<f64>],
+    params: &[Vec<f32>],
     state: &State,
     epoch: usize,
     step: usize,
     loss_sum: f64,
 ) -> Result<(), String> {
     let (count, first, second) = state.parts();
+    let wide = |values: &[f32]| values.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
     let mut tensors: Vec<checkpoint::NamedTensor> =
-        shapes.iter().zip(params).map(|((n, s), p)| (n.clone(), s.clone(), p.clone())).collect();
+        shapes.iter().zip(params).map(|((n, s), p)| (n.clone(), s.clone(), wide(p))).collect();
     for (k, ((_, shape), (m, v))) in shapes.iter().zip(first.iter().zip(second)).enumerate() {
-        tensors.push((format!("optimizer.first.{k}"), shape.clone(), m.clone()));
-        tensors.push((format!("optimizer.second.{k}"), shape.clone(), v.clone()));
+        tensors.push((format!("optimizer.first.{k}"), shape.clone(), wide(m)));
+        tensors.push((format!("optimizer.second.{k}"), shape.clone(), wide(v)));
     }
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
@@ -797,7 +843,8 @@ fn save_run(
         ("optimizer_steps".to_string(), count.to_string()),
         ("loss_sum".to_string(), loss_sum.to_string()),
     ]);
-    checkpoint::save_with(path, &tensors, checkpoint::Dtype::F64, Some(metadata))
+    // Every value is an f32, so f32 keeps them exactly.
+    checkpoint::save_with(path, &tensors, checkpoint::Dtype::F32, Some(metadata))
 }
 
 fn resume(path: &Path, config: &Config, shapes: &[(String, Vec<usize>)]) -> Result<Resumed, String> {
@@ -819,9 +866,9 @@ fn resume(path: &Path, config: &Config, shapes: &[(String, Vec<usize>)]) -> Resu
     let number = |key: &str| -> Result<f64, String> {
         field(key)?.parse::<f64>().map_err(|_| format!("`{}`: `{key}` is not a number", path.display()))
     };
-    let get = |name: &str, shape: &[usize]| -> Result<Vec<f64>, String> {
+    let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
         match tensors.iter().find(|(n, _, _)| n == name) {
-            Some((_, s, v)) if s == shape => Ok(v.clone()),
+            Some((_, s, v)) if s == shape => Ok(v.iter().map(|&v| v as f32).collect()),
             Some((_, s, _)) => Err(format!("`{}`: `{name}` is {s:?}, but the model needs {shape:?}", path.display())),
             None => Err(format!("`{}` has no `{name}`", path.display())),
         }

@@ -853,6 +853,23 @@ pub fn lower_loss(
     loss_of(lower_model(file, def, args, batch)?, def, loss)
 }
 
+/// Lowers a model with its loss for measuring (no dropout): the results are the loss and
+/// the model's output, computed by one forward pass.
+pub fn lower_loss_and_output(
+    file: &File,
+    def: &ModelDef,
+    args: &HashMap<String, Dim>,
+    loss: &str,
+    batch: Option<usize>,
+) -> Result<Function, LowerError> {
+    let model = lower_model(file, def, args, batch)?;
+    let output = model.results[0];
+    let mut f = loss_of(model, def, loss)?;
+    f.results.push(output);
+    f.result_names.push("y".to_string());
+    Ok(f)
+}
+
 /// Adds the targets `t` (the second argument) and the loss to a lowered model.
 fn loss_of(mut f: Function, def: &ModelDef, loss: &str) -> Result<Function, LowerError> {
     let y = f.results[0];

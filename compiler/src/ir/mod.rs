@@ -15,7 +15,7 @@ mod verify;
 
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
 pub use interp::{Interpreter, Precision, Tensor, eval_function};
-pub use lower::{LowerError, lower_fn, lower_loss, lower_model, lower_training_loss};
+pub use lower::{LowerError, lower_fn, lower_loss, lower_loss_and_output, lower_model, lower_training_loss};
 pub use ops::Op;
 pub use opt::optimize;
 pub use parse::{ParseError, parse_function};

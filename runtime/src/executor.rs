@@ -1,0 +1,179 @@
+//! The executor interface: what runs a compiled training step or inference program on
+//! buffers the runtime owns. The reference interpreter is one implementation; compiled
+//! machine code is another, behind the same traits.
+//!
+//! The runtime allocates the parameters, the optimiser state and the batch buffers once;
+//! an executor allocates what it needs for one batch size when it compiles, so that a step
+//! allocates nothing.
+
+use crate::optim::{Optimizer, State};
+use nnc_compiler::ir::{Function, Interpreter, Precision};
+use nnc_grammar::Span;
+
+/// The arguments of one training step besides the parameters: the input batch, its
+/// targets, and one mask per dropout (0 or `1 / (1 - p)`).
+pub struct Batch<'a> {
+    pub input: &'a [f32],
+    pub targets: &'a [f32],
+    pub masks: &'a [Vec<f32>],
+}
+
+/// A step that could not finish: a value that is not finite, with the instruction that
+/// first produced one where the executor can tell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepError {
+    pub message: String,
+    /// The op and where in the source it came from.
+    pub origin: Option<(String, Span)>,
+}
+
+/// One compiled training step for one batch size.
+pub trait TrainStep {
+    /// Runs forward, loss, backward and the optimiser update on one batch, updating
+    /// `params` and `state` in place, and returns the batch's mean loss. When the loss or
+    /// a gradient is not finite, nothing is updated.
+    fn step(&mut self, batch: &Batch<'_>, params: &mut [Vec<f32>], state: &mut State) -> Result<f32, StepError>;
+}
+
+/// One compiled function for one batch size (inference, evaluation).
+pub trait Program {
+    /// Runs on `args` (in the function's argument order) and writes its results.
+    fn run(&mut self, args: &[&[f32]], results: &mut [&mut [f32]]);
+}
+
+/// Compiles functions of concrete shapes for one way of executing them.
+pub trait Executor {
+    /// The name `--executor` selects it by.
+    fn name(&self) -> &'static str;
+
+    /// Compiles the training step of `grad`, a loss gradient whose arguments are the input,
+    /// the targets, then the parameters and dropout masks (`grad.dropout_masks`), and whose
+    /// results are the loss and each parameter's gradient, followed by the update.
+    fn train_step(&self, grad: &Function, optimizer: &Optimizer) -> Result<Box<dyn TrainStep>, String>;
+
+    /// Compiles `f` to run on buffers.
+    fn program(&self, f: &Function) -> Result<Box<dyn Program>, String>;
+}
+
+/// The reference interpreter as an executor: every op evaluated by its reference rule in
+/// f64, each result rounded to f32 as f32 arithmetic would, into buffers allocated when
+/// the step is compiled.
+pub struct InterpreterExecutor;
+
+impl Executor for InterpreterExecutor {
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+
+    fn train_step(&self, grad: &Function, optimizer: &Optimizer) -> Result<Box<dyn TrainStep>, String> {
+        let interpreter = Interpreter::new(grad, Precision::F32)?;
+        // Where each argument after the input and targets comes from.
+        let sources = (2..grad.params.len())
+            .scan((0, 0), |(param, mask), i| {
+                Some(if grad.dropout_masks.iter().any(|(m, _)| *m == i) {
+                    *mask += 1;
+                    Source::Mask(*mask - 1)
+                } else {
+                    *param += 1;
+                    Source::Param(*param - 1)
+                })
+            })
+            .collect();
+        let learnable = grad.results.len() - 1;
+        let grads = (1..grad.results.len()).map(|k| vec![0.0; interpreter.result(k).data.len()]).collect();
+        debug_assert_eq!(learnable, grad.params.len() - 2 - grad.dropout_masks.len());
+        Ok(Box::new(InterpretedStep { interpreter, sources, grads, optimizer: optimizer.clone() }))
+    }
+
+    fn program(&self, f: &Function) -> Result<Box<dyn Program>, String> {
+        Ok(Box::new(InterpretedProgram { interpreter: Interpreter::new(f, Precision::F32)? }))
+    }
+}
+
+/// What fills an argument of a training step.
+enum Source {
+    Param(usize),
+    Mask(usize),
+}
+
+struct InterpretedStep {
+    interpreter: Interpreter,
+    sources: Vec<Source>,
+    /// The gradients in f32, for the optimiser.
+    grads: Vec<Vec<f32>>,
+    optimizer: Optimizer,
+}
+
+fn fill(target: &mut [f64], source: &[f32]) {
+    assert_eq!(target.len(), source.len(), "a buffer of the wrong length reached the executor");
+    for (t, &s) in target.iter_mut().zip(source) {
+        *t = f64::from(s);
+    }
+}
+
+impl TrainStep for InterpretedStep {
+    fn step(&mut self, batch: &Batch<'_>, params: &mut [Vec<f32>], state: &mut State) -> Result<f32, StepError> {
+        fill(&mut self.interpreter.arg_mut(0).data, batch.input);
+        fill(&mut self.interpreter.arg_mut(1).data, batch.targets);
+        for (k, source) in self.sources.iter().enumerate() {
+            let values = match source {
+                Source::Param(p) => &params[*p],
+                Source::Mask(m) => &batch.masks[*m],
+            };
+            fill(&mut self.interpreter.arg_mut(k + 2).data, values);
+        }
+        self.interpreter.run();
+        let loss = self.interpreter.result(0).data[0];
+        let finite = (0..self.grads.len() + 1).all(|k| self.interpreter.result(k).data.iter().all(|v| v.is_finite()));
+        if !finite {
+            let origin = self.interpreter.first_non_finite().map(|inst| (inst.op.name().to_string(), inst.span));
+            let message = if loss.is_finite() {
+                format!("a gradient is not finite (the loss was {loss})")
+            } else {
+                format!("the loss became {loss}")
+            };
+            return Err(StepError { message, origin });
+        }
+        for (k, grad) in self.grads.iter_mut().enumerate() {
+            for (g, &v) in grad.iter_mut().zip(&self.interpreter.result(k + 1).data) {
+                *g = v as f32;
+            }
+        }
+        self.optimizer.step(state, params, &self.grads);
+        Ok(loss as f32)
+    }
+}
+
+struct InterpretedProgram {
+    interpreter: Interpreter,
+}
+
+impl Program for InterpretedProgram {
+    fn run(&mut self, args: &[&[f32]], results: &mut [&mut [f32]]) {
+        for (k, arg) in args.iter().enumerate() {
+            fill(&mut self.interpreter.arg_mut(k).data, arg);
+        }
+        self.interpreter.run();
+        for (k, out) in results.iter_mut().enumerate() {
+            for (o, &v) in out.iter_mut().zip(&self.interpreter.result(k).data) {
+                *o = v as f32;
+            }
+        }
+    }
+}
+
+/// The executors `nnc run --executor` chooses from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExecutorKind {
+    /// The reference interpreter.
+    #[default]
+    Interp,
+}
+
+impl ExecutorKind {
+    pub fn executor(self) -> Box<dyn Executor> {
+        match self {
+            ExecutorKind::Interp => Box::new(InterpreterExecutor),
+        }
+    }
+}
