@@ -26,6 +26,8 @@ struct Cli {
 /// What runs the training steps of `nnc run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Executor {
+    /// Machine code compiled with Cranelift, once per batch size.
+    Jit,
     /// The reference interpreter: every op by its reference rule, rounded to f32.
     Interp,
 }
@@ -48,8 +50,8 @@ enum Command {
         /// Continue each `train` block from its run directory's checkpoint.
         #[arg(long)]
         resume: bool,
-        /// What runs the training steps: `interp` is the reference interpreter.
-        #[arg(long, value_enum, default_value_t = Executor::Interp)]
+        /// What runs the training steps.
+        #[arg(long, value_enum, default_value_t = Executor::Jit)]
         executor: Executor,
     },
     /// The SSA IR of a file's functions, or of their gradient or tangent code.
@@ -167,10 +169,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { file, decimals, f32, out, resume, executor } => {
             let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
-            let executor = match executor {
-                Executor::Interp => nnc_runtime::executor::ExecutorKind::Interp,
+            let executor: Box<dyn nnc_runtime::executor::Executor> = match executor {
+                Executor::Jit => Box::new(nnc_codegen::JitExecutor::new()),
+                Executor::Interp => Box::new(nnc_runtime::executor::InterpreterExecutor),
             };
-            run::run(&file, decimals, precision, out.as_deref(), resume, executor, cli.color)
+            run::run(&file, decimals, precision, out.as_deref(), resume, executor.as_ref(), cli.color)
         }
         Command::Ir { file, name, grad, jvp, opt } => {
             ir_cmd::run(&file, name.as_deref(), &ir_cmd::Options { grad, jvp, opt }, cli.color)

@@ -6,7 +6,7 @@ use comfy_table::{Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnc_compiler::ir::{Answer, Precision, QueryResult, Tensor, run_queries};
 use nnc_grammar::Item;
-use nnc_runtime::executor::ExecutorKind;
+use nnc_runtime::executor::Executor;
 use nnc_runtime::train::{Epoch, Event, Report, RunOptions, train};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -118,7 +118,7 @@ pub fn run(
     precision: Precision,
     out: Option<&Path>,
     resume: bool,
-    executor: ExecutorKind,
+    executor: &dyn Executor,
     color: ColorChoice,
 ) -> ExitCode {
     // A second Ctrl-C while the first is being handled still stops the process.
@@ -179,7 +179,7 @@ pub fn run(
                     out,
                     resume,
                     interrupt: Some(&INTERRUPTED),
-                    executor,
+                    executor: Some(executor),
                     source: Some((&name, &analysis.text)),
                 };
                 match train(&analysis.file, def, base, &options, &mut on_event) {

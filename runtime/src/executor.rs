@@ -161,19 +161,3 @@ impl Program for InterpretedProgram {
         }
     }
 }
-
-/// The executors `nnc run --executor` chooses from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ExecutorKind {
-    /// The reference interpreter.
-    #[default]
-    Interp,
-}
-
-impl ExecutorKind {
-    pub fn executor(self) -> Box<dyn Executor> {
-        match self {
-            ExecutorKind::Interp => Box::new(InterpreterExecutor),
-        }
-    }
-}

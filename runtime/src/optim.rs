@@ -40,35 +40,45 @@ impl State {
 impl Optimizer {
     /// Updates every parameter in place from its gradient.
     pub fn step(&self, state: &mut State, params: &mut [Vec<f32>], grads: &[Vec<f32>]) {
-        state.step += 1;
+        self.begin(state);
         for (k, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-            match *self {
-                Optimizer::Sgd { lr, momentum, nesterov, weight_decay } => {
-                    let (lr, momentum, weight_decay) = (lr as f32, momentum as f32, weight_decay as f32);
-                    let buffer = &mut state.first[k];
-                    for i in 0..param.len() {
-                        let mut g = grad[i] + weight_decay * param[i];
-                        if momentum != 0.0 {
-                            // PyTorch starts the buffer at the first gradient.
-                            buffer[i] = if state.step == 1 { g } else { momentum * buffer[i] + g };
-                            g = if nesterov { g + momentum * buffer[i] } else { buffer[i] };
-                        }
-                        param[i] -= lr * g;
+            self.update(state, k, param, grad);
+        }
+    }
+
+    /// Counts a step; call before the `update`s of its parameters.
+    pub fn begin(&self, state: &mut State) {
+        state.step += 1;
+    }
+
+    /// Updates parameter `k` in place from its gradient.
+    pub fn update(&self, state: &mut State, k: usize, param: &mut [f32], grad: &[f32]) {
+        match *self {
+            Optimizer::Sgd { lr, momentum, nesterov, weight_decay } => {
+                let (lr, momentum, weight_decay) = (lr as f32, momentum as f32, weight_decay as f32);
+                let buffer = &mut state.first[k];
+                for i in 0..param.len() {
+                    let mut g = grad[i] + weight_decay * param[i];
+                    if momentum != 0.0 {
+                        // PyTorch starts the buffer at the first gradient.
+                        buffer[i] = if state.step == 1 { g } else { momentum * buffer[i] + g };
+                        g = if nesterov { g + momentum * buffer[i] } else { buffer[i] };
                     }
+                    param[i] -= lr * g;
                 }
-                Optimizer::Adam { lr, beta1, beta2, eps, weight_decay } => {
-                    let (m, v) = (&mut state.first[k], &mut state.second[k]);
-                    let t = state.step as i32;
-                    // The bias corrections in f64, as PyTorch computes them on the host.
-                    let (c1, c2) = ((1.0 - beta1.powi(t)) as f32, (1.0 - beta2.powi(t)) as f32);
-                    let (lr, beta1, beta2, eps, weight_decay) =
-                        (lr as f32, beta1 as f32, beta2 as f32, eps as f32, weight_decay as f32);
-                    for i in 0..param.len() {
-                        let g = grad[i] + weight_decay * param[i];
-                        m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-                        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-                        param[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-                    }
+            }
+            Optimizer::Adam { lr, beta1, beta2, eps, weight_decay } => {
+                let (m, v) = (&mut state.first[k], &mut state.second[k]);
+                let t = state.step as i32;
+                // The bias corrections in f64, as PyTorch computes them on the host.
+                let (c1, c2) = ((1.0 - beta1.powi(t)) as f32, (1.0 - beta2.powi(t)) as f32);
+                let (lr, beta1, beta2, eps, weight_decay) =
+                    (lr as f32, beta1 as f32, beta2 as f32, eps as f32, weight_decay as f32);
+                for i in 0..param.len() {
+                    let g = grad[i] + weight_decay * param[i];
+                    m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+                    v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+                    param[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
                 }
             }
         }

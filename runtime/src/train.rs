@@ -8,7 +8,7 @@
 
 use crate::checkpoint;
 use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
-use crate::executor::{Batch, Executor, ExecutorKind, Program, StepError, TrainStep};
+use crate::executor::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
 use crate::init::Init;
 use crate::optim::{Optimizer, State};
 use nnc_compiler::ir::{
@@ -325,8 +325,8 @@ pub struct RunOptions<'a> {
     pub resume: bool,
     /// Set (by a Ctrl-C handler) to stop after the current step, saving a checkpoint.
     pub interrupt: Option<&'a AtomicBool>,
-    /// What runs the steps.
-    pub executor: ExecutorKind,
+    /// What runs the steps; the reference interpreter when not given.
+    pub executor: Option<&'a dyn Executor>,
     /// The name and text of the `.nn` file, to name source lines in errors.
     pub source: Option<(&'a str, &'a str)>,
 }
@@ -397,7 +397,7 @@ pub fn train(
         ));
     }
     let batch = config.batch.min(train_set.n);
-    let executor = options.executor.executor();
+    let executor: &dyn Executor = options.executor.unwrap_or(&InterpreterExecutor);
     let grad = training_gradient(file, model, &args, &config.loss, batch)?;
     // The input must take the data's features.
     let input_shape: Vec<usize> =
@@ -489,7 +489,7 @@ pub fn train(
         args: &args,
         loss: &config.loss,
         optimizer: &config.optimizer,
-        executor: executor.as_ref(),
+        executor,
         steps: HashMap::new(),
         evaluations: HashMap::new(),
     };
@@ -580,7 +580,7 @@ pub fn train(
     let title = format!("{} on {}", config.model, data.origin);
     let mut images = crate::plots::curves(&config.out, &title, &epochs)?;
     if data.dim == 2 && per_example == 2 {
-        let grid = boundary_grid(file, model, &args, executor.as_ref(), &data, &params, outputs)?;
+        let grid = boundary_grid(file, model, &args, executor, &data, &params, outputs)?;
         images.extend(crate::plots::boundary(&config.out, &title, &grid, &data)?);
     }
     let named_params: Vec<checkpoint::NamedTensor> = shapes

@@ -1,0 +1,1203 @@
+//! Machine code for a kernel program, generated with Cranelift: one function per program,
+//! `run(buffers: *const *mut f32)`, whose argument is a table of the buffers' addresses
+//! (the program's buffers in order, then a scratch area for packed matrices).
+//!
+//! Elementwise loops run four lanes at a time (f32x4) where their accesses allow; matrix
+//! products pack the right-hand matrix into panels of eight columns and compute 4×8 tiles
+//! in eight vector accumulators (the most that stay in registers); the windowed kernels
+//! are direct loops. Transcendental functions call Rust's implementations.
+
+use crate::kernel::{Access, Binary, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Unary, Window};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, isa};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module, default_libcall_names};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Columns of a packed panel of the right-hand matrix: two f32x4 vectors.
+pub const PANEL: usize = 8;
+/// Rows of a matrix-product tile: four rows of two vectors are eight accumulators.
+const TILE_ROWS: usize = 4;
+
+/// How to generate code.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Write the generated CLIF, annotated with the kernel each part came from, here.
+    pub dump_clif: Option<PathBuf>,
+}
+
+/// A compiled program: its entry point and the module that owns the code.
+pub struct Compiled {
+    /// Kept alive: it owns the executable memory `entry` points into.
+    _module: JITModule,
+    entry: unsafe extern "C" fn(*const *mut f32),
+    /// Floats of scratch space the code expects after the buffers.
+    pub scratch: usize,
+    pub compile_time: Duration,
+}
+
+impl Compiled {
+    /// Runs the program.
+    ///
+    /// # Safety
+    /// `table` must hold one pointer per buffer of the program, each to at least the
+    /// buffer's length of f32 values (writable where the program writes), then one to
+    /// `self.scratch` writable floats; outputs must not overlap inputs.
+    pub unsafe fn run(&self, table: *const *mut f32) {
+        unsafe { (self.entry)(table) }
+    }
+}
+
+extern "C" fn nnc_expf(x: f32) -> f32 {
+    x.exp()
+}
+extern "C" fn nnc_logf(x: f32) -> f32 {
+    x.ln()
+}
+extern "C" fn nnc_sinf(x: f32) -> f32 {
+    x.sin()
+}
+extern "C" fn nnc_cosf(x: f32) -> f32 {
+    x.cos()
+}
+extern "C" fn nnc_tanf(x: f32) -> f32 {
+    x.tan()
+}
+extern "C" fn nnc_tanhf(x: f32) -> f32 {
+    x.tanh()
+}
+extern "C" fn nnc_sigmoidf(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+extern "C" fn nnc_powf(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+
+/// The functions generated code may call, by name, with their arity.
+const MATH: [(&str, usize); 8] = [
+    ("nnc_expf", 1),
+    ("nnc_logf", 1),
+    ("nnc_sinf", 1),
+    ("nnc_cosf", 1),
+    ("nnc_tanf", 1),
+    ("nnc_tanhf", 1),
+    ("nnc_sigmoidf", 1),
+    ("nnc_powf", 2),
+];
+
+fn math_pointer(name: &str) -> *const u8 {
+    match name {
+        "nnc_expf" => nnc_expf as *const u8,
+        "nnc_logf" => nnc_logf as *const u8,
+        "nnc_sinf" => nnc_sinf as *const u8,
+        "nnc_cosf" => nnc_cosf as *const u8,
+        "nnc_tanf" => nnc_tanf as *const u8,
+        "nnc_tanhf" => nnc_tanhf as *const u8,
+        "nnc_sigmoidf" => nnc_sigmoidf as *const u8,
+        "nnc_powf" => nnc_powf as *const u8,
+        _ => unreachable!("no math function {name}"),
+    }
+}
+
+/// The ISA of this machine with the settings the kernels are tuned for.
+fn host_isa() -> Result<std::sync::Arc<dyn isa::TargetIsa>, String> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, key: &str, value: &str| {
+        flags.set(key, value).map_err(|e| format!("cranelift setting {key}={value}: {e}"))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    // The native builder turns on the host's SSE4.1, AVX, AVX2 and FMA.
+    let builder = cranelift_native::builder().map_err(|e| format!("this machine is not supported: {e}"))?;
+    builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+}
+
+/// Compiles `program` to machine code.
+pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String> {
+    let started = Instant::now();
+    let isa = host_isa()?;
+    let mut jit = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, _) in MATH {
+        jit.symbol(name, math_pointer(name));
+    }
+    let mut module = JITModule::new(jit);
+    let pointer = module.target_config().pointer_type();
+    let mut math_ids = HashMap::new();
+    for (name, arity) in MATH {
+        let mut sig = module.make_signature();
+        for _ in 0..arity {
+            sig.params.push(AbiParam::new(types::F32));
+        }
+        sig.returns.push(AbiParam::new(types::F32));
+        let id = module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?;
+        math_ids.insert(name, id);
+    }
+    let mut sig = Signature::new(module.isa().default_call_conv());
+    sig.params.push(AbiParam::new(pointer));
+    let id = module.declare_function("run", Linkage::Local, &sig).map_err(|e| e.to_string())?;
+    let mut ctx: Context = module.make_context();
+    ctx.func.signature = sig;
+    let mut fctx = FunctionBuilderContext::new();
+    let scratch = scratch_len(program);
+    let frontend_config = module.target_config();
+    {
+        let mut builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = builder.create_block();
+        builder.append_block_params_for_function_params(entry);
+        builder.switch_to_block(entry);
+        builder.seal_block(entry);
+        let table = builder.block_params(entry)[0];
+        let mut math = HashMap::new();
+        for (name, id) in &math_ids {
+            math.insert(*name, module.declare_func_in_func(*id, builder.func));
+        }
+        let mut generator = Gen { b: builder, table, pointer, math, bases: HashMap::new(), program };
+        for kernel in &program.kernels {
+            generator.bases.clear();
+            generator.kernel(kernel);
+        }
+        generator.b.ins().return_(&[]);
+        generator.b.finalize(frontend_config);
+    }
+    if let Some(dir) = &options.dump_clif {
+        let _ = std::fs::create_dir_all(dir);
+        let mut text = String::new();
+        for (i, k) in program.kernels.iter().enumerate() {
+            text.push_str(&format!(";; k{i}: {}\n", program.kernel_text(k)));
+        }
+        text.push_str(&ctx.func.display().to_string());
+        let _ = std::fs::write(dir.join(format!("{}.clif", sanitize(&program.name))), text);
+    }
+    module.define_function(id, &mut ctx).map_err(|e| format!("code generation failed: {e:?}"))?;
+    module.clear_context(&mut ctx);
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let code = module.get_finalized_function(id);
+    // SAFETY: `code` is the function just defined with the signature `fn(*const *mut f32)`.
+    let entry = unsafe { std::mem::transmute::<*const u8, unsafe extern "C" fn(*const *mut f32)>(code) };
+    Ok(Compiled { _module: module, entry, scratch, compile_time: started.elapsed() })
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+/// The scratch floats the program's matrix products need for their packed panels.
+pub fn scratch_len(program: &Program) -> usize {
+    program
+        .kernels
+        .iter()
+        .map(|k| match k {
+            Kernel::MatMul { n, k, .. } => k * n.div_ceil(PANEL) * PANEL,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+struct Gen<'a, 'p> {
+    b: FunctionBuilder<'a>,
+    table: Value,
+    pointer: types::Type,
+    math: HashMap<&'static str, FuncRef>,
+    /// Buffer addresses loaded in the current kernel's first block.
+    bases: HashMap<usize, Value>,
+    program: &'p Program,
+}
+
+/// A loop body: gets the generator and the loop index.
+type Body<'b, 'a, 'p> = &'b mut dyn FnMut(&mut Gen<'a, 'p>, Value);
+
+impl<'a, 'p> Gen<'a, 'p> {
+    fn base(&mut self, buffer: BufferId) -> Value {
+        self.table_entry(buffer.0)
+    }
+
+    fn scratch(&mut self) -> Value {
+        self.table_entry(self.program.buffers.len())
+    }
+
+    fn table_entry(&mut self, index: usize) -> Value {
+        if let Some(&v) = self.bases.get(&index) {
+            return v;
+        }
+        let v =
+            self.b.ins().load(self.pointer, MemFlagsData::trusted().with_readonly(), self.table, (index * 8) as i32);
+        self.bases.insert(index, v);
+        v
+    }
+
+    fn iconst(&mut self, n: usize) -> Value {
+        self.b.ins().iconst(types::I64, n as i64)
+    }
+
+    fn fconst(&mut self, x: f32) -> Value {
+        self.b.ins().f32const(x)
+    }
+
+    /// The address of element `index` (an i64 value) of a buffer.
+    fn address(&mut self, base: Value, index: Value) -> Value {
+        let bytes = self.b.ins().ishl_imm_u(index, 2);
+        self.b.ins().iadd(base, bytes)
+    }
+
+    fn load(&mut self, base: Value, index: Value) -> Value {
+        let at = self.address(base, index);
+        self.b.ins().load(types::F32, MemFlagsData::trusted(), at, 0)
+    }
+
+    fn store(&mut self, base: Value, index: Value, value: Value) {
+        let at = self.address(base, index);
+        self.b.ins().store(MemFlagsData::trusted(), value, at, 0);
+    }
+
+    // Vectors are read and written at any 4-byte boundary: buffers are f32 slices.
+    fn load_vector(&mut self, base: Value, index: Value) -> Value {
+        let at = self.address(base, index);
+        self.b.ins().load(types::F32X4, MemFlagsData::new().with_notrap(), at, 0)
+    }
+
+    fn store_vector(&mut self, base: Value, index: Value, value: Value) {
+        let at = self.address(base, index);
+        self.b.ins().store(MemFlagsData::new().with_notrap(), value, at, 0);
+    }
+
+    /// `start + index * stride` for i64 values and a constant stride.
+    fn step(&mut self, start: Value, index: Value, stride: usize) -> Value {
+        match stride {
+            0 => start,
+            1 => self.b.ins().iadd(start, index),
+            _ => {
+                let scaled = self.b.ins().imul_imm_s(index, stride as i64);
+                self.b.ins().iadd(start, scaled)
+            }
+        }
+    }
+
+    /// `for i in (start..end).step_by(step) { body(i) }` with constant bounds.
+    fn for_range(&mut self, start: usize, end: usize, step: usize, body: Body<'_, 'a, 'p>) {
+        if start >= end {
+            return;
+        }
+        if end - start <= step {
+            let i = self.iconst(start);
+            body(self, i);
+            return;
+        }
+        let header = self.b.create_block();
+        let inside = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        let first = self.iconst(start);
+        self.b.ins().jump(header, &[first.into()]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let more = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, i, end as i64);
+        self.b.ins().brif(more, inside, &[], exit, &[]);
+        self.b.switch_to_block(inside);
+        self.b.seal_block(inside);
+        body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, step as i64);
+        self.b.ins().jump(header, &[next.into()]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+    }
+
+    /// Runs `body` only when `condition` (an i8 truth value) holds.
+    fn when(&mut self, condition: Value, body: &mut dyn FnMut(&mut Gen<'a, 'p>)) {
+        let then = self.b.create_block();
+        let after = self.b.create_block();
+        self.b.ins().brif(condition, then, &[], after, &[]);
+        self.b.switch_to_block(then);
+        self.b.seal_block(then);
+        body(self);
+        self.b.ins().jump(after, &[]);
+        self.b.switch_to_block(after);
+        self.b.seal_block(after);
+    }
+
+    fn var(&mut self, ty: types::Type, initial: Value) -> Variable {
+        let v = self.b.declare_var(ty);
+        self.b.def_var(v, initial);
+        v
+    }
+
+    fn fill(&mut self, buffer: BufferId, value: f32) {
+        let len = self.program.buffer(buffer).len;
+        let base = self.base(buffer);
+        let vector_end = len - len % 4;
+        let splat = {
+            let x = self.fconst(value);
+            self.b.ins().splat(types::F32X4, x)
+        };
+        self.for_range(0, vector_end, 4, &mut |g, i| g.store_vector(base, i, splat));
+        let x = self.fconst(value);
+        self.for_range(vector_end, len, 1, &mut |g, i| g.store(base, i, x));
+    }
+
+    fn kernel(&mut self, kernel: &Kernel) {
+        // Every address the kernel needs, loaded where they dominate all of its loops.
+        let (reads, write) = kernel.buffers();
+        for b in reads.into_iter().chain([write]) {
+            self.base(b);
+        }
+        if matches!(kernel, Kernel::MatMul { .. }) {
+            self.scratch();
+        }
+        match kernel {
+            Kernel::Loop { shape, out, expr, combine } => self.loop_kernel(shape, out, expr, *combine),
+            Kernel::MatMul { m, n, k, a, b, c } => self.matmul(*m, *n, *k, a, b, c),
+            Kernel::Softmax { outer, len, inner, input, out, log } => {
+                self.softmax(*outer, *len, *inner, *input, *out, *log)
+            }
+            Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out } => {
+                self.softmax_cross_entropy(*rows, *classes, *logits, *labels, *out)
+            }
+            Kernel::Conv2d { window, input, weight, out } => self.conv(window, *input, *weight, *out, Conv::Forward),
+            Kernel::Conv2dInputGrad { window, grad, weight, out } => {
+                self.conv(window, *grad, *weight, *out, Conv::InputGrad)
+            }
+            Kernel::Conv2dWeightGrad { window, input, grad, out } => {
+                self.conv(window, *input, *grad, *out, Conv::WeightGrad)
+            }
+            Kernel::MaxPool { window, input, out, mode } => self.maxpool(window, *input, *out, *mode),
+            Kernel::AvgPool { window, input, out, backward } => self.avgpool(window, *input, *out, *backward),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Elementwise loops and reductions.
+
+    fn loop_kernel(&mut self, shape: &[usize], out: &Access, expr: &Expr, combine: Combine) {
+        let (shape, accesses) = canonical(shape, out, expr);
+        match combine {
+            Combine::Assign => {}
+            Combine::Add => self.fill(out.buffer, 0.0),
+            Combine::Max => self.fill(out.buffer, f32::NEG_INFINITY),
+        }
+        if shape.contains(&0) {
+            return;
+        }
+        let offsets: Vec<Value> =
+            accesses.iter().map(|a| a.offset).collect::<Vec<_>>().into_iter().map(|o| self.iconst(o)).collect();
+        let bases: Vec<Value> =
+            accesses.iter().map(|a| a.buffer).collect::<Vec<_>>().into_iter().map(|b| self.base(b)).collect();
+        let expr = number_loads(expr, &mut 0);
+        self.loop_level(&shape, &accesses, &bases, offsets, Vec::new(), &expr, combine);
+    }
+
+    /// One level of a loop nest: `offsets` are the element offsets of every access (the
+    /// output first) at the enclosing indices.
+    #[allow(clippy::too_many_arguments)]
+    fn loop_level(
+        &mut self,
+        shape: &[usize],
+        accesses: &[Access],
+        bases: &[Value],
+        offsets: Vec<Value>,
+        indices: Vec<Value>,
+        expr: &Numbered,
+        combine: Combine,
+    ) {
+        let level = indices.len();
+        if level == shape.len() {
+            let value = self.scalar_expr(expr, bases, &offsets, &indices);
+            self.combine_scalar(bases[0], offsets[0], value, combine);
+            return;
+        }
+        let inner = level + 1 == shape.len();
+        let n = shape[level];
+        if inner && n >= 4 && vectorizable(expr, accesses, level, combine) {
+            let out_stride = accesses[0].strides[level];
+            let vector_end = n - n % 4;
+            let acc = if out_stride == 0 {
+                let init = match combine {
+                    Combine::Max => self.fconst(f32::NEG_INFINITY),
+                    _ => self.fconst(0.0),
+                };
+                let v = self.b.ins().splat(types::F32X4, init);
+                Some(self.var(types::F32X4, v))
+            } else {
+                None
+            };
+            self.for_range(0, vector_end, 4, &mut |g, i| {
+                let here: Vec<Value> =
+                    offsets.iter().zip(accesses).map(|(&o, a)| g.step(o, i, a.strides[level])).collect();
+                let value = g.vector_expr(expr, bases, &here, accesses, level, &indices);
+                match acc {
+                    Some(acc) => {
+                        let old = g.b.use_var(acc);
+                        let new = match combine {
+                            Combine::Max => g.b.ins().fmax(old, value),
+                            _ => g.b.ins().fadd(old, value),
+                        };
+                        g.b.def_var(acc, new);
+                    }
+                    None => {
+                        let value = match combine {
+                            Combine::Assign => value,
+                            Combine::Add => {
+                                let old = g.load_vector(bases[0], here[0]);
+                                g.b.ins().fadd(old, value)
+                            }
+                            Combine::Max => {
+                                let old = g.load_vector(bases[0], here[0]);
+                                g.b.ins().fmax(old, value)
+                            }
+                        };
+                        g.store_vector(bases[0], here[0], value);
+                    }
+                }
+            });
+            if let Some(acc) = acc {
+                // Fold the four lanes, then into the output element.
+                let v = self.b.use_var(acc);
+                let mut total = self.b.ins().extractlane(v, 0);
+                for lane in 1..4u8 {
+                    let x = self.b.ins().extractlane(v, lane);
+                    total = match combine {
+                        Combine::Max => self.b.ins().fmax(total, x),
+                        _ => self.b.ins().fadd(total, x),
+                    };
+                }
+                self.combine_scalar(bases[0], offsets[0], total, combine);
+            }
+            self.for_range(vector_end, n, 1, &mut |g, i| {
+                let here: Vec<Value> =
+                    offsets.iter().zip(accesses).map(|(&o, a)| g.step(o, i, a.strides[level])).collect();
+                let mut all = indices.clone();
+                all.push(i);
+                let value = g.scalar_expr(expr, bases, &here, &all);
+                g.combine_scalar(bases[0], here[0], value, combine);
+            });
+            return;
+        }
+        self.for_range(0, n, 1, &mut |g, i| {
+            let here: Vec<Value> = offsets.iter().zip(accesses).map(|(&o, a)| g.step(o, i, a.strides[level])).collect();
+            let mut all = indices.clone();
+            all.push(i);
+            g.loop_level(shape, accesses, bases, here, all, expr, combine);
+        });
+    }
+
+    fn combine_scalar(&mut self, base: Value, offset: Value, value: Value, combine: Combine) {
+        let value = match combine {
+            Combine::Assign => value,
+            Combine::Add => {
+                let old = self.load(base, offset);
+                self.b.ins().fadd(old, value)
+            }
+            Combine::Max => {
+                let old = self.load(base, offset);
+                self.max(old, value)
+            }
+        };
+        self.store(base, offset, value);
+    }
+
+    /// The larger of two values, as the reference takes it (`f64::max` ignores a NaN).
+    fn max(&mut self, a: Value, b: Value) -> Value {
+        let greater = self.b.ins().fcmp(FloatCC::GreaterThan, b, a);
+        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+        let take_b = self.b.ins().bor(greater, a_nan);
+        self.b.ins().select(take_b, b, a)
+    }
+
+    fn min(&mut self, a: Value, b: Value) -> Value {
+        let less = self.b.ins().fcmp(FloatCC::LessThan, b, a);
+        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+        let take_b = self.b.ins().bor(less, a_nan);
+        self.b.ins().select(take_b, b, a)
+    }
+
+    fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
+        let f = self.math[name];
+        let call = self.b.ins().call(f, args);
+        self.b.inst_results(call)[0]
+    }
+
+    fn bool_to_float(&mut self, condition: Value) -> Value {
+        let one = self.fconst(1.0);
+        let zero = self.fconst(0.0);
+        self.b.ins().select(condition, one, zero)
+    }
+
+    fn scalar_expr(&mut self, e: &Numbered, bases: &[Value], offsets: &[Value], indices: &[Value]) -> Value {
+        match e {
+            Numbered::Load(k) => self.load(bases[*k], offsets[*k]),
+            Numbered::Const(c) => self.fconst(*c),
+            Numbered::Index(axis) => {
+                let i = indices[*axis];
+                self.b.ins().fcvt_from_uint(types::F32, i)
+            }
+            Numbered::Unary(op, x) => {
+                let x = self.scalar_expr(x, bases, offsets, indices);
+                let zero = self.fconst(0.0);
+                match op {
+                    Unary::Neg => self.b.ins().fneg(x),
+                    Unary::Exp => self.call("nnc_expf", &[x]),
+                    Unary::Ln => self.call("nnc_logf", &[x]),
+                    Unary::Sqrt => self.b.ins().sqrt(x),
+                    Unary::Sin => self.call("nnc_sinf", &[x]),
+                    Unary::Cos => self.call("nnc_cosf", &[x]),
+                    Unary::Tan => self.call("nnc_tanf", &[x]),
+                    Unary::Tanh => self.call("nnc_tanhf", &[x]),
+                    Unary::Sigmoid => self.call("nnc_sigmoidf", &[x]),
+                    Unary::Relu => self.max(x, zero),
+                    Unary::Abs => self.b.ins().fabs(x),
+                    Unary::Step => {
+                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                        self.bool_to_float(positive)
+                    }
+                    Unary::Sign => {
+                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                        let negative = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                        let p = self.bool_to_float(positive);
+                        let n = self.bool_to_float(negative);
+                        self.b.ins().fsub(p, n)
+                    }
+                    Unary::Round => self.b.ins().nearest(x),
+                }
+            }
+            Numbered::Binary(op, a, b) => {
+                let a = self.scalar_expr(a, bases, offsets, indices);
+                let b = self.scalar_expr(b, bases, offsets, indices);
+                match op {
+                    Binary::Add => self.b.ins().fadd(a, b),
+                    Binary::Sub => self.b.ins().fsub(a, b),
+                    Binary::Mul => self.b.ins().fmul(a, b),
+                    Binary::Div => self.b.ins().fdiv(a, b),
+                    Binary::Pow => self.call("nnc_powf", &[a, b]),
+                    Binary::Max => self.max(a, b),
+                    Binary::Min => self.min(a, b),
+                    Binary::GreaterEq => {
+                        let c = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
+                        self.bool_to_float(c)
+                    }
+                    Binary::Equal => {
+                        let c = self.b.ins().fcmp(FloatCC::Equal, a, b);
+                        self.bool_to_float(c)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Four lanes of an expression at consecutive indices of the innermost axis `level`.
+    fn vector_expr(
+        &mut self,
+        e: &Numbered,
+        bases: &[Value],
+        offsets: &[Value],
+        accesses: &[Access],
+        level: usize,
+        indices: &[Value],
+    ) -> Value {
+        match e {
+            Numbered::Load(k) => {
+                if accesses[*k].strides[level] == 0 {
+                    let x = self.load(bases[*k], offsets[*k]);
+                    self.b.ins().splat(types::F32X4, x)
+                } else {
+                    self.load_vector(bases[*k], offsets[*k])
+                }
+            }
+            Numbered::Const(c) => {
+                let x = self.fconst(*c);
+                self.b.ins().splat(types::F32X4, x)
+            }
+            Numbered::Index(axis) => {
+                // An outer axis: the same index in every lane.
+                let x = self.b.ins().fcvt_from_uint(types::F32, indices[*axis]);
+                self.b.ins().splat(types::F32X4, x)
+            }
+            Numbered::Unary(op, x) => {
+                let x = self.vector_expr(x, bases, offsets, accesses, level, indices);
+                let zero = {
+                    let z = self.fconst(0.0);
+                    self.b.ins().splat(types::F32X4, z)
+                };
+                match op {
+                    Unary::Neg => self.b.ins().fneg(x),
+                    Unary::Sqrt => self.b.ins().sqrt(x),
+                    Unary::Abs => self.b.ins().fabs(x),
+                    Unary::Round => self.b.ins().nearest(x),
+                    Unary::Relu => {
+                        // max(x, 0) with NaN going to 0, as the reference does.
+                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                        {
+                            let m = self.mask(positive);
+                            self.b.ins().bitselect(m, x, zero)
+                        }
+                    }
+                    Unary::Step => {
+                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                        self.vector_mask_to_float(positive)
+                    }
+                    Unary::Sign => {
+                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                        let negative = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                        let p = self.vector_mask_to_float(positive);
+                        let n = self.vector_mask_to_float(negative);
+                        self.b.ins().fsub(p, n)
+                    }
+                    _ => unreachable!("calls are not vectorised"),
+                }
+            }
+            Numbered::Binary(op, a, b) => {
+                let a = self.vector_expr(a, bases, offsets, accesses, level, indices);
+                let b = self.vector_expr(b, bases, offsets, accesses, level, indices);
+                match op {
+                    Binary::Add => self.b.ins().fadd(a, b),
+                    Binary::Sub => self.b.ins().fsub(a, b),
+                    Binary::Mul => self.b.ins().fmul(a, b),
+                    Binary::Div => self.b.ins().fdiv(a, b),
+                    Binary::Max => {
+                        let greater = self.b.ins().fcmp(FloatCC::GreaterThan, b, a);
+                        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+                        let take_b = self.b.ins().bor(greater, a_nan);
+                        {
+                            let m = self.mask(take_b);
+                            self.b.ins().bitselect(m, b, a)
+                        }
+                    }
+                    Binary::Min => {
+                        let less = self.b.ins().fcmp(FloatCC::LessThan, b, a);
+                        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+                        let take_b = self.b.ins().bor(less, a_nan);
+                        {
+                            let m = self.mask(take_b);
+                            self.b.ins().bitselect(m, b, a)
+                        }
+                    }
+                    Binary::GreaterEq => {
+                        let c = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
+                        self.vector_mask_to_float(c)
+                    }
+                    Binary::Equal => {
+                        let c = self.b.ins().fcmp(FloatCC::Equal, a, b);
+                        self.vector_mask_to_float(c)
+                    }
+                    Binary::Pow => unreachable!("calls are not vectorised"),
+                }
+            }
+        }
+    }
+
+    /// A lane mask of a vector comparison (i32x4) as f32x4 bits, for `bitselect`.
+    fn mask(&mut self, mask: Value) -> Value {
+        self.b.ins().bitcast(types::F32X4, MemFlagsData::new(), mask)
+    }
+
+    /// 1.0 in the lanes where a comparison's mask is set, else 0.0.
+    fn vector_mask_to_float(&mut self, mask: Value) -> Value {
+        let one = self.fconst(1.0);
+        let ones = self.b.ins().splat(types::F32X4, one);
+        let zero = self.fconst(0.0);
+        let zeros = self.b.ins().splat(types::F32X4, zero);
+        {
+            let m = self.mask(mask);
+            self.b.ins().bitselect(m, ones, zeros)
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Matrix products.
+
+    fn matmul(&mut self, m: usize, n: usize, k: usize, a: &Matrix, b: &Matrix, c: &Matrix) {
+        let scratch = self.scratch();
+        let b_base = self.base(b.buffer);
+        let full_panels = n / PANEL;
+        let edge = n % PANEL;
+        // Pack: panel p holds columns p*8.. of B, row after row, zero past the last column.
+        for (first_panel, panels, width) in [(0, full_panels, PANEL), (full_panels, usize::from(edge > 0), edge)] {
+            if panels == 0 {
+                continue;
+            }
+            self.for_range(first_panel, first_panel + panels, 1, &mut |g, p| {
+                g.for_range(0, k, 1, &mut |g, kk| {
+                    // dest = (p * k + kk) * 8
+                    let row = g.b.ins().imul_imm_s(p, k as i64);
+                    let row = g.b.ins().iadd(row, kk);
+                    let dest = g.b.ins().imul_imm_s(row, PANEL as i64);
+                    let source_row = g.iconst(b.offset);
+                    let source_row = g.step(source_row, kk, b.row_stride);
+                    let column0 = g.b.ins().imul_imm_s(p, PANEL as i64);
+                    for j in 0..PANEL {
+                        let value = if j < width {
+                            let column = g.b.ins().iadd_imm_s(column0, j as i64);
+                            let at = g.step(source_row, column, b.col_stride);
+                            g.load(b_base, at)
+                        } else {
+                            g.fconst(0.0)
+                        };
+                        let at = g.b.ins().iadd_imm_s(dest, j as i64);
+                        g.store(scratch, at, value);
+                    }
+                });
+            });
+        }
+        let row_blocks = m / TILE_ROWS;
+        self.for_range(0, row_blocks, 1, &mut |g, block| {
+            let i0 = g.b.ins().imul_imm_s(block, TILE_ROWS as i64);
+            g.matmul_row_block(i0, TILE_ROWS, n, k, a, c);
+        });
+        self.for_range(row_blocks * TILE_ROWS, m, 1, &mut |g, i| g.matmul_row_block(i, 1, n, k, a, c));
+    }
+
+    /// Rows `i0 .. i0 + rows` of the product, every panel.
+    fn matmul_row_block(&mut self, i0: Value, rows: usize, n: usize, k: usize, a: &Matrix, c: &Matrix) {
+        let full_panels = n / PANEL;
+        let edge = n % PANEL;
+        self.for_range(0, full_panels, 1, &mut |g, p| g.matmul_tile(i0, rows, p, PANEL, k, a, c));
+        if edge > 0 {
+            let p = self.iconst(full_panels);
+            self.matmul_tile(i0, rows, p, edge, k, a, c);
+        }
+    }
+
+    /// One tile: `rows` rows starting at `i0` by the `width` valid columns of panel `p`.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_tile(&mut self, i0: Value, rows: usize, p: Value, width: usize, k: usize, a: &Matrix, c: &Matrix) {
+        let scratch = self.scratch();
+        let a_base = self.base(a.buffer);
+        let c_base = self.base(c.buffer);
+        let zero = {
+            let z = self.fconst(0.0);
+            self.b.ins().splat(types::F32X4, z)
+        };
+        let accumulators: Vec<[Variable; 2]> =
+            (0..rows).map(|_| [self.var(types::F32X4, zero), self.var(types::F32X4, zero)]).collect();
+        // Row starts of A for this tile.
+        let a_rows: Vec<Value> = (0..rows)
+            .map(|r| {
+                let i = self.b.ins().iadd_imm_s(i0, r as i64);
+                let start = self.iconst(a.offset);
+                self.step(start, i, a.row_stride)
+            })
+            .collect();
+        let panel_start = self.b.ins().imul_imm_s(p, (k * PANEL) as i64);
+        self.for_range(0, k, 1, &mut |g, kk| {
+            let at = g.b.ins().imul_imm_s(kk, PANEL as i64);
+            let at = g.b.ins().iadd(panel_start, at);
+            let b0 = g.load_vector(scratch, at);
+            let at4 = g.b.ins().iadd_imm_s(at, 4);
+            let b1 = g.load_vector(scratch, at4);
+            for (r, acc) in accumulators.iter().enumerate() {
+                let at = g.step(a_rows[r], kk, a.col_stride);
+                let x = g.load(a_base, at);
+                let splat = g.b.ins().splat(types::F32X4, x);
+                for (h, bv) in [b0, b1].into_iter().enumerate() {
+                    let product = g.b.ins().fmul(splat, bv);
+                    let old = g.b.use_var(acc[h]);
+                    let sum = g.b.ins().fadd(old, product);
+                    g.b.def_var(acc[h], sum);
+                }
+            }
+        });
+        let column0 = self.b.ins().imul_imm_s(p, PANEL as i64);
+        for (r, acc) in accumulators.iter().enumerate() {
+            let i = self.b.ins().iadd_imm_s(i0, r as i64);
+            let start = self.iconst(c.offset);
+            let row = self.step(start, i, c.row_stride);
+            for (h, &var) in acc.iter().enumerate() {
+                let lanes = width.saturating_sub(4 * h).min(4);
+                if lanes == 0 {
+                    continue;
+                }
+                let v = self.b.use_var(var);
+                let column = self.b.ins().iadd_imm_s(column0, (4 * h) as i64);
+                if lanes == 4 && c.col_stride == 1 {
+                    let at = self.b.ins().iadd(row, column);
+                    self.store_vector(c_base, at, v);
+                } else {
+                    for lane in 0..lanes {
+                        let x = self.b.ins().extractlane(v, lane as u8);
+                        let col = self.b.ins().iadd_imm_s(column, lane as i64);
+                        let at = self.step(row, col, c.col_stride);
+                        self.store(c_base, at, x);
+                    }
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Row-wise kernels.
+
+    /// The maximum of a line and the sum of `exp(x - max)` over it.
+    fn line_max_and_total(&mut self, base: Value, start: Value, len: usize, stride: usize) -> (Value, Value) {
+        let minus_infinity = self.fconst(f32::NEG_INFINITY);
+        let max = self.var(types::F32, minus_infinity);
+        self.for_range(0, len, 1, &mut |g, j| {
+            let at = g.step(start, j, stride);
+            let x = g.load(base, at);
+            let old = g.b.use_var(max);
+            let new = g.max(old, x);
+            g.b.def_var(max, new);
+        });
+        let zero = self.fconst(0.0);
+        let total = self.var(types::F32, zero);
+        let max_value = self.b.use_var(max);
+        self.for_range(0, len, 1, &mut |g, j| {
+            let at = g.step(start, j, stride);
+            let x = g.load(base, at);
+            let shifted = g.b.ins().fsub(x, max_value);
+            let e = g.call("nnc_expf", &[shifted]);
+            let old = g.b.use_var(total);
+            let new = g.b.ins().fadd(old, e);
+            g.b.def_var(total, new);
+        });
+        let total = self.b.use_var(total);
+        (max_value, total)
+    }
+
+    fn softmax(&mut self, outer: usize, len: usize, inner: usize, input: BufferId, out: BufferId, log: bool) {
+        let (x_base, y_base) = (self.base(input), self.base(out));
+        self.for_range(0, outer, 1, &mut |g, o| {
+            g.for_range(0, inner, 1, &mut |g, i| {
+                let start = g.b.ins().imul_imm_s(o, (len * inner) as i64);
+                let start = g.b.ins().iadd(start, i);
+                let (max, total) = g.line_max_and_total(x_base, start, len, inner);
+                let log_total = {
+                    let l = g.call("nnc_logf", &[total]);
+                    g.b.ins().fadd(l, max)
+                };
+                g.for_range(0, len, 1, &mut |g, j| {
+                    let at = g.step(start, j, inner);
+                    let x = g.load(x_base, at);
+                    let y = if log {
+                        g.b.ins().fsub(x, log_total)
+                    } else {
+                        let shifted = g.b.ins().fsub(x, max);
+                        let e = g.call("nnc_expf", &[shifted]);
+                        g.b.ins().fdiv(e, total)
+                    };
+                    g.store(y_base, at, y);
+                });
+            });
+        });
+    }
+
+    fn softmax_cross_entropy(
+        &mut self,
+        rows: usize,
+        classes: usize,
+        logits: BufferId,
+        labels: BufferId,
+        out: BufferId,
+    ) {
+        let (x_base, t_base, out_base) = (self.base(logits), self.base(labels), self.base(out));
+        let zero = self.fconst(0.0);
+        let loss = self.var(types::F32, zero);
+        self.for_range(0, rows, 1, &mut |g, r| {
+            let start = g.b.ins().imul_imm_s(r, classes as i64);
+            let (max, total) = g.line_max_and_total(x_base, start, classes, 1);
+            let label = g.load(t_base, r);
+            let label = g.b.ins().nearest(label);
+            // A label outside the classes reads a class within them, as the reference does;
+            // never memory outside the row.
+            let class = g.b.ins().fcvt_to_uint_sat(types::I64, label);
+            let classes_value = g.iconst(classes.max(1));
+            let class = g.b.ins().urem(class, classes_value);
+            let at = g.b.ins().iadd(start, class);
+            let x = g.load(x_base, at);
+            let l = g.call("nnc_logf", &[total]);
+            let log_total = g.b.ins().fadd(l, max);
+            let picked = g.b.ins().fsub(x, log_total);
+            let old = g.b.use_var(loss);
+            let new = g.b.ins().fsub(old, picked);
+            g.b.def_var(loss, new);
+        });
+        let total = self.b.use_var(loss);
+        let scale = self.fconst(1.0 / rows.max(1) as f32);
+        let mean = self.b.ins().fmul(total, scale);
+        let at = self.iconst(0);
+        self.store(out_base, at, mean);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Windows.
+
+    /// `body(ho_index, wo_index, kh_index, kw_index, h, w)` for every position of every
+    /// window whose input position is inside the input (padding reads nothing).
+    fn windows(&mut self, w: &Window, body: &mut dyn FnMut(&mut Gen<'a, 'p>, [Value; 6])) {
+        let (pad_h, pad_w) = (w.pad.0 as i64, w.pad.1 as i64);
+        let (height, width) = (w.h as i64, w.w as i64);
+        self.for_range(0, w.ho, 1, &mut |g, i| {
+            g.for_range(0, w.wo, 1, &mut |g, j| {
+                g.for_range(0, w.kernel.0, 1, &mut |g, kh| {
+                    let h = g.b.ins().imul_imm_s(i, w.stride.0 as i64);
+                    let h = g.b.ins().iadd(h, kh);
+                    let h = g.b.ins().iadd_imm_s(h, -pad_h);
+                    let h_ok = g.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, h, height);
+                    g.when(h_ok, &mut |g| {
+                        g.for_range(0, w.kernel.1, 1, &mut |g, kw| {
+                            let x = g.b.ins().imul_imm_s(j, w.stride.1 as i64);
+                            let x = g.b.ins().iadd(x, kw);
+                            let x = g.b.ins().iadd_imm_s(x, -pad_w);
+                            let x_ok = g.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, x, width);
+                            g.when(x_ok, &mut |g| body(g, [i, j, kh, kw, h, x]));
+                        });
+                    });
+                });
+            });
+        });
+    }
+
+    /// Element `((a * n1 + b) * n2 + c) * n3 + d` of a 4-D tensor.
+    fn index4(&mut self, [a, b, c, d]: [Value; 4], [n1, n2, n3]: [usize; 3]) -> Value {
+        let x = self.b.ins().imul_imm_s(a, n1 as i64);
+        let x = self.b.ins().iadd(x, b);
+        let x = self.b.ins().imul_imm_s(x, n2 as i64);
+        let x = self.b.ins().iadd(x, c);
+        let x = self.b.ins().imul_imm_s(x, n3 as i64);
+        self.b.ins().iadd(x, d)
+    }
+
+    fn conv(&mut self, w: &Window, first: BufferId, second: BufferId, out: BufferId, kind: Conv) {
+        let (first_base, second_base, out_base) = (self.base(first), self.base(second), self.base(out));
+        // Every kind accumulates products into its output.
+        self.fill(out, 0.0);
+        let w = *w;
+        self.for_range(0, w.n, 1, &mut |g, n| {
+            g.for_range(0, w.o, 1, &mut |g, o| {
+                g.for_range(0, w.c, 1, &mut |g, c| {
+                    g.windows(&w, &mut |g, [i, j, kh, kw, h, x]| {
+                        let weight_at = g.index4([o, c, kh, kw], [w.c, w.kernel.0, w.kernel.1]);
+                        let input_at = g.index4([n, c, h, x], [w.c, w.h, w.w]);
+                        let output_at = g.index4([n, o, i, j], [w.o, w.ho, w.wo]);
+                        match kind {
+                            Conv::Forward => {
+                                let weight = g.load(second_base, weight_at);
+                                let input = g.load(first_base, input_at);
+                                let product = g.b.ins().fmul(weight, input);
+                                let old = g.load(out_base, output_at);
+                                let new = g.b.ins().fadd(old, product);
+                                g.store(out_base, output_at, new);
+                            }
+                            Conv::InputGrad => {
+                                // first = output cotangent, second = weights.
+                                let grad = g.load(first_base, output_at);
+                                let weight = g.load(second_base, weight_at);
+                                let product = g.b.ins().fmul(grad, weight);
+                                let old = g.load(out_base, input_at);
+                                let new = g.b.ins().fadd(old, product);
+                                g.store(out_base, input_at, new);
+                            }
+                            Conv::WeightGrad => {
+                                // first = input, second = output cotangent.
+                                let grad = g.load(second_base, output_at);
+                                let input = g.load(first_base, input_at);
+                                let product = g.b.ins().fmul(grad, input);
+                                let old = g.load(out_base, weight_at);
+                                let new = g.b.ins().fadd(old, product);
+                                g.store(out_base, weight_at, new);
+                            }
+                        }
+                    });
+                });
+            });
+        });
+    }
+
+    fn maxpool(&mut self, w: &Window, input: BufferId, out: BufferId, mode: PoolMode) {
+        let (x_base, out_base) = (self.base(input), self.base(out));
+        let other_base = match mode {
+            PoolMode::Grad(b) | PoolMode::Pick(b) => Some(self.base(b)),
+            PoolMode::Forward => None,
+        };
+        if let PoolMode::Grad(_) = mode {
+            self.fill(out, 0.0);
+        }
+        let w = *w;
+        self.for_range(0, w.n * w.c, 1, &mut |g, plane| {
+            g.for_range(0, w.ho, 1, &mut |g, i| {
+                g.for_range(0, w.wo, 1, &mut |g, j| {
+                    // The first maximum of the window: its value and its index.
+                    let top_row = g.b.ins().imul_imm_s(i, w.stride.0 as i64);
+                    let left = g.b.ins().imul_imm_s(j, w.stride.1 as i64);
+                    let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+                    let first = g.b.ins().imul_imm_s(top_row, w.w as i64);
+                    let first = g.b.ins().iadd(first, left);
+                    let first = g.b.ins().iadd(first, plane_start);
+                    let minus_infinity = g.fconst(f32::NEG_INFINITY);
+                    let best = g.var(types::F32, minus_infinity);
+                    let best_at = g.var(types::I64, first);
+                    g.for_range(0, w.kernel.0, 1, &mut |g, kh| {
+                        g.for_range(0, w.kernel.1, 1, &mut |g, kw| {
+                            let row = g.b.ins().imul_imm_s(kh, w.w as i64);
+                            let at = g.b.ins().iadd(first, row);
+                            let at = g.b.ins().iadd(at, kw);
+                            let x = g.load(x_base, at);
+                            let old = g.b.use_var(best);
+                            let greater = g.b.ins().fcmp(FloatCC::GreaterThan, x, old);
+                            let new = g.b.ins().select(greater, x, old);
+                            g.b.def_var(best, new);
+                            let old_at = g.b.use_var(best_at);
+                            let new_at = g.b.ins().select(greater, at, old_at);
+                            g.b.def_var(best_at, new_at);
+                        });
+                    });
+                    let window = g.b.ins().imul_imm_s(plane, (w.ho * w.wo) as i64);
+                    let row = g.b.ins().imul_imm_s(i, w.wo as i64);
+                    let window = g.b.ins().iadd(window, row);
+                    let window = g.b.ins().iadd(window, j);
+                    let at = g.b.use_var(best_at);
+                    match (mode, other_base) {
+                        (PoolMode::Forward, _) => {
+                            let x = g.load(x_base, at);
+                            g.store(out_base, window, x);
+                        }
+                        (PoolMode::Grad(_), Some(grad)) => {
+                            let gv = g.load(grad, window);
+                            let old = g.load(out_base, at);
+                            let new = g.b.ins().fadd(old, gv);
+                            g.store(out_base, at, new);
+                        }
+                        (PoolMode::Pick(_), Some(other)) => {
+                            let x = g.load(other, at);
+                            g.store(out_base, window, x);
+                        }
+                        _ => unreachable!(),
+                    }
+                });
+            });
+        });
+    }
+
+    fn avgpool(&mut self, w: &Window, input: BufferId, out: BufferId, backward: bool) {
+        let (x_base, out_base) = (self.base(input), self.base(out));
+        self.fill(out, 0.0);
+        let w = *w;
+        let scale = 1.0 / (w.kernel.0 * w.kernel.1) as f32;
+        self.for_range(0, w.n * w.c, 1, &mut |g, plane| {
+            let zero = g.iconst(0);
+            g.windows(&w, &mut |g, [i, j, _, _, h, x]| {
+                let small = g.index4([zero, plane, i, j], [w.n * w.c, w.ho, w.wo]);
+                let large = g.index4([zero, plane, h, x], [w.n * w.c, w.h, w.w]);
+                let (from, to) = if backward { (small, large) } else { (large, small) };
+                let v = g.load(x_base, from);
+                let s = g.fconst(scale);
+                let v = g.b.ins().fmul(v, s);
+                let old = g.load(out_base, to);
+                let new = g.b.ins().fadd(old, v);
+                g.store(out_base, to, new);
+            });
+        });
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conv {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+/// An expression whose loads are numbered: access `k` is the k-th of the kernel's
+/// accesses after the output.
+#[derive(Clone, Debug)]
+enum Numbered {
+    Load(usize),
+    Const(f32),
+    Index(usize),
+    Unary(Unary, Box<Numbered>),
+    Binary(Binary, Box<Numbered>, Box<Numbered>),
+}
+
+/// Numbers the loads of `expr` from 1 in the order `canonical` lists them (0 is the output).
+fn number_loads(expr: &Expr, next: &mut usize) -> Numbered {
+    match expr {
+        Expr::Load(_) => {
+            *next += 1;
+            Numbered::Load(*next)
+        }
+        Expr::Const(c) => Numbered::Const(*c),
+        Expr::Index(a) => Numbered::Index(*a),
+        Expr::Unary(op, x) => Numbered::Unary(*op, Box::new(number_loads(x, next))),
+        Expr::Binary(op, a, b) => {
+            let a = number_loads(a, next);
+            let b = number_loads(b, next);
+            Numbered::Binary(*op, Box::new(a), Box::new(b))
+        }
+    }
+}
+
+/// The loop's shape with axes of one element dropped and neighbouring axes merged where
+/// every access steps through them as through one; the accesses (output first, then the
+/// loads in order) with strides to match. Loops that read an index keep their axes.
+fn canonical(shape: &[usize], out: &Access, expr: &Expr) -> (Vec<usize>, Vec<Access>) {
+    let mut accesses = vec![out.clone()];
+    accesses.extend(expr.loads().into_iter().cloned());
+    let mut uses_index = false;
+    expr_any(expr, &mut |e| uses_index |= matches!(e, Expr::Index(_)));
+    if uses_index {
+        return (shape.to_vec(), accesses);
+    }
+    let keep: Vec<usize> = (0..shape.len()).filter(|&a| shape[a] != 1).collect();
+    let mut dims: Vec<usize> = keep.iter().map(|&a| shape[a]).collect();
+    for access in &mut accesses {
+        access.strides = keep.iter().map(|&a| access.strides[a]).collect();
+    }
+    // Merge axis a+1 into a where stride[a] == stride[a+1] * dims[a+1] for every access.
+    let mut axis = dims.len();
+    while axis > 1 {
+        axis -= 1;
+        let (outer, inner) = (axis - 1, axis);
+        if accesses.iter().all(|a| a.strides[outer] == a.strides[inner] * dims[inner]) {
+            dims[outer] *= dims[inner];
+            dims.remove(inner);
+            for a in &mut accesses {
+                a.strides[outer] = a.strides[inner];
+                a.strides.remove(inner);
+            }
+        }
+    }
+    (dims, accesses)
+}
+
+fn expr_any(expr: &Expr, f: &mut impl FnMut(&Expr)) {
+    f(expr);
+    match expr {
+        Expr::Unary(_, x) => expr_any(x, f),
+        Expr::Binary(_, a, b) => {
+            expr_any(a, f);
+            expr_any(b, f);
+        }
+        _ => {}
+    }
+}
+
+/// Whether the innermost axis `level` can run four lanes at a time: every load steps by 0
+/// or 1, the output by 1 (or by 0 for a sum or maximum), and no lane calls a function or
+/// reads the innermost index.
+fn vectorizable(expr: &Numbered, accesses: &[Access], level: usize, combine: Combine) -> bool {
+    let out = accesses[0].strides[level];
+    if !(out == 1 || (out == 0 && combine != Combine::Assign)) {
+        return false;
+    }
+    if accesses[1..].iter().any(|a| a.strides[level] > 1) {
+        return false;
+    }
+    fn ok(e: &Numbered, level: usize) -> bool {
+        match e {
+            Numbered::Load(_) | Numbered::Const(_) => true,
+            Numbered::Index(axis) => *axis != level,
+            Numbered::Unary(op, x) => {
+                matches!(
+                    op,
+                    Unary::Neg | Unary::Sqrt | Unary::Abs | Unary::Round | Unary::Relu | Unary::Step | Unary::Sign
+                ) && ok(x, level)
+            }
+            Numbered::Binary(op, a, b) => *op != Binary::Pow && ok(a, level) && ok(b, level),
+        }
+    }
+    ok(expr, level)
+}

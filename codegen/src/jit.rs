@@ -1,0 +1,250 @@
+//! The JIT executor: compiles a training step or a program to machine code once per batch
+//! size and runs it on the runtime's buffers, with every temporary in one arena whose
+//! layout reuses memory between values that are never live at once.
+
+use crate::clif::{self, Compiled, Options};
+use crate::kernel::{self, Program, Role};
+use crate::lower::lower;
+use nnc_compiler::ir::{Function, Interpreter, Precision};
+use nnc_runtime::executor::{Batch, Executor, Program as RunProgram, StepError, TrainStep};
+use nnc_runtime::optim::{Optimizer, State};
+
+/// Compiles with Cranelift; `NNC_DUMP_CLIF=dir` writes the generated code.
+#[derive(Clone, Debug, Default)]
+pub struct JitExecutor {
+    pub options: Options,
+}
+
+impl JitExecutor {
+    pub fn new() -> JitExecutor {
+        let dump_clif = std::env::var_os("NNC_DUMP_CLIF").map(Into::into);
+        JitExecutor { options: Options { dump_clif } }
+    }
+}
+
+impl Executor for JitExecutor {
+    fn name(&self) -> &'static str {
+        "jit"
+    }
+
+    fn train_step(&self, grad: &Function, optimizer: &Optimizer) -> Result<Box<dyn TrainStep>, String> {
+        let runner = Runner::new(grad, &self.options)?;
+        let mut params = Vec::new();
+        let mut masks = Vec::new();
+        for i in 2..grad.params.len() {
+            if grad.dropout_masks.iter().any(|(m, _)| *m == i) {
+                masks.push(i);
+            } else {
+                params.push(i);
+            }
+        }
+        Ok(Box::new(JitStep { runner, params, masks, optimizer: optimizer.clone(), function: grad.clone() }))
+    }
+
+    fn program(&self, f: &Function) -> Result<Box<dyn RunProgram>, String> {
+        Ok(Box::new(JitProgram { runner: Runner::new(f, &self.options)? }))
+    }
+}
+
+/// A compiled program with its arena and its table of buffer addresses.
+struct Runner {
+    program: Program,
+    compiled: Compiled,
+    arena: Vec<f32>,
+    /// Where each buffer that is not an argument lives in the arena.
+    offsets: Vec<Option<usize>>,
+    scratch_offset: usize,
+    table: Vec<*mut f32>,
+}
+
+impl Runner {
+    fn new(f: &Function, options: &Options) -> Result<Runner, String> {
+        let program = lower(f).map_err(|e| e.to_string())?;
+        kernel::verify(&program).map_err(|e| format!("internal error: {e}"))?;
+        let compiled = clif::compile(&program, options)?;
+        let (offsets, len) = plan(&program);
+        // Scratch for packed panels after the planned buffers.
+        let scratch_offset = len.next_multiple_of(16);
+        let mut arena = vec![0.0f32; scratch_offset + compiled.scratch];
+        for (b, buffer) in program.buffers.iter().enumerate() {
+            if let (Role::Constant(values), Some(at)) = (&buffer.role, offsets[b]) {
+                arena[at..at + values.len()].copy_from_slice(values);
+            }
+        }
+        let table = vec![std::ptr::null_mut(); program.buffers.len() + 1];
+        Ok(Runner { program, compiled, arena, offsets, scratch_offset, table })
+    }
+
+    /// Runs on the arguments, each checked against its buffer's length.
+    fn run(&mut self, args: &[&[f32]]) {
+        assert_eq!(
+            args.len(),
+            self.program.params.len(),
+            "the compiled `{}` takes {} arguments",
+            self.program.name,
+            self.program.params.len()
+        );
+        let base = self.arena.as_mut_ptr();
+        for (b, offset) in self.offsets.iter().enumerate() {
+            if let Some(at) = offset {
+                // SAFETY: `plan` placed every buffer inside the arena.
+                self.table[b] = unsafe { base.add(*at) };
+            }
+        }
+        for (i, (&buffer, arg)) in self.program.params.iter().zip(args).enumerate() {
+            let want = self.program.buffer(buffer).len;
+            assert_eq!(arg.len(), want, "argument {i} of `{}` has {} values, not {want}", self.program.name, arg.len());
+            // Arguments are only read: the verifier rejects kernels that write them.
+            self.table[buffer.0] = arg.as_ptr().cast_mut();
+        }
+        // SAFETY: as above; the scratch area is the arena's tail.
+        self.table[self.program.buffers.len()] = unsafe { base.add(self.scratch_offset) };
+        // SAFETY: every address points at a buffer of the length the program was verified
+        // against; outputs are arena buffers, distinct from the arguments.
+        unsafe { self.compiled.run(self.table.as_ptr()) }
+    }
+
+    /// Result `k` of the last run.
+    fn result(&self, k: usize) -> &[f32] {
+        let buffer = self.program.results[k];
+        let at = self.offsets[buffer.0].expect("results live in the arena");
+        &self.arena[at..at + self.program.buffer(buffer).len]
+    }
+}
+
+/// Arena offsets for every buffer that is not an argument: each temporary lives from the
+/// kernel that writes it first to the kernel that reads it last, and buffers whose lives
+/// do not overlap may share memory. Results and constants live throughout. Offsets are
+/// multiples of 16 floats.
+fn plan(program: &Program) -> (Vec<Option<usize>>, usize) {
+    let count = program.buffers.len();
+    let end = program.kernels.len();
+    let mut first = vec![usize::MAX; count];
+    let mut last = vec![0usize; count];
+    for (k, kernel) in program.kernels.iter().enumerate() {
+        let (reads, write) = kernel.buffers();
+        for b in reads.into_iter().chain([write]) {
+            first[b.0] = first[b.0].min(k);
+            last[b.0] = last[b.0].max(k);
+        }
+    }
+    let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // (offset, len, first, last)
+    let mut offsets = vec![None; count];
+    let mut total = 0;
+    let mut order: Vec<usize> = (0..count).filter(|&b| !matches!(program.buffers[b].role, Role::Param(_))).collect();
+    order.sort_by_key(|&b| std::cmp::Reverse(program.buffers[b].len));
+    for b in order {
+        let buffer = &program.buffers[b];
+        let (from, to) = match buffer.role {
+            Role::Temp if first[b] != usize::MAX => (first[b], last[b]),
+            _ => (0, end),
+        };
+        let len = buffer.len.next_multiple_of(16).max(16);
+        // The lowest offset that overlaps no buffer alive at the same time.
+        let mut conflicts: Vec<(usize, usize)> =
+            placed.iter().filter(|&&(_, _, f, l)| f <= to && from <= l).map(|&(o, n, _, _)| (o, o + n)).collect();
+        conflicts.sort_unstable();
+        let mut offset = 0;
+        for (start, stop) in conflicts {
+            if offset + len <= start {
+                break;
+            }
+            offset = offset.max(stop);
+        }
+        placed.push((offset, len, from, to));
+        offsets[b] = Some(offset);
+        total = total.max(offset + len);
+    }
+    (offsets, total)
+}
+
+struct JitStep {
+    runner: Runner,
+    /// The argument index of each parameter and of each dropout mask.
+    params: Vec<usize>,
+    masks: Vec<usize>,
+    optimizer: Optimizer,
+    /// The step's function, interpreted to find where a value stopped being finite.
+    function: Function,
+}
+
+impl TrainStep for JitStep {
+    fn step(&mut self, batch: &Batch<'_>, params: &mut [Vec<f32>], state: &mut State) -> Result<f32, StepError> {
+        {
+            let mut args: [&[f32]; 64] = [&[]; 64];
+            let count = self.runner.program.params.len();
+            if count > args.len() {
+                return Err(StepError {
+                    message: format!("a step with {count} arguments is too large for the compiled executor"),
+                    origin: None,
+                });
+            }
+            args[0] = batch.input;
+            args[1] = batch.targets;
+            for (k, &i) in self.params.iter().enumerate() {
+                args[i] = &params[k];
+            }
+            for (k, &i) in self.masks.iter().enumerate() {
+                args[i] = &batch.masks[k];
+            }
+            self.runner.run(&args[..count]);
+        }
+        let results = self.runner.program.results.len();
+        let loss = self.runner.result(0)[0];
+        let finite = (0..results).all(|k| self.runner.result(k).iter().all(|v| v.is_finite()));
+        if !finite {
+            return Err(self.explain(batch, params, loss));
+        }
+        self.optimizer.begin(state);
+        for (k, param) in params.iter_mut().enumerate().take(results - 1) {
+            let buffer = self.runner.program.results[k + 1];
+            let at = self.runner.offsets[buffer.0].expect("in the arena");
+            let len = self.runner.program.buffer(buffer).len;
+            self.optimizer.update(state, k, param, &self.runner.arena[at..at + len]);
+        }
+        Ok(loss)
+    }
+}
+
+impl JitStep {
+    /// Why a step failed: the interpreter, run on the same arguments, names the first op
+    /// that produced a value that is not finite.
+    fn explain(&self, batch: &Batch<'_>, params: &[Vec<f32>], loss: f32) -> StepError {
+        let message = if loss.is_finite() {
+            format!("a gradient is not finite (the loss was {loss})")
+        } else {
+            format!("the loss became {loss}")
+        };
+        let origin = Interpreter::new(&self.function, Precision::F32).ok().and_then(|mut interpreter| {
+            let fill = |t: &mut nnc_compiler::ir::Tensor, values: &[f32]| {
+                for (slot, &v) in t.data.iter_mut().zip(values) {
+                    *slot = f64::from(v);
+                }
+            };
+            fill(interpreter.arg_mut(0), batch.input);
+            fill(interpreter.arg_mut(1), batch.targets);
+            for (k, &i) in self.params.iter().enumerate() {
+                fill(interpreter.arg_mut(i), &params[k]);
+            }
+            for (k, &i) in self.masks.iter().enumerate() {
+                fill(interpreter.arg_mut(i), &batch.masks[k]);
+            }
+            interpreter.run();
+            interpreter.first_non_finite().map(|inst| (inst.op.name().to_string(), inst.span))
+        });
+        StepError { message, origin }
+    }
+}
+
+struct JitProgram {
+    runner: Runner,
+}
+
+impl RunProgram for JitProgram {
+    fn run(&mut self, args: &[&[f32]], results: &mut [&mut [f32]]) {
+        self.runner.run(args);
+        for (k, out) in results.iter_mut().enumerate() {
+            out.copy_from_slice(self.runner.result(k));
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Machine code for nnc: the graph IR of a training step lowered to kernels (loop nests
+//! over buffers, fused), and the kernels compiled with Cranelift into one function, run by
+//! the JIT executor.
+
+mod clif;
+mod jit;
+pub mod kernel;
+mod lower;
+
+pub use clif::{Compiled, Options, compile};
+pub use jit::JitExecutor;
+pub use lower::{LowerError, lower};
