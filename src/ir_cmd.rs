@@ -33,6 +33,9 @@ fn show(
     color: ColorChoice,
 ) -> bool {
     let mut f = f.clone();
+    if options.kernels.is_some() {
+        return show_kernels(&optimize(&f), printed, color);
+    }
     if options.opt {
         f = optimize(&f);
     } else {
@@ -54,6 +57,25 @@ pub struct Options {
     pub grad: bool,
     pub jvp: bool,
     pub opt: bool,
+    /// Show the kernels compiled code runs, for this batch size.
+    pub kernels: Option<usize>,
+}
+
+/// The kernel IR of an optimised function of concrete shapes.
+fn show_kernels(f: &Function, printed: usize, color: ColorChoice) -> bool {
+    match nnc_codegen::lower(f) {
+        Ok(program) => {
+            if printed > 0 {
+                println!();
+            }
+            print!("{program}");
+            true
+        }
+        Err(error) => {
+            print_error(&format!("no kernels for `{}`: {error}", f.name), color);
+            false
+        }
+    }
 }
 
 /// A function argument's shape: as declared, with symbols kept; a scalar when undeclared.
@@ -99,6 +121,13 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
                 } else {
                     f
                 };
+                if options.kernels.is_some() {
+                    if !show_kernels(&optimize(&f), printed, color) {
+                        return ExitCode::from(1);
+                    }
+                    printed += 1;
+                    continue;
+                }
                 if options.opt {
                     f = optimize(&f);
                 } else {
@@ -128,8 +157,10 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
                 });
                 let derivative = options.grad || options.jvp;
                 let lowered = match (&loss, derivative) {
-                    (Some(loss), true) => lower_training_loss(&analysis.file, def, &HashMap::new(), loss, None),
-                    _ => lower_model(&analysis.file, def, &HashMap::new(), None),
+                    (Some(loss), true) => {
+                        lower_training_loss(&analysis.file, def, &HashMap::new(), loss, options.kernels)
+                    }
+                    _ => lower_model(&analysis.file, def, &HashMap::new(), options.kernels),
                 };
                 let f = match lowered {
                     Ok(f) => f,

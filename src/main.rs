@@ -69,6 +69,13 @@ enum Command {
         /// Optimise first: constant folding, simplification, CSE and dead-code elimination.
         #[arg(long)]
         opt: bool,
+        /// Show the fused kernels that compiled code runs (after optimising), for models
+        /// at the batch size `--batch`.
+        #[arg(long)]
+        kernels: bool,
+        /// The batch size of `--kernels`.
+        #[arg(long, default_value_t = 32, requires = "kernels")]
+        batch: usize,
     },
     /// The lecture's traces of a function at a point: primal, tangent and adjoint.
     Trace {
@@ -175,8 +182,9 @@ fn main() -> ExitCode {
             };
             run::run(&file, decimals, precision, out.as_deref(), resume, executor.as_ref(), cli.color)
         }
-        Command::Ir { file, name, grad, jvp, opt } => {
-            ir_cmd::run(&file, name.as_deref(), &ir_cmd::Options { grad, jvp, opt }, cli.color)
+        Command::Ir { file, name, grad, jvp, opt, kernels, batch } => {
+            let options = ir_cmd::Options { grad, jvp, opt, kernels: kernels.then_some(batch) };
+            ir_cmd::run(&file, name.as_deref(), &options, cli.color)
         }
         Command::Trace { file, name, at, mode, wrt, format, decimals } => {
             let mode = mode.as_deref().and_then(nnc_compiler::ir::mode_of);

@@ -62,6 +62,13 @@ fn elements(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// NumPy's broadcast of two shapes (already checked to be compatible).
+fn broadcast(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let rank = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| (i + s.len()).checked_sub(rank).map_or(1, |j| s[j]);
+    (0..rank).map(|i| dim(a, i).max(dim(b, i))).collect()
+}
+
 /// How the axes of a value of shape `from` broadcast into a loop of shape `to` (NumPy's
 /// rules, aligned at the right): the loop axis each axis follows, or `None` for a
 /// broadcast axis of size 1.
@@ -301,7 +308,7 @@ impl Lowerer<'_> {
             Op::Sum { .. } | Op::Mean { .. } | Op::ReduceMax { .. } | Op::SumTo(_) => {
                 elements(self.shape(inst.args[0]))
             }
-            Op::Mse => elements(self.shape(inst.args[0])).max(elements(self.shape(inst.args[1]))),
+            Op::Mse => elements(&broadcast(self.shape(inst.args[0]), self.shape(inst.args[1]))),
             _ => elements(self.shape(inst.result)),
         }
     }
@@ -440,7 +447,7 @@ impl Lowerer<'_> {
             }
             Op::Mse => {
                 let (a, b) = (self.shape(args[0]).to_vec(), self.shape(args[1]).to_vec());
-                let input: Vec<usize> = if elements(&a) >= elements(&b) { a } else { b };
+                let input = broadcast(&a, &b);
                 let diff =
                     Expr::binary(Binary::Sub, self.value_expr(args[0], &input)?, self.value_expr(args[1], &input)?);
                 let square = Expr::binary(Binary::Mul, diff.clone(), diff);

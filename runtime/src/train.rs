@@ -231,7 +231,7 @@ fn initializer(name: &str, shape: &[usize], params: &[(String, Vec<usize>)], wri
 
 /// The loss gradient of a model for one batch size: its arguments are the input, the
 /// targets, then the parameters and dropout masks; its results the loss and the gradients.
-fn training_gradient(
+pub fn training_gradient(
     file: &File,
     def: &ModelDef,
     args: &HashMap<String, Dim>,
