@@ -4,8 +4,8 @@
 //!
 //! Elementwise loops run four lanes at a time (f32x4) where their accesses allow; matrix
 //! products pack the right-hand matrix into panels of eight columns and compute 4×8 tiles
-//! in eight vector accumulators (the most that stay in registers); the windowed kernels
-//! are direct loops. Transcendental functions call Rust's implementations.
+//! in eight vector accumulators (the most that stay in registers); convolutions are
+//! im2col feeding those products; pooling runs direct loops. Transcendental functions call Rust's implementations.
 
 use crate::kernel::{Access, Binary, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Unary, Window};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -352,19 +352,16 @@ impl<'a, 'p> Gen<'a, 'p> {
         }
         match kernel {
             Kernel::Loop { shape, out, expr, combine } => self.loop_kernel(shape, out, expr, *combine),
-            Kernel::MatMul { m, n, k, a, b, c } => self.matmul(*m, *n, *k, a, b, c),
+            Kernel::MatMul { batch, m, n, k, a, b, c, accumulate } => {
+                self.matmul(Product { batch: *batch, m: *m, n: *n, k: *k, accumulate: *accumulate }, a, b, c)
+            }
+            Kernel::Im2Col { window, input, out } => self.im2col(window, *input, *out, false),
+            Kernel::Col2Im { window, input, out } => self.im2col(window, *out, *input, true),
             Kernel::Softmax { outer, len, inner, input, out, log } => {
                 self.softmax(*outer, *len, *inner, *input, *out, *log)
             }
             Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out } => {
                 self.softmax_cross_entropy(*rows, *classes, *logits, *labels, *out)
-            }
-            Kernel::Conv2d { window, input, weight, out } => self.conv(window, *input, *weight, *out, Conv::Forward),
-            Kernel::Conv2dInputGrad { window, grad, weight, out } => {
-                self.conv(window, *grad, *weight, *out, Conv::InputGrad)
-            }
-            Kernel::Conv2dWeightGrad { window, input, grad, out } => {
-                self.conv(window, *input, *grad, *out, Conv::WeightGrad)
             }
             Kernel::MaxPool { window, input, out, mode } => self.maxpool(window, *input, *out, *mode),
             Kernel::AvgPool { window, input, out, backward } => self.avgpool(window, *input, *out, *backward),
@@ -710,25 +707,44 @@ impl<'a, 'p> Gen<'a, 'p> {
     // -----------------------------------------------------------------------------------
     // Matrix products.
 
-    fn matmul(&mut self, m: usize, n: usize, k: usize, a: &Matrix, b: &Matrix, c: &Matrix) {
+    fn matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix) {
+        if p.accumulate {
+            self.fill(c.buffer, 0.0);
+        }
+        self.for_range(0, p.batch, 1, &mut |g, index| {
+            let offsets = [a, b, c].map(|m| {
+                let start = g.iconst(m.offset);
+                g.step(start, index, m.batch_stride)
+            });
+            g.pack(p, b, offsets[1]);
+            let row_blocks = p.m / TILE_ROWS;
+            g.for_range(0, row_blocks, 1, &mut |g, block| {
+                let i0 = g.b.ins().imul_imm_s(block, TILE_ROWS as i64);
+                g.matmul_row_block(p, i0, TILE_ROWS, a, offsets[0], c, offsets[2]);
+            });
+            g.for_range(row_blocks * TILE_ROWS, p.m, 1, &mut |g, i| {
+                g.matmul_row_block(p, i, 1, a, offsets[0], c, offsets[2])
+            });
+        });
+    }
+
+    /// Packs B (starting at element `start` of its buffer) into the scratch area: panel
+    /// `p` holds columns `8p ..` row after row, with zeros past the last column.
+    fn pack(&mut self, p: Product, b: &Matrix, start: Value) {
         let scratch = self.scratch();
         let b_base = self.base(b.buffer);
-        let full_panels = n / PANEL;
-        let edge = n % PANEL;
-        // Pack: panel p holds columns p*8.. of B, row after row, zero past the last column.
+        let (k, full_panels, edge) = (p.k, p.n / PANEL, p.n % PANEL);
         for (first_panel, panels, width) in [(0, full_panels, PANEL), (full_panels, usize::from(edge > 0), edge)] {
             if panels == 0 {
                 continue;
             }
-            self.for_range(first_panel, first_panel + panels, 1, &mut |g, p| {
+            self.for_range(first_panel, first_panel + panels, 1, &mut |g, panel| {
                 g.for_range(0, k, 1, &mut |g, kk| {
-                    // dest = (p * k + kk) * 8
-                    let row = g.b.ins().imul_imm_s(p, k as i64);
+                    let row = g.b.ins().imul_imm_s(panel, k as i64);
                     let row = g.b.ins().iadd(row, kk);
                     let dest = g.b.ins().imul_imm_s(row, PANEL as i64);
-                    let source_row = g.iconst(b.offset);
-                    let source_row = g.step(source_row, kk, b.row_stride);
-                    let column0 = g.b.ins().imul_imm_s(p, PANEL as i64);
+                    let source_row = g.step(start, kk, b.row_stride);
+                    let column0 = g.b.ins().imul_imm_s(panel, PANEL as i64);
                     for j in 0..PANEL {
                         let value = if j < width {
                             let column = g.b.ins().iadd_imm_s(column0, j as i64);
@@ -743,28 +759,32 @@ impl<'a, 'p> Gen<'a, 'p> {
                 });
             });
         }
-        let row_blocks = m / TILE_ROWS;
-        self.for_range(0, row_blocks, 1, &mut |g, block| {
-            let i0 = g.b.ins().imul_imm_s(block, TILE_ROWS as i64);
-            g.matmul_row_block(i0, TILE_ROWS, n, k, a, c);
-        });
-        self.for_range(row_blocks * TILE_ROWS, m, 1, &mut |g, i| g.matmul_row_block(i, 1, n, k, a, c));
     }
 
     /// Rows `i0 .. i0 + rows` of the product, every panel.
-    fn matmul_row_block(&mut self, i0: Value, rows: usize, n: usize, k: usize, a: &Matrix, c: &Matrix) {
-        let full_panels = n / PANEL;
-        let edge = n % PANEL;
-        self.for_range(0, full_panels, 1, &mut |g, p| g.matmul_tile(i0, rows, p, PANEL, k, a, c));
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_row_block(
+        &mut self,
+        p: Product,
+        i0: Value,
+        rows: usize,
+        a: &Matrix,
+        a_start: Value,
+        c: &Matrix,
+        c_start: Value,
+    ) {
+        let full_panels = p.n / PANEL;
+        let edge = p.n % PANEL;
+        let tile = Tile { i0, rows, a_start, c_start };
+        self.for_range(0, full_panels, 1, &mut |g, panel| g.matmul_tile(p, &tile, panel, PANEL, a, c));
         if edge > 0 {
-            let p = self.iconst(full_panels);
-            self.matmul_tile(i0, rows, p, edge, k, a, c);
+            let panel = self.iconst(full_panels);
+            self.matmul_tile(p, &tile, panel, edge, a, c);
         }
     }
 
-    /// One tile: `rows` rows starting at `i0` by the `width` valid columns of panel `p`.
-    #[allow(clippy::too_many_arguments)]
-    fn matmul_tile(&mut self, i0: Value, rows: usize, p: Value, width: usize, k: usize, a: &Matrix, c: &Matrix) {
+    /// One tile: `tile.rows` rows by the `width` valid columns of panel `panel`.
+    fn matmul_tile(&mut self, p: Product, tile: &Tile, panel: Value, width: usize, a: &Matrix, c: &Matrix) {
         let scratch = self.scratch();
         let a_base = self.base(a.buffer);
         let c_base = self.base(c.buffer);
@@ -773,17 +793,16 @@ impl<'a, 'p> Gen<'a, 'p> {
             self.b.ins().splat(types::F32X4, z)
         };
         let accumulators: Vec<[Variable; 2]> =
-            (0..rows).map(|_| [self.var(types::F32X4, zero), self.var(types::F32X4, zero)]).collect();
+            (0..tile.rows).map(|_| [self.var(types::F32X4, zero), self.var(types::F32X4, zero)]).collect();
         // Row starts of A for this tile.
-        let a_rows: Vec<Value> = (0..rows)
+        let a_rows: Vec<Value> = (0..tile.rows)
             .map(|r| {
-                let i = self.b.ins().iadd_imm_s(i0, r as i64);
-                let start = self.iconst(a.offset);
-                self.step(start, i, a.row_stride)
+                let i = self.b.ins().iadd_imm_s(tile.i0, r as i64);
+                self.step(tile.a_start, i, a.row_stride)
             })
             .collect();
-        let panel_start = self.b.ins().imul_imm_s(p, (k * PANEL) as i64);
-        self.for_range(0, k, 1, &mut |g, kk| {
+        let panel_start = self.b.ins().imul_imm_s(panel, (p.k * PANEL) as i64);
+        self.for_range(0, p.k, 1, &mut |g, kk| {
             let at = g.b.ins().imul_imm_s(kk, PANEL as i64);
             let at = g.b.ins().iadd(panel_start, at);
             let b0 = g.load_vector(scratch, at);
@@ -801,11 +820,10 @@ impl<'a, 'p> Gen<'a, 'p> {
                 }
             }
         });
-        let column0 = self.b.ins().imul_imm_s(p, PANEL as i64);
+        let column0 = self.b.ins().imul_imm_s(panel, PANEL as i64);
         for (r, acc) in accumulators.iter().enumerate() {
-            let i = self.b.ins().iadd_imm_s(i0, r as i64);
-            let start = self.iconst(c.offset);
-            let row = self.step(start, i, c.row_stride);
+            let i = self.b.ins().iadd_imm_s(tile.i0, r as i64);
+            let row = self.step(tile.c_start, i, c.row_stride);
             for (h, &var) in acc.iter().enumerate() {
                 let lanes = width.saturating_sub(4 * h).min(4);
                 if lanes == 0 {
@@ -815,17 +833,88 @@ impl<'a, 'p> Gen<'a, 'p> {
                 let column = self.b.ins().iadd_imm_s(column0, (4 * h) as i64);
                 if lanes == 4 && c.col_stride == 1 {
                     let at = self.b.ins().iadd(row, column);
+                    let v = if p.accumulate {
+                        let old = self.load_vector(c_base, at);
+                        self.b.ins().fadd(old, v)
+                    } else {
+                        v
+                    };
                     self.store_vector(c_base, at, v);
                 } else {
                     for lane in 0..lanes {
                         let x = self.b.ins().extractlane(v, lane as u8);
                         let col = self.b.ins().iadd_imm_s(column, lane as i64);
                         let at = self.step(row, col, c.col_stride);
+                        let x = if p.accumulate {
+                            let old = self.load(c_base, at);
+                            self.b.ins().fadd(old, x)
+                        } else {
+                            x
+                        };
                         self.store(c_base, at, x);
                     }
                 }
             }
         }
+    }
+
+    /// The columns of a convolution's input (`cols[n][(c, kh, kw)][(i, j)]`, 0 in the
+    /// padding), or with `backward` the columns added back into the image.
+    fn im2col(&mut self, w: &Window, image: BufferId, cols: BufferId, backward: bool) {
+        let (image_base, cols_base) = (self.base(image), self.base(cols));
+        if backward {
+            self.fill(image, 0.0);
+        }
+        let w = *w;
+        let p = w.ho * w.wo;
+        self.for_range(0, w.n * w.c, 1, &mut |g, plane| {
+            g.for_range(0, w.kernel.0, 1, &mut |g, kh| {
+                g.for_range(0, w.kernel.1, 1, &mut |g, kw| {
+                    // Row (plane, kh, kw) of the columns.
+                    let row = g.b.ins().imul_imm_s(plane, w.kernel.0 as i64);
+                    let row = g.b.ins().iadd(row, kh);
+                    let row = g.b.ins().imul_imm_s(row, w.kernel.1 as i64);
+                    let row = g.b.ins().iadd(row, kw);
+                    let row_start = g.b.ins().imul_imm_s(row, p as i64);
+                    let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+                    g.for_range(0, w.ho, 1, &mut |g, i| {
+                        let h = g.b.ins().imul_imm_s(i, w.stride.0 as i64);
+                        let h = g.b.ins().iadd(h, kh);
+                        let h = g.b.ins().iadd_imm_s(h, -(w.pad.0 as i64));
+                        let h_ok = g.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, h, w.h as i64);
+                        let line = g.b.ins().imul_imm_s(h, w.w as i64);
+                        let line = g.b.ins().iadd(plane_start, line);
+                        let out_line = g.b.ins().imul_imm_s(i, w.wo as i64);
+                        let out_line = g.b.ins().iadd(row_start, out_line);
+                        g.for_range(0, w.wo, 1, &mut |g, j| {
+                            let x = g.b.ins().imul_imm_s(j, w.stride.1 as i64);
+                            let x = g.b.ins().iadd(x, kw);
+                            let x = g.b.ins().iadd_imm_s(x, -(w.pad.1 as i64));
+                            let x_ok = g.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, x, w.w as i64);
+                            let valid = g.b.ins().band(h_ok, x_ok);
+                            let source = g.b.ins().iadd(line, x);
+                            let zero_index = g.iconst(0);
+                            // Outside the image the index is 0, which is always in bounds.
+                            let source = g.b.ins().select(valid, source, zero_index);
+                            let dest = g.b.ins().iadd(out_line, j);
+                            if backward {
+                                g.when(valid, &mut |g| {
+                                    let v = g.load(cols_base, dest);
+                                    let old = g.load(image_base, source);
+                                    let new = g.b.ins().fadd(old, v);
+                                    g.store(image_base, source, new);
+                                });
+                            } else {
+                                let v = g.load(image_base, source);
+                                let zero = g.fconst(0.0);
+                                let v = g.b.ins().select(valid, v, zero);
+                                g.store(cols_base, dest, v);
+                            }
+                        });
+                    });
+                });
+            });
+        });
     }
 
     // -----------------------------------------------------------------------------------
@@ -961,52 +1050,6 @@ impl<'a, 'p> Gen<'a, 'p> {
         self.b.ins().iadd(x, d)
     }
 
-    fn conv(&mut self, w: &Window, first: BufferId, second: BufferId, out: BufferId, kind: Conv) {
-        let (first_base, second_base, out_base) = (self.base(first), self.base(second), self.base(out));
-        // Every kind accumulates products into its output.
-        self.fill(out, 0.0);
-        let w = *w;
-        self.for_range(0, w.n, 1, &mut |g, n| {
-            g.for_range(0, w.o, 1, &mut |g, o| {
-                g.for_range(0, w.c, 1, &mut |g, c| {
-                    g.windows(&w, &mut |g, [i, j, kh, kw, h, x]| {
-                        let weight_at = g.index4([o, c, kh, kw], [w.c, w.kernel.0, w.kernel.1]);
-                        let input_at = g.index4([n, c, h, x], [w.c, w.h, w.w]);
-                        let output_at = g.index4([n, o, i, j], [w.o, w.ho, w.wo]);
-                        match kind {
-                            Conv::Forward => {
-                                let weight = g.load(second_base, weight_at);
-                                let input = g.load(first_base, input_at);
-                                let product = g.b.ins().fmul(weight, input);
-                                let old = g.load(out_base, output_at);
-                                let new = g.b.ins().fadd(old, product);
-                                g.store(out_base, output_at, new);
-                            }
-                            Conv::InputGrad => {
-                                // first = output cotangent, second = weights.
-                                let grad = g.load(first_base, output_at);
-                                let weight = g.load(second_base, weight_at);
-                                let product = g.b.ins().fmul(grad, weight);
-                                let old = g.load(out_base, input_at);
-                                let new = g.b.ins().fadd(old, product);
-                                g.store(out_base, input_at, new);
-                            }
-                            Conv::WeightGrad => {
-                                // first = input, second = output cotangent.
-                                let grad = g.load(second_base, output_at);
-                                let input = g.load(first_base, input_at);
-                                let product = g.b.ins().fmul(grad, input);
-                                let old = g.load(out_base, weight_at);
-                                let new = g.b.ins().fadd(old, product);
-                                g.store(out_base, weight_at, new);
-                            }
-                        }
-                    });
-                });
-            });
-        });
-    }
-
     fn maxpool(&mut self, w: &Window, input: BufferId, out: BufferId, mode: PoolMode) {
         let (x_base, out_base) = (self.base(input), self.base(out));
         let other_base = match mode {
@@ -1094,11 +1137,22 @@ impl<'a, 'p> Gen<'a, 'p> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Conv {
-    Forward,
-    InputGrad,
-    WeightGrad,
+/// The sizes of a matrix product.
+#[derive(Clone, Copy, Debug)]
+struct Product {
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+}
+
+/// Where a tile of a product starts.
+struct Tile {
+    i0: Value,
+    rows: usize,
+    a_start: Value,
+    c_start: Value,
 }
 
 /// An expression whose loads are numbered: access `k` is the k-th of the kernel's

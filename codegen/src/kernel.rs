@@ -169,19 +169,27 @@ pub enum Combine {
     Max,
 }
 
-/// A matrix as a strided view of a buffer: element (i, j) is
-/// `offset + i * row_stride + j * col_stride`.
+/// A matrix (or a batch of them) as a strided view of a buffer: element (i, j) of matrix
+/// `b` of the batch is `offset + b * batch_stride + i * row_stride + j * col_stride`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Matrix {
     pub buffer: BufferId,
     pub offset: usize,
     pub row_stride: usize,
     pub col_stride: usize,
+    pub batch_stride: usize,
 }
 
 impl Matrix {
-    fn last_index(&self, rows: usize, cols: usize) -> Option<usize> {
-        (rows > 0 && cols > 0).then(|| self.offset + (rows - 1) * self.row_stride + (cols - 1) * self.col_stride)
+    /// A single row-major matrix of `cols` columns.
+    pub fn rows(buffer: BufferId, cols: usize) -> Matrix {
+        Matrix { buffer, offset: 0, row_stride: cols, col_stride: 1, batch_stride: 0 }
+    }
+
+    fn last_index(&self, batch: usize, rows: usize, cols: usize) -> Option<usize> {
+        (batch > 0 && rows > 0 && cols > 0).then(|| {
+            self.offset + (batch - 1) * self.batch_stride + (rows - 1) * self.row_stride + (cols - 1) * self.col_stride
+        })
     }
 
     /// The same elements read as the transposed matrix.
@@ -212,19 +220,21 @@ pub struct Window {
 pub enum Kernel {
     /// For every index of `shape`: `out[index] (combine)= expr`.
     Loop { shape: Vec<usize>, out: Access, expr: Expr, combine: Combine },
-    /// `c = a @ b` with `a` m×k, `b` k×n and `c` m×n.
-    MatMul { m: usize, n: usize, k: usize, a: Matrix, b: Matrix, c: Matrix },
+    /// `c = a @ b` with `a` m×k, `b` k×n and `c` m×n, for each of `batch` matrices; with
+    /// `accumulate`, `c` is zeroed first and every product of the batch adds into it (the
+    /// batch stride of `c` is then 0).
+    MatMul { batch: usize, m: usize, n: usize, k: usize, a: Matrix, b: Matrix, c: Matrix, accumulate: bool },
+    /// The columns of a convolution's input: `cols[n][(c, kh, kw)][(i, j)]` is the input
+    /// element that kernel position meets at output position (i, j), or 0 in the padding.
+    Im2Col { window: Window, input: BufferId, out: BufferId },
+    /// The adjoint of `Im2Col`: each column element added back to the input position it
+    /// came from.
+    Col2Im { window: Window, input: BufferId, out: BufferId },
     /// Softmax (or log-softmax) of each line of `input` along an axis: the tensor seen as
     /// `[outer, len, inner]`.
     Softmax { outer: usize, len: usize, inner: usize, input: BufferId, out: BufferId, log: bool },
     /// The mean over `rows` of the cross-entropy of softmax(logits row) and the label.
     SoftmaxCrossEntropy { rows: usize, classes: usize, logits: BufferId, labels: BufferId, out: BufferId },
-    /// Convolution `[N, C, H, W] * [O, C, kh, kw] -> [N, O, ho, wo]`.
-    Conv2d { window: Window, input: BufferId, weight: BufferId, out: BufferId },
-    /// The cotangent of a convolution's input from the output's and the weights.
-    Conv2dInputGrad { window: Window, grad: BufferId, weight: BufferId, out: BufferId },
-    /// The cotangent of a convolution's weights from the input and the output's cotangent.
-    Conv2dWeightGrad { window: Window, input: BufferId, grad: BufferId, out: BufferId },
     /// Max pooling; `Grad` sends each window's cotangent to its maximum, `Pick` reads
     /// `other` at each window's maximum.
     MaxPool { window: Window, input: BufferId, out: BufferId, mode: PoolMode },
@@ -248,11 +258,9 @@ impl Kernel {
         match self {
             Kernel::Loop { out, expr, .. } => (expr.loads().iter().map(|a| a.buffer).collect(), out.buffer),
             Kernel::MatMul { a, b, c, .. } => (vec![a.buffer, b.buffer], c.buffer),
+            Kernel::Im2Col { input, out, .. } | Kernel::Col2Im { input, out, .. } => (vec![*input], *out),
             Kernel::Softmax { input, out, .. } => (vec![*input], *out),
             Kernel::SoftmaxCrossEntropy { logits, labels, out, .. } => (vec![*logits, *labels], *out),
-            Kernel::Conv2d { input, weight, out, .. } => (vec![*input, *weight], *out),
-            Kernel::Conv2dInputGrad { grad, weight, out, .. } => (vec![*grad, *weight], *out),
-            Kernel::Conv2dWeightGrad { input, grad, out, .. } => (vec![*input, *grad], *out),
             Kernel::MaxPool { input, out, mode, .. } => match mode {
                 PoolMode::Forward => (vec![*input], *out),
                 PoolMode::Grad(o) | PoolMode::Pick(o) => (vec![*input, *o], *out),
@@ -286,11 +294,9 @@ impl Program {
             .iter()
             .map(|k| match k {
                 Kernel::Loop { shape, expr, .. } => shape.iter().product::<usize>() as u64 * expr.size() as u64,
-                Kernel::MatMul { m, n, k, .. } => 2 * (m * n * k) as u64,
-                Kernel::Conv2d { window: w, .. }
-                | Kernel::Conv2dInputGrad { window: w, .. }
-                | Kernel::Conv2dWeightGrad { window: w, .. } => {
-                    2 * (w.n * w.o * w.c * w.ho * w.wo * w.kernel.0 * w.kernel.1) as u64
+                Kernel::MatMul { batch, m, n, k, .. } => 2 * (batch * m * n * k) as u64,
+                Kernel::Im2Col { window: w, .. } | Kernel::Col2Im { window: w, .. } => {
+                    (w.n * w.c * w.kernel.0 * w.kernel.1 * w.ho * w.wo) as u64
                 }
                 Kernel::Softmax { outer, len, inner, .. } => 4 * (outer * len * inner) as u64,
                 Kernel::SoftmaxCrossEntropy { rows, classes, .. } => 4 * (rows * classes) as u64,
@@ -377,12 +383,22 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
                 return Err("an index of an axis the loop does not have".into());
             }
         }
-        Kernel::MatMul { m, n, k, a, b, c } => {
-            within(a.buffer, a.last_index(*m, *k))?;
-            within(b.buffer, b.last_index(*k, *n))?;
-            within(c.buffer, c.last_index(*m, *n))?;
+        Kernel::MatMul { batch, m, n, k, a, b, c, accumulate } => {
+            within(a.buffer, a.last_index(*batch, *m, *k))?;
+            within(b.buffer, b.last_index(*batch, *k, *n))?;
+            within(c.buffer, c.last_index(*batch, *m, *n))?;
             writable(c.buffer)?;
             distinct(c.buffer, &[a.buffer, b.buffer])?;
+            if *accumulate && (c.batch_stride != 0 || c.offset != 0 || program.buffer(c.buffer).len != m * n) {
+                return Err("an accumulating product must fill its whole output".into());
+            }
+        }
+        Kernel::Im2Col { window: w, input, out } | Kernel::Col2Im { window: w, input: out, out: input } => {
+            // `input` is the image side, `out` the columns, whichever way the kernel goes.
+            whole(*input, w.n * w.c * w.h * w.w)?;
+            whole(*out, w.n * w.c * w.kernel.0 * w.kernel.1 * w.ho * w.wo)?;
+            distinct(*out, &[*input])?;
+            writable(kernel.buffers().1)?;
         }
         Kernel::Softmax { outer, len, inner, input, out, .. } => {
             whole(*input, outer * len * inner)?;
@@ -396,27 +412,6 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
             whole(*out, 1)?;
             writable(*out)?;
             distinct(*out, &[*logits, *labels])?;
-        }
-        Kernel::Conv2d { window: w, input, weight, out } => {
-            whole(*input, w.n * w.c * w.h * w.w)?;
-            whole(*weight, w.o * w.c * w.kernel.0 * w.kernel.1)?;
-            whole(*out, w.n * w.o * w.ho * w.wo)?;
-            writable(*out)?;
-            distinct(*out, &[*input, *weight])?;
-        }
-        Kernel::Conv2dInputGrad { window: w, grad, weight, out } => {
-            whole(*grad, w.n * w.o * w.ho * w.wo)?;
-            whole(*weight, w.o * w.c * w.kernel.0 * w.kernel.1)?;
-            whole(*out, w.n * w.c * w.h * w.w)?;
-            writable(*out)?;
-            distinct(*out, &[*grad, *weight])?;
-        }
-        Kernel::Conv2dWeightGrad { window: w, input, grad, out } => {
-            whole(*input, w.n * w.c * w.h * w.w)?;
-            whole(*grad, w.n * w.o * w.ho * w.wo)?;
-            whole(*out, w.o * w.c * w.kernel.0 * w.kernel.1)?;
-            writable(*out)?;
-            distinct(*out, &[*input, *grad])?;
         }
         Kernel::MaxPool { window: w, input, out, mode } => {
             whole(*input, w.n * w.c * w.h * w.w)?;
@@ -500,7 +495,8 @@ impl Program {
 
     fn matrix_text(&self, m: &Matrix) -> String {
         let offset = if m.offset == 0 { String::new() } else { format!("+{}", m.offset) };
-        format!("{}{offset}[{}, {}]", self.buffer(m.buffer).name, m.row_stride, m.col_stride)
+        let batch = if m.batch_stride == 0 { String::new() } else { format!("{}, ", m.batch_stride) };
+        format!("{}{offset}[{batch}{}, {}]", self.buffer(m.buffer).name, m.row_stride, m.col_stride)
     }
 
     /// One kernel as a line of text.
@@ -526,27 +522,24 @@ impl Program {
                 };
                 format!("loop {shape:?} {} {op} {}", self.access_text(out), self.expr_text(expr))
             }
-            Kernel::MatMul { m, n, k, a, b, c } => format!(
-                "matmul {m}x{k}x{n} {} = {} @ {}",
-                self.matrix_text(c),
-                self.matrix_text(a),
-                self.matrix_text(b)
-            ),
+            Kernel::MatMul { batch, m, n, k, a, b, c, accumulate } => {
+                let batch = if *batch > 1 { format!("{batch}x") } else { String::new() };
+                let op = if *accumulate { "+=" } else { "=" };
+                format!(
+                    "matmul {batch}{m}x{k}x{n} {} {op} {} @ {}",
+                    self.matrix_text(c),
+                    self.matrix_text(a),
+                    self.matrix_text(b)
+                )
+            }
+            Kernel::Im2Col { window: w, input, out } => format!("im2col {} {} = {}", window(w), name(out), name(input)),
+            Kernel::Col2Im { window: w, input, out } => format!("col2im {} {} = {}", window(w), name(out), name(input)),
             Kernel::Softmax { outer, len, inner, input, out, log } => {
                 let op = if *log { "log_softmax" } else { "softmax" };
                 format!("{op} [{outer}, {len}, {inner}] {} = {}", name(out), name(input))
             }
             Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out } => {
                 format!("softmax_cross_entropy {rows}x{classes} {} = {}, {}", name(out), name(logits), name(labels))
-            }
-            Kernel::Conv2d { window: w, input, weight, out } => {
-                format!("conv2d {} {} = {} * {}", window(w), name(out), name(input), name(weight))
-            }
-            Kernel::Conv2dInputGrad { window: w, grad, weight, out } => {
-                format!("conv2d_input_grad {} {} = {}, {}", window(w), name(out), name(grad), name(weight))
-            }
-            Kernel::Conv2dWeightGrad { window: w, input, grad, out } => {
-                format!("conv2d_weight_grad {} {} = {}, {}", window(w), name(out), name(input), name(grad))
             }
             Kernel::MaxPool { window: w, input, out, mode } => match mode {
                 PoolMode::Forward => format!("maxpool {} {} = {}", window(w), name(out), name(input)),

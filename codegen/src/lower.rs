@@ -46,6 +46,13 @@ struct Lowerer<'f> {
     shapes: Vec<Vec<usize>>,
     /// The instruction defining each value, if any.
     defs: Vec<Option<usize>>,
+    /// The im2col buffers made so far, by input and window.
+    columns: Vec<((BufferId, Window), BufferId)>,
+}
+
+/// A 1×1 convolution with stride 1 and no padding: its columns are its input.
+fn is_pointwise(w: &Window) -> bool {
+    w.kernel == (1, 1) && w.stride == (1, 1) && w.pad == (0, 0)
 }
 
 fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
@@ -172,6 +179,7 @@ pub fn lower(f: &Function) -> Result<Program, LowerError> {
         homes: vec![Home::Pending; f.values.len()],
         shapes,
         defs,
+        columns: Vec::new(),
     };
     lowerer.run()?;
     Ok(lowerer.program)
@@ -376,10 +384,28 @@ impl Lowerer<'_> {
     /// A value read as a matrix of `rows` × `cols` (batches folded into rows).
     fn matrix(&self, v: Value, rows: usize, cols: usize) -> Result<Matrix, LowerError> {
         match self.homes[v.0 as usize] {
-            Home::Stored(buffer) => Ok(Matrix { buffer, offset: 0, row_stride: cols, col_stride: 1 }),
-            Home::TransposedView(buffer) => Ok(Matrix { buffer, offset: 0, row_stride: 1, col_stride: rows }),
+            Home::Stored(buffer) => Ok(Matrix::rows(buffer, cols)),
+            Home::TransposedView(buffer) => Ok(Matrix::rows(buffer, rows).transposed()),
             _ => Err(LowerError(format!("`{}` is not stored", self.f.name_of(v)))),
         }
+    }
+
+    /// The im2col columns of `input` for `window`, made once per input and window (the
+    /// forward convolution and its weight gradient share them); a pointwise convolution's
+    /// columns are its input.
+    fn columns(&mut self, input: BufferId, window: &Window) -> BufferId {
+        if is_pointwise(window) {
+            return input;
+        }
+        if let Some(&(_, cols)) = self.columns.iter().find(|(key, _)| *key == (input, *window)) {
+            return cols;
+        }
+        let len = window.n * window.c * window.kernel.0 * window.kernel.1 * window.ho * window.wo;
+        let name = format!("{}.cols", self.program.buffer(input).name);
+        let cols = self.add_buffer(&name, len, Role::Temp);
+        self.program.kernels.push(Kernel::Im2Col { window: *window, input, out: cols });
+        self.columns.push(((input, *window), cols));
+        cols
     }
 
     fn emit(&mut self, v: Value, op: &Op, args: &[Value], out: BufferId, transposed: bool) -> Result<(), LowerError> {
@@ -472,14 +498,10 @@ impl Lowerer<'_> {
                 let b = if b_shape.len() == 2 {
                     self.matrix(args[1], k, n)?
                 } else {
-                    Matrix { buffer: self.buffer_of(args[1])?, offset: 0, row_stride: 1, col_stride: 1 }
+                    Matrix::rows(self.buffer_of(args[1])?, 1)
                 };
-                let c = if transposed {
-                    Matrix { buffer: out, offset: 0, row_stride: 1, col_stride: m }
-                } else {
-                    Matrix { buffer: out, offset: 0, row_stride: n, col_stride: 1 }
-                };
-                push(self, Kernel::MatMul { m, n, k, a, b, c });
+                let c = if transposed { Matrix::rows(out, m).transposed() } else { Matrix::rows(out, n) };
+                push(self, Kernel::MatMul { batch: 1, m, n, k, a, b, c, accumulate: false });
             }
             Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 let input = self.buffer_of(args[0])?;
@@ -501,7 +523,13 @@ impl Lowerer<'_> {
                 let window =
                     Window { n, c, o: w[0], h, w: wd, ho, wo, kernel: (w[2], w[3]), stride: *stride, pad: *pad };
                 let (input, weight) = (self.buffer_of(args[0])?, self.buffer_of(args[1])?);
-                push(self, Kernel::Conv2d { window, input, weight, out });
+                // Per example: out (O × P) = W (O × CKK) @ cols (CKK × P).
+                let (ckk, p) = (window.c * window.kernel.0 * window.kernel.1, window.ho * window.wo);
+                let cols = self.columns(input, &window);
+                let a = Matrix::rows(weight, ckk);
+                let b = Matrix { batch_stride: ckk * p, ..Matrix::rows(cols, p) };
+                let c = Matrix { batch_stride: window.o * p, ..Matrix::rows(out, p) };
+                push(self, Kernel::MatMul { batch: window.n, m: window.o, n: p, k: ckk, a, b, c, accumulate: false });
             }
             Op::Conv2dInputGrad { stride, pad, .. } => {
                 let (g, w) = (self.shape(args[0]).to_vec(), self.shape(args[1]).to_vec());
@@ -518,7 +546,22 @@ impl Lowerer<'_> {
                     pad: *pad,
                 };
                 let (grad, weight) = (self.buffer_of(args[0])?, self.buffer_of(args[1])?);
-                push(self, Kernel::Conv2dInputGrad { window, grad, weight, out });
+                // Per example: dcols (CKK × P) = W^T (CKK × O) @ G (O × P), then back to the image.
+                let (ckk, p) = (window.c * window.kernel.0 * window.kernel.1, window.ho * window.wo);
+                let direct = is_pointwise(&window);
+                let dcols = if direct {
+                    out
+                } else {
+                    let name = format!("{}.cols", self.program.buffer(out).name);
+                    self.add_buffer(&name, window.n * ckk * p, Role::Temp)
+                };
+                let a = Matrix::rows(weight, ckk).transposed();
+                let b = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p) };
+                let c = Matrix { batch_stride: ckk * p, ..Matrix::rows(dcols, p) };
+                push(self, Kernel::MatMul { batch: window.n, m: ckk, n: p, k: window.o, a, b, c, accumulate: false });
+                if !direct {
+                    push(self, Kernel::Col2Im { window, input: dcols, out });
+                }
             }
             Op::Conv2dWeightGrad { stride, pad, kernel } => {
                 let (x, g) = (self.shape(args[0]).to_vec(), self.shape(args[1]).to_vec());
@@ -535,7 +578,13 @@ impl Lowerer<'_> {
                     pad: *pad,
                 };
                 let (input, grad) = (self.buffer_of(args[0])?, self.buffer_of(args[1])?);
-                push(self, Kernel::Conv2dWeightGrad { window, input, grad, out });
+                // dW (O × CKK) = sum over examples of G (O × P) @ cols^T (P × CKK).
+                let (ckk, p) = (window.c * window.kernel.0 * window.kernel.1, window.ho * window.wo);
+                let cols = self.columns(input, &window);
+                let a = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p) };
+                let b = Matrix { batch_stride: ckk * p, ..Matrix::rows(cols, p).transposed() };
+                let c = Matrix::rows(out, ckk);
+                push(self, Kernel::MatMul { batch: window.n, m: window.o, n: ckk, k: p, a, b, c, accumulate: true });
             }
             Op::MaxPool2d { kernel, stride }
             | Op::MaxPool2dGrad { kernel, stride }
