@@ -1,5 +1,6 @@
 //! The `nnc` command line: one module per subcommand; the only place with real I/O.
 
+mod bench_cmd;
 mod check;
 mod interchange_cmd;
 mod ir_cmd;
@@ -30,6 +31,13 @@ enum Executor {
     Jit,
     /// The reference interpreter: every op by its reference rule, rounded to f32.
     Interp,
+}
+
+fn make_executor(executor: Executor) -> Box<dyn nnc_runtime::executor::Executor> {
+    match executor {
+        Executor::Jit => Box::new(nnc_codegen::JitExecutor::new()),
+        Executor::Interp => Box::new(nnc_runtime::executor::InterpreterExecutor),
+    }
 }
 
 #[derive(Subcommand)]
@@ -98,6 +106,20 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         decimals: usize,
     },
+    /// The speed of each `train` block's training step on random data of its shapes.
+    Bench {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// What runs the steps.
+        #[arg(long, value_enum, default_value_t = Executor::Jit)]
+        executor: Executor,
+        /// The batch size, instead of the `train` block's.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Seconds to measure each block.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+    },
     /// A model's outputs for given weights and inputs, written as a .npy file.
     Predict {
         /// The `.nn` file.
@@ -165,6 +187,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`nnc summary FILE | head`) instead of failing to write to a closed pipe.
     #[cfg(unix)]
@@ -176,10 +199,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { file, decimals, f32, out, resume, executor } => {
             let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
-            let executor: Box<dyn nnc_runtime::executor::Executor> = match executor {
-                Executor::Jit => Box::new(nnc_codegen::JitExecutor::new()),
-                Executor::Interp => Box::new(nnc_runtime::executor::InterpreterExecutor),
-            };
+            let executor = make_executor(executor);
             run::run(&file, decimals, precision, out.as_deref(), resume, executor.as_ref(), cli.color)
         }
         Command::Ir { file, name, grad, jvp, opt, kernels, batch } => {
@@ -190,6 +210,11 @@ fn main() -> ExitCode {
             let mode = mode.as_deref().and_then(nnc_compiler::ir::mode_of);
             let options = trace_cmd::Options { at: &at, mode, wrt: wrt.as_deref(), format, decimals };
             trace_cmd::run(&file, &name, &options, cli.color)
+        }
+        Command::Bench { file, executor, batch, seconds } => {
+            let executor = make_executor(executor);
+            let options = bench_cmd::Options { executor: executor.as_ref(), batch, seconds, started };
+            bench_cmd::run(&file, &options, cli.color)
         }
         Command::Predict { file, model, weights, input, output } => {
             interchange_cmd::run_predict(&file, model.as_deref(), &weights, &input, &output, cli.color)

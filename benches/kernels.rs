@@ -1,0 +1,230 @@
+//! The speed of compiled code, each figure beside a reference measured in the same run:
+//! matrix products against the `gemm` crate (its AVX-512 path) and `matrixmultiply`;
+//! convolutions forward and backward; a whole training step of every example and of the
+//! two models of the speed targets (`benches/models/`), compiled and interpreted; and the
+//! time from IR to callable code. Run with `cargo bench --bench kernels` (add `-- quick`
+//! for shorter measurements).
+
+use nnc_codegen::JitExecutor;
+use nnc_compiler::ir::{Function, Op, Type, optimize, reverse};
+use nnc_compiler::shapes::{Dim, Shape};
+use nnc_grammar::Span;
+use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
+use nnc_runtime::optim::State;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The best time of `f` over repeated runs within `budget`.
+fn best_time(budget: Duration, mut f: impl FnMut()) -> Duration {
+    f();
+    let started = Instant::now();
+    let mut best = Duration::MAX;
+    while started.elapsed() < budget {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+    }
+    best
+}
+
+fn shape(dims: &[usize]) -> Type {
+    Type::of(Shape(dims.iter().map(|&d| Dim::constant(d as i128)).collect()))
+}
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 16) as f32 / 65536.0 - 0.5).collect()
+}
+
+fn gflops(flops: f64, t: Duration) -> f64 {
+    flops / t.as_secs_f64() / 1e9
+}
+
+fn matmul_function(n: usize) -> Function {
+    let mut f = Function::new("matmul", Span::default());
+    let a = f.param("a", shape(&[n, n]));
+    let b = f.param("b", shape(&[n, n]));
+    let c = f.push(Op::MatMul, &[a, b], Span::default());
+    f.results = vec![c];
+    f.result_names = vec!["c".into()];
+    f
+}
+
+fn matmuls(budget: Duration) {
+    println!("matrix product n×n×n, one thread, GFLOP/s");
+    println!("{:>6} {:>10} {:>10} {:>15} {:>12}", "n", "nnc", "gemm", "matrixmultiply", "nnc / gemm");
+    for n in [64, 128, 256, 512, 1024] {
+        let (a, b) = (values(n * n, 1), values(n * n, 2));
+        let mut c = vec![0.0f32; n * n];
+        let flops = 2.0 * (n * n * n) as f64;
+        let mut program = JitExecutor::default().program(&matmul_function(n)).expect("compiles");
+        let nnc = best_time(budget, || program.run(&[&a, &b], &mut [&mut c]));
+        let reference = best_time(budget, || unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        });
+        let mm = best_time(budget, || unsafe {
+            matrixmultiply::sgemm(
+                n,
+                n,
+                n,
+                1.0,
+                a.as_ptr(),
+                n as isize,
+                1,
+                b.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            )
+        });
+        println!(
+            "{n:>6} {:>10.1} {:>10.1} {:>15.1} {:>12.2}",
+            gflops(flops, nnc),
+            gflops(flops, reference),
+            gflops(flops, mm),
+            reference.as_secs_f64() / nnc.as_secs_f64()
+        );
+    }
+}
+
+/// A convolution `[n, c, h, h] * [o, c, 3, 3]` (pad 1) and, for the backward figure, the
+/// gradient of the sum of its output by input and weights.
+fn convolutions(budget: Duration) {
+    println!("\nconvolution 3×3, pad 1, one thread (forward; backward to input and weights), GFLOP/s");
+    println!("{:>26} {:>10} {:>10} {:>10}", "input -> channels", "forward", "backward", "interp fw");
+    for (n, c, h, o) in [(64, 1, 28, 8), (64, 8, 14, 16), (32, 16, 8, 32)] {
+        let mut f = Function::new("conv", Span::default());
+        let x = f.param("x", shape(&[n, c, h, h]));
+        let w = f.param("w", shape(&[o, c, 3, 3]));
+        let y = f.push(Op::Conv2d { stride: (1, 1), pad: (1, 1) }, &[x, w], Span::default());
+        let total = f.push(Op::Sum { axis: None }, &[y], Span::default());
+        f.results = vec![y];
+        f.result_names = vec!["y".into()];
+        let mut scalar = f.clone();
+        scalar.results = vec![total];
+        let grad = optimize(&reverse(&scalar, &[0, 1]).0);
+        let (xs, ws) = (values(n * c * h * h, 3), values(o * c * 9, 4));
+        let mut out = vec![0.0f32; n * o * h * h];
+        let flops = 2.0 * (n * o * c * 9 * h * h) as f64;
+        let mut forward = JitExecutor::default().program(&f).expect("compiles");
+        let t_forward = best_time(budget, || forward.run(&[&xs, &ws], &mut [&mut out]));
+        let mut interp = InterpreterExecutor.program(&f).expect("prepares");
+        let t_interp = best_time(budget / 4, || interp.run(&[&xs, &ws], &mut [&mut out]));
+        let mut backward = JitExecutor::default().program(&grad).expect("compiles");
+        let (mut loss, mut dx, mut dw) = ([0.0f32], vec![0.0f32; xs.len()], vec![0.0f32; ws.len()]);
+        let t_backward = best_time(budget, || backward.run(&[&xs, &ws], &mut [&mut loss, &mut dx, &mut dw]));
+        println!(
+            "{:>26} {:>10.1} {:>10.1} {:>10.2}",
+            format!("[{n}, {c}, {h}, {h}] -> {o}"),
+            gflops(flops, t_forward),
+            // The backward pass computes two products of the forward's size.
+            gflops(2.0 * flops, t_backward),
+            gflops(flops, t_interp)
+        );
+    }
+}
+
+/// Steps per second of a file's first `train` block, and the time to compile its step.
+fn training_steps(budget: Duration) {
+    println!("\ntraining step (forward, loss, backward, update), one thread");
+    println!(
+        "{:>30} {:>6} {:>12} {:>12} {:>8} {:>12}",
+        "model (file)", "batch", "jit steps/s", "interp", "ratio", "compile ms"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = ["examples", "benches/models"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root.join(dir)).unwrap().filter_map(|e| e.ok().map(|e| e.path())))
+        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("\ntrain "))
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let analysis = nnc_compiler::analyze(&text);
+        let Some(def) = analysis.file.items.iter().find_map(|i| match i {
+            nnc_grammar::Item::Train(t) => Some(t),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let config = nnc_runtime::train::config(&analysis.file, def, path.parent().unwrap(), None).unwrap();
+        let choice = nnc_runtime::train::model_and_args(&analysis.file, Some(&config.model)).unwrap();
+        let grad = nnc_runtime::train::training_gradient(
+            &analysis.file,
+            choice.model,
+            &choice.args,
+            &config.loss,
+            config.batch,
+        )
+        .unwrap();
+        let elements = |i: usize| -> usize {
+            grad.ty(grad.params[i].value).shape.0.iter().map(|d| d.as_const().unwrap() as usize).product()
+        };
+        let input = values(elements(0), 5).iter().map(|v| v + 0.5).collect::<Vec<f32>>();
+        // Class 1, or 0.5 for the losses of probabilities, which never saturate towards it.
+        let target = if config.loss == "cross_entropy" { 1.0 } else { 0.5 };
+        let targets = vec![target; elements(1)];
+        let mut masks = Vec::new();
+        let mut params = Vec::new();
+        for i in 2..grad.params.len() {
+            match grad.dropout_masks.iter().find(|(m, _)| *m == i) {
+                Some(_) => masks.push(vec![1.0f32; elements(i)]),
+                None => params.push(values(elements(i), i as u32).iter().map(|v| v * 0.1).collect::<Vec<f32>>()),
+            }
+        }
+        let batch = Batch { input: &input, targets: &targets, masks: &masks };
+        let rate = |executor: &dyn Executor| {
+            let started = Instant::now();
+            let mut step = executor.train_step(&grad, &config.optimizer).unwrap();
+            let compile = started.elapsed();
+            let mut p = params.clone();
+            let mut state = State::new(&p.iter().map(Vec::len).collect::<Vec<_>>());
+            let t = best_time(budget, || {
+                step.step(&batch, &mut p, &mut state).unwrap();
+            });
+            (1.0 / t.as_secs_f64(), compile)
+        };
+        let (jit, compile) = rate(&JitExecutor::default());
+        let (interp, _) = rate(&InterpreterExecutor);
+        println!(
+            "{:>30} {:>6} {:>12.0} {:>12.0} {:>8.1} {:>12.1}",
+            format!("{} ({})", config.model, path.file_stem().unwrap().to_string_lossy()),
+            config.batch,
+            jit,
+            interp,
+            jit / interp,
+            compile.as_secs_f64() * 1e3
+        );
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let budget = Duration::from_millis(if quick { 100 } else { 500 });
+    matmuls(budget);
+    convolutions(budget);
+    training_steps(budget);
+}
