@@ -9,16 +9,23 @@ use nnc_compiler::ir::{Function, Interpreter, Precision};
 use nnc_runtime::executor::{Batch, Executor, Program as RunProgram, StepError, TrainStep};
 use nnc_runtime::optim::{Optimizer, State};
 
-/// Compiles with Cranelift; `NNC_DUMP_CLIF=dir` writes the generated code.
+/// Compiles with Cranelift.
 #[derive(Clone, Debug, Default)]
 pub struct JitExecutor {
     pub options: Options,
 }
 
 impl JitExecutor {
+    /// The executor with the settings of the environment: `NNC_DUMP_CLIF=dir` writes the
+    /// generated code; `NNC_LIBRARY_PRODUCTS=n` sets the size (in multiply-adds) from which
+    /// products call the `gemm` crate, for measuring both paths.
     pub fn new() -> JitExecutor {
         let dump_clif = std::env::var_os("NNC_DUMP_CLIF").map(Into::into);
-        JitExecutor { options: Options { dump_clif } }
+        let library_products = std::env::var("NNC_LIBRARY_PRODUCTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::clif::LIBRARY_PRODUCTS);
+        JitExecutor { options: Options { dump_clif, library_products } }
     }
 }
 
