@@ -960,6 +960,10 @@ impl<'a, 'p> Gen<'a, 'p> {
 
     /// The columns of a convolution's input (`cols[n][(c, kh, kw)][(i, j)]`, 0 in the
     /// padding), or with `backward` the columns added back into the image.
+    ///
+    /// The kernel positions are unrolled, so that for each row of the output the columns
+    /// that fall inside the image form one run known when compiling: a vector copy for
+    /// stride 1, with constant stretches of padding on either side.
     fn im2col(&mut self, w: &Window, image: BufferId, cols: BufferId, backward: bool) {
         let (image_base, cols_base) = (self.base(image), self.base(cols));
         if backward {
@@ -968,52 +972,108 @@ impl<'a, 'p> Gen<'a, 'p> {
         let w = *w;
         let p = w.ho * w.wo;
         self.for_range(0, w.n * w.c, 1, &mut |g, plane| {
-            g.for_range(0, w.kernel.0, 1, &mut |g, kh| {
-                g.for_range(0, w.kernel.1, 1, &mut |g, kw| {
+            let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+            for kh in 0..w.kernel.0 {
+                for kw in 0..w.kernel.1 {
                     // Row (plane, kh, kw) of the columns.
-                    let row = g.b.ins().imul_imm_s(plane, w.kernel.0 as i64);
-                    let row = g.b.ins().iadd(row, kh);
-                    let row = g.b.ins().imul_imm_s(row, w.kernel.1 as i64);
-                    let row = g.b.ins().iadd(row, kw);
+                    let row = g.b.ins().imul_imm_s(plane, (w.kernel.0 * w.kernel.1) as i64);
+                    let row = g.b.ins().iadd_imm_s(row, (kh * w.kernel.1 + kw) as i64);
                     let row_start = g.b.ins().imul_imm_s(row, p as i64);
-                    let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+                    // Output columns j whose input column j*s + kw - pad is inside the image.
+                    let first = (0..w.wo).find(|&j| j * w.stride.1 + kw >= w.pad.1).unwrap_or(w.wo);
+                    let end = (first..w.wo).find(|&j| j * w.stride.1 + kw >= w.pad.1 + w.w).unwrap_or(w.wo);
                     g.for_range(0, w.ho, 1, &mut |g, i| {
                         let h = g.b.ins().imul_imm_s(i, w.stride.0 as i64);
-                        let h = g.b.ins().iadd(h, kh);
-                        let h = g.b.ins().iadd_imm_s(h, -(w.pad.0 as i64));
+                        let h = g.b.ins().iadd_imm_s(h, kh as i64 - w.pad.0 as i64);
                         let h_ok = g.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, h, w.h as i64);
-                        let line = g.b.ins().imul_imm_s(h, w.w as i64);
-                        let line = g.b.ins().iadd(plane_start, line);
                         let out_line = g.b.ins().imul_imm_s(i, w.wo as i64);
                         let out_line = g.b.ins().iadd(row_start, out_line);
-                        g.for_range(0, w.wo, 1, &mut |g, j| {
-                            let x = g.b.ins().imul_imm_s(j, w.stride.1 as i64);
-                            let x = g.b.ins().iadd(x, kw);
-                            let x = g.b.ins().iadd_imm_s(x, -(w.pad.1 as i64));
-                            let x_ok = g.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, x, w.w as i64);
-                            let valid = g.b.ins().band(h_ok, x_ok);
-                            let source = g.b.ins().iadd(line, x);
-                            let zero_index = g.iconst(0);
-                            // Outside the image the index is 0, which is always in bounds.
-                            let source = g.b.ins().select(valid, source, zero_index);
-                            let dest = g.b.ins().iadd(out_line, j);
+                        let inside = g.b.create_block();
+                        let outside = g.b.create_block();
+                        let after = g.b.create_block();
+                        g.b.ins().brif(h_ok, inside, &[], outside, &[]);
+                        g.b.switch_to_block(inside);
+                        g.b.seal_block(inside);
+                        {
+                            let line = g.b.ins().imul_imm_s(h, w.w as i64);
+                            let line = g.b.ins().iadd(plane_start, line);
+                            let source = g.b.ins().iadd_imm_s(line, (first * w.stride.1 + kw) as i64 - w.pad.1 as i64);
+                            let dest = g.b.ins().iadd_imm_s(out_line, first as i64);
+                            let run = Run { len: end - first, source_stride: w.stride.1 };
                             if backward {
-                                g.when(valid, &mut |g| {
-                                    let v = g.load(cols_base, dest);
-                                    let old = g.load(image_base, source);
-                                    let new = g.b.ins().fadd(old, v);
-                                    g.store(image_base, source, new);
-                                });
+                                g.add_run(cols_base, dest, image_base, source, run);
                             } else {
-                                let v = g.load(image_base, source);
-                                let zero = g.fconst(0.0);
-                                let v = g.b.ins().select(valid, v, zero);
-                                g.store(cols_base, dest, v);
+                                g.copy_run(image_base, source, cols_base, dest, run);
+                                g.zero_run(cols_base, out_line, first);
+                                let tail = g.b.ins().iadd_imm_s(out_line, end as i64);
+                                g.zero_run(cols_base, tail, w.wo - end);
                             }
-                        });
+                        }
+                        g.b.ins().jump(after, &[]);
+                        g.b.switch_to_block(outside);
+                        g.b.seal_block(outside);
+                        if !backward {
+                            g.zero_run(cols_base, out_line, w.wo);
+                        }
+                        g.b.ins().jump(after, &[]);
+                        g.b.switch_to_block(after);
+                        g.b.seal_block(after);
                     });
-                });
-            });
+                }
+            }
+        });
+    }
+
+    /// `dest[0..len] = source[0, stride, ..]`, four at a time where the source is contiguous.
+    fn copy_run(&mut self, source_base: Value, source: Value, dest_base: Value, dest: Value, run: Run) {
+        let vector_end = if run.source_stride == 1 { run.len - run.len % 4 } else { 0 };
+        self.for_range(0, vector_end, 4, &mut |g, j| {
+            let from = g.b.ins().iadd(source, j);
+            let to = g.b.ins().iadd(dest, j);
+            let v = g.load_vector(source_base, from);
+            g.store_vector(dest_base, to, v);
+        });
+        self.for_range(vector_end, run.len, 1, &mut |g, j| {
+            let from = g.step(source, j, run.source_stride);
+            let to = g.b.ins().iadd(dest, j);
+            let v = g.load(source_base, from);
+            g.store(dest_base, to, v);
+        });
+    }
+
+    /// `image[source + j * stride] += cols[dest + j]` for `j < len`.
+    fn add_run(&mut self, cols_base: Value, dest: Value, image_base: Value, source: Value, run: Run) {
+        let vector_end = if run.source_stride == 1 { run.len - run.len % 4 } else { 0 };
+        self.for_range(0, vector_end, 4, &mut |g, j| {
+            let from = g.b.ins().iadd(dest, j);
+            let to = g.b.ins().iadd(source, j);
+            let v = g.load_vector(cols_base, from);
+            let old = g.load_vector(image_base, to);
+            let sum = g.b.ins().fadd(old, v);
+            g.store_vector(image_base, to, sum);
+        });
+        self.for_range(vector_end, run.len, 1, &mut |g, j| {
+            let from = g.b.ins().iadd(dest, j);
+            let to = g.step(source, j, run.source_stride);
+            let v = g.load(cols_base, from);
+            let old = g.load(image_base, to);
+            let sum = g.b.ins().fadd(old, v);
+            g.store(image_base, to, sum);
+        });
+    }
+
+    /// `dest[0..len] = 0`.
+    fn zero_run(&mut self, base: Value, dest: Value, len: usize) {
+        let zero = self.fconst(0.0);
+        let zeros = self.b.ins().splat(types::F32X4, zero);
+        let vector_end = len - len % 4;
+        self.for_range(0, vector_end, 4, &mut |g, j| {
+            let to = g.b.ins().iadd(dest, j);
+            g.store_vector(base, to, zeros);
+        });
+        self.for_range(vector_end, len, 1, &mut |g, j| {
+            let to = g.b.ins().iadd(dest, j);
+            g.store(base, to, zero);
         });
     }
 
@@ -1245,6 +1305,14 @@ struct Product {
     n: usize,
     k: usize,
     accumulate: bool,
+}
+
+/// A run of elements copied between an image row and a row of columns.
+#[derive(Clone, Copy)]
+struct Run {
+    len: usize,
+    /// The step between the image elements (the convolution's stride).
+    source_stride: usize,
 }
 
 /// Where a tile of a product starts.
