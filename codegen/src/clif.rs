@@ -1230,29 +1230,23 @@ impl<'a, 'p> Gen<'a, 'p> {
                     let first = g.b.ins().imul_imm_s(top_row, w.w as i64);
                     let first = g.b.ins().iadd(first, left);
                     let first = g.b.ins().iadd(first, plane_start);
-                    let minus_infinity = g.fconst(f32::NEG_INFINITY);
-                    let best = g.var(types::F32, minus_infinity);
-                    let best_at = g.var(types::I64, first);
-                    g.for_range(0, w.kernel.0, 1, &mut |g, kh| {
-                        g.for_range(0, w.kernel.1, 1, &mut |g, kw| {
-                            let row = g.b.ins().imul_imm_s(kh, w.w as i64);
-                            let at = g.b.ins().iadd(first, row);
-                            let at = g.b.ins().iadd(at, kw);
+                    // The window's positions are unrolled: constant offsets from its corner.
+                    let mut best = g.fconst(f32::NEG_INFINITY);
+                    let mut best_at = first;
+                    for kh in 0..w.kernel.0 {
+                        for kw in 0..w.kernel.1 {
+                            let at = g.b.ins().iadd_imm_s(first, (kh * w.w + kw) as i64);
                             let x = g.load(x_base, at);
-                            let old = g.b.use_var(best);
-                            let greater = g.b.ins().fcmp(FloatCC::GreaterThan, x, old);
-                            let new = g.b.ins().select(greater, x, old);
-                            g.b.def_var(best, new);
-                            let old_at = g.b.use_var(best_at);
-                            let new_at = g.b.ins().select(greater, at, old_at);
-                            g.b.def_var(best_at, new_at);
-                        });
-                    });
+                            let greater = g.b.ins().fcmp(FloatCC::GreaterThan, x, best);
+                            best = g.b.ins().select(greater, x, best);
+                            best_at = g.b.ins().select(greater, at, best_at);
+                        }
+                    }
                     let window = g.b.ins().imul_imm_s(plane, (w.ho * w.wo) as i64);
                     let row = g.b.ins().imul_imm_s(i, w.wo as i64);
                     let window = g.b.ins().iadd(window, row);
                     let window = g.b.ins().iadd(window, j);
-                    let at = g.b.use_var(best_at);
+                    let at = best_at;
                     match (mode, other_base) {
                         (PoolMode::Forward, _) => {
                             let x = g.load(x_base, at);
