@@ -386,3 +386,52 @@ fn a_diverging_run_names_the_step_and_the_op_and_saves_nothing() {
     assert!(!dir.join("runs/Mlp/checkpoint.safetensors").exists());
     assert!(!dir.join("mlp.safetensors").exists());
 }
+
+/// The last line of a run directory's metrics: test loss and test accuracy.
+fn last_test_metrics(dir: &Path, model: &str) -> (String, String) {
+    let metrics = std::fs::read_to_string(dir.join(format!("runs/{model}/metrics.csv"))).unwrap();
+    let last: Vec<String> = metrics.lines().last().unwrap().split(',').map(String::from).collect();
+    (last[3].clone(), last[4].clone())
+}
+
+#[test]
+fn compiled_and_interpreted_steps_train_to_the_same_accuracy() {
+    let program = digits_mlp().replace("epochs    = 20", "epochs    = 3");
+    let mut results = Vec::new();
+    for executor in ["jit", "interp"] {
+        let dir = workspace(&format!("executor-{executor}"), &program);
+        let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["run", "--color", "never", "--executor", executor, "model.nn"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        results.push(last_test_metrics(&dir, "Mlp"));
+    }
+    // Both compute in f32; their sums differ in order, so the losses agree to about 1e-4.
+    let loss = |s: &str| s.parse::<f64>().unwrap();
+    assert_eq!(results[0].1, results[1].1, "test accuracy, compiled and interpreted: {results:?}");
+    assert!((loss(&results[0].0) - loss(&results[1].0)).abs() < 1e-3, "{results:?}");
+}
+
+#[test]
+fn bench_reports_the_time_to_the_first_step_and_steps_per_second() {
+    let dir = workspace("bench", &digits_mlp());
+    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["bench", "--color", "never", "--seconds", "0.05", "model.nn"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("train Mlp (jit executor, batch 32)"), "{stdout}");
+    assert!(stdout.contains("time to first step") && stdout.contains("steps per second"), "{stdout}");
+    // No data is read: the bench runs where the data file is missing.
+    std::fs::remove_file(dir.join("data/digits.csv.gz")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["bench", "--color", "never", "--seconds", "0.05", "--executor", "interp", "model.nn"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
