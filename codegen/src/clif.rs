@@ -233,7 +233,9 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
         let library_products = options.library_products;
         let mut generator =
             Gen { b: builder, table, pointer, math, gemm, library_products, bases: HashMap::new(), program };
-        for kernel in &program.kernels {
+        for (index, kernel) in program.kernels.iter().enumerate() {
+            // Each instruction remembers its kernel: the dump prints it as `@000b` for k11.
+            generator.b.set_srcloc(cranelift_codegen::ir::SourceLoc::new(index as u32));
             generator.bases.clear();
             generator.kernel(kernel);
         }
@@ -242,7 +244,7 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
     }
     if let Some(dir) = &options.dump_clif {
         let _ = std::fs::create_dir_all(dir);
-        let mut text = String::new();
+        let mut text = String::from(";; `@xxxx` before an instruction: it comes from kernel xxxx (hexadecimal).\n");
         for (i, k) in program.kernels.iter().enumerate() {
             text.push_str(&format!(";; k{i}: {}\n", program.kernel_text(k)));
         }
