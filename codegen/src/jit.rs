@@ -198,7 +198,7 @@ impl TrainStep for JitStep {
         }
         let results = self.runner.program.results.len();
         let loss = self.runner.result(0)[0];
-        let finite = (0..results).all(|k| self.runner.result(k).iter().all(|v| v.is_finite()));
+        let finite = (0..results).all(|k| all_finite(self.runner.result(k)));
         if !finite {
             return Err(self.explain(batch, params, loss));
         }
@@ -243,6 +243,12 @@ impl JitStep {
     }
 }
 
+/// Whether every value is finite, looking at all of them (no early exit) so that the
+/// loop vectorises: the exponent bits are all ones only for infinities and NaNs.
+fn all_finite(values: &[f32]) -> bool {
+    values.iter().fold(0u32, |bad, v| bad | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)) == 0
+}
+
 struct JitProgram {
     runner: Runner,
 }
@@ -253,5 +259,19 @@ impl RunProgram for JitProgram {
         for (k, out) in results.iter_mut().enumerate() {
             out.copy_from_slice(self.runner.result(k));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_finite_finds_every_kind_of_non_finite_value() {
+        assert!(all_finite(&[0.0, -0.0, 1.0, f32::MAX, f32::MIN, f32::MIN_POSITIVE / 2.0]));
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN] {
+            assert!(!all_finite(&[1.0, 2.0, bad, 3.0]), "{bad}");
+        }
+        assert!(all_finite(&[]));
     }
 }

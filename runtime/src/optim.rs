@@ -57,14 +57,25 @@ impl Optimizer {
             Optimizer::Sgd { lr, momentum, nesterov, weight_decay } => {
                 let (lr, momentum, weight_decay) = (lr as f32, momentum as f32, weight_decay as f32);
                 let buffer = &mut state.first[k];
-                for i in 0..param.len() {
-                    let mut g = grad[i] + weight_decay * param[i];
-                    if momentum != 0.0 {
-                        // PyTorch starts the buffer at the first gradient.
-                        buffer[i] = if state.step == 1 { g } else { momentum * buffer[i] + g };
-                        g = if nesterov { g + momentum * buffer[i] } else { buffer[i] };
+                // One loop per case, without branches inside, so that each vectorises.
+                let decayed = |p: f32, g: f32| g + weight_decay * p;
+                if momentum == 0.0 {
+                    for (p, &g) in param.iter_mut().zip(grad) {
+                        *p -= lr * decayed(*p, g);
                     }
-                    param[i] -= lr * g;
+                } else if state.step == 1 {
+                    // PyTorch starts the buffer at the first gradient.
+                    for ((p, &g), b) in param.iter_mut().zip(grad).zip(buffer.iter_mut()) {
+                        let g = decayed(*p, g);
+                        *b = g;
+                        *p -= lr * if nesterov { g + momentum * g } else { g };
+                    }
+                } else {
+                    for ((p, &g), b) in param.iter_mut().zip(grad).zip(buffer.iter_mut()) {
+                        let g = decayed(*p, g);
+                        *b = momentum * *b + g;
+                        *p -= lr * if nesterov { g + momentum * *b } else { *b };
+                    }
                 }
             }
             Optimizer::Adam { lr, beta1, beta2, eps, weight_decay } => {
@@ -74,11 +85,11 @@ impl Optimizer {
                 let (c1, c2) = ((1.0 - beta1.powi(t)) as f32, (1.0 - beta2.powi(t)) as f32);
                 let (lr, beta1, beta2, eps, weight_decay) =
                     (lr as f32, beta1 as f32, beta2 as f32, eps as f32, weight_decay as f32);
-                for i in 0..param.len() {
-                    let g = grad[i] + weight_decay * param[i];
-                    m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-                    v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-                    param[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+                for (((p, &g), m), v) in param.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g + weight_decay * *p;
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
                 }
             }
         }
