@@ -1,14 +1,15 @@
-//! Compiled steps keep the executor's promise: once a step for a batch size is compiled,
-//! running its generated code again allocates nothing. (Products large enough to call the
-//! `gemm` crate allocate that library's packing workspace on each call, a few times per
-//! product; that path is outside this promise until nnc has its own wide kernels.)
+//! Both executors keep the interface's promise: once a step or a program for a batch size
+//! is compiled, running it again allocates nothing, on the reference interpreter and in
+//! generated code. (Products large enough to call the `gemm` crate allocate that library's
+//! packing workspace on each call, a few times per product; that path is outside this
+//! promise until nnc has its own wide kernels.)
 
 use nnc_codegen::{JitExecutor, Options};
 use nnc_compiler::analyze;
 use nnc_compiler::ir::{lower_loss_and_output, lower_training_loss, optimize, reverse};
 use nnc_compiler::shapes::Dim;
 use nnc_grammar::{File, Item, ModelDef};
-use nnc_runtime::executor::{Batch, Executor};
+use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
 use nnc_runtime::optim::{Optimizer, State};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -73,7 +74,16 @@ fn generated() -> JitExecutor {
 }
 
 #[test]
+fn an_interpreted_step_allocates_nothing() {
+    steps_allocate_nothing(&InterpreterExecutor);
+}
+
+#[test]
 fn a_compiled_step_allocates_nothing() {
+    steps_allocate_nothing(&generated());
+}
+
+fn steps_allocate_nothing(executor: &dyn Executor) {
     let analysis = analyze(PROGRAM);
     assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
     let def = model(&analysis.file);
@@ -84,7 +94,7 @@ fn a_compiled_step_allocates_nothing() {
         (2..training.params.len()).filter(|i| !training.dropout_masks.iter().any(|(m, _)| m == i)).collect();
     let grad = optimize(&reverse(&training, &learnable).0);
     let optimizer = Optimizer::Adam { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
-    let mut step = generated().train_step(&grad, &optimizer).unwrap();
+    let mut step = executor.train_step(&grad, &optimizer).unwrap();
 
     let sizes: Vec<usize> = learnable
         .iter()
@@ -111,7 +121,7 @@ fn a_compiled_step_allocates_nothing() {
 
     // An evaluation program also runs without allocating.
     let f = optimize(&lower_loss_and_output(&analysis.file, def, &args, "cross_entropy", Some(batch)).unwrap());
-    let mut program = generated().program(&f).unwrap();
+    let mut program = executor.program(&f).unwrap();
     let mut loss = [0.0f32];
     let mut out = vec![0.0f32; batch * 3];
     let mut all: Vec<&[f32]> = vec![&input, &targets];
