@@ -346,6 +346,15 @@ impl<'a, 'p> Gen<'a, 'p> {
         self.b.ins().store(MemFlagsData::new().with_notrap(), value, at, 0);
     }
 
+    /// Four lanes or one value.
+    fn load_lanes(&mut self, vector: bool, base: Value, index: Value) -> Value {
+        if vector { self.load_vector(base, index) } else { self.load(base, index) }
+    }
+
+    fn store_lanes(&mut self, vector: bool, base: Value, index: Value, value: Value) {
+        if vector { self.store_vector(base, index, value) } else { self.store(base, index, value) }
+    }
+
     /// `start + index * stride` for i64 values and a constant stride.
     fn step(&mut self, start: Value, index: Value, stride: usize) -> Value {
         match stride {
@@ -579,17 +588,21 @@ impl<'a, 'p> Gen<'a, 'p> {
 
     /// The larger of two values, as the reference takes it (`f64::max` ignores a NaN).
     fn max(&mut self, a: Value, b: Value) -> Value {
-        let greater = self.b.ins().fcmp(FloatCC::GreaterThan, b, a);
-        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
-        let take_b = self.b.ins().bor(greater, a_nan);
-        self.b.ins().select(take_b, b, a)
+        self.extreme(FloatCC::GreaterThan, a, b)
     }
 
-    fn min(&mut self, a: Value, b: Value) -> Value {
-        let less = self.b.ins().fcmp(FloatCC::LessThan, b, a);
+    /// `b` where it compares `beats` against `a` or where `a` is NaN, else `a`: the maximum
+    /// or minimum as `f64::max` and `f64::min` take them, for scalars or f32x4 lanes.
+    fn extreme(&mut self, beats: FloatCC, a: Value, b: Value) -> Value {
+        let better = self.b.ins().fcmp(beats, b, a);
         let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
-        let take_b = self.b.ins().bor(less, a_nan);
-        self.b.ins().select(take_b, b, a)
+        let take_b = self.b.ins().bor(better, a_nan);
+        if self.b.func.dfg.value_type(a).is_vector() {
+            let mask = self.mask(take_b);
+            self.b.ins().bitselect(mask, b, a)
+        } else {
+            self.b.ins().select(take_b, b, a)
+        }
     }
 
     fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
@@ -651,7 +664,7 @@ impl<'a, 'p> Gen<'a, 'p> {
                     Binary::Div => self.b.ins().fdiv(a, b),
                     Binary::Pow => self.call("nnc_powf", &[a, b]),
                     Binary::Max => self.max(a, b),
-                    Binary::Min => self.min(a, b),
+                    Binary::Min => self.extreme(FloatCC::LessThan, a, b),
                     Binary::GreaterEq => {
                         let c = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
                         self.bool_to_float(c)
@@ -734,24 +747,8 @@ impl<'a, 'p> Gen<'a, 'p> {
                     Binary::Sub => self.b.ins().fsub(a, b),
                     Binary::Mul => self.b.ins().fmul(a, b),
                     Binary::Div => self.b.ins().fdiv(a, b),
-                    Binary::Max => {
-                        let greater = self.b.ins().fcmp(FloatCC::GreaterThan, b, a);
-                        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
-                        let take_b = self.b.ins().bor(greater, a_nan);
-                        {
-                            let m = self.mask(take_b);
-                            self.b.ins().bitselect(m, b, a)
-                        }
-                    }
-                    Binary::Min => {
-                        let less = self.b.ins().fcmp(FloatCC::LessThan, b, a);
-                        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
-                        let take_b = self.b.ins().bor(less, a_nan);
-                        {
-                            let m = self.mask(take_b);
-                            self.b.ins().bitselect(m, b, a)
-                        }
-                    }
+                    Binary::Max => self.max(a, b),
+                    Binary::Min => self.extreme(FloatCC::LessThan, a, b),
                     Binary::GreaterEq => {
                         let c = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
                         self.vector_mask_to_float(c)
@@ -1002,10 +999,8 @@ impl<'a, 'p> Gen<'a, 'p> {
                             let source = g.b.ins().iadd_imm_s(line, (first * w.stride.1 + kw) as i64 - w.pad.1 as i64);
                             let dest = g.b.ins().iadd_imm_s(out_line, first as i64);
                             let run = Run { len: end - first, source_stride: w.stride.1 };
-                            if backward {
-                                g.add_run(cols_base, dest, image_base, source, run);
-                            } else {
-                                g.copy_run(image_base, source, cols_base, dest, run);
+                            g.move_run(image_base, source, cols_base, dest, run, backward);
+                            if !backward {
                                 g.zero_run(cols_base, out_line, first);
                                 let tail = g.b.ins().iadd_imm_s(out_line, end as i64);
                                 g.zero_run(cols_base, tail, w.wo - end);
@@ -1026,42 +1021,27 @@ impl<'a, 'p> Gen<'a, 'p> {
         });
     }
 
-    /// `dest[0..len] = source[0, stride, ..]`, four at a time where the source is contiguous.
-    fn copy_run(&mut self, source_base: Value, source: Value, dest_base: Value, dest: Value, run: Run) {
+    /// Moves a run between an image row and a row of columns, four at a time where the
+    /// image side is contiguous: `cols[c + j] = image[i + j * stride]`, or with `add`,
+    /// `image[i + j * stride] += cols[c + j]` (col2im).
+    fn move_run(&mut self, image_base: Value, image: Value, cols_base: Value, cols: Value, run: Run, add: bool) {
         let vector_end = if run.source_stride == 1 { run.len - run.len % 4 } else { 0 };
-        self.for_range(0, vector_end, 4, &mut |g, j| {
-            let from = g.b.ins().iadd(source, j);
-            let to = g.b.ins().iadd(dest, j);
-            let v = g.load_vector(source_base, from);
-            g.store_vector(dest_base, to, v);
-        });
-        self.for_range(vector_end, run.len, 1, &mut |g, j| {
-            let from = g.step(source, j, run.source_stride);
-            let to = g.b.ins().iadd(dest, j);
-            let v = g.load(source_base, from);
-            g.store(dest_base, to, v);
-        });
-    }
-
-    /// `image[source + j * stride] += cols[dest + j]` for `j < len`.
-    fn add_run(&mut self, cols_base: Value, dest: Value, image_base: Value, source: Value, run: Run) {
-        let vector_end = if run.source_stride == 1 { run.len - run.len % 4 } else { 0 };
-        self.for_range(0, vector_end, 4, &mut |g, j| {
-            let from = g.b.ins().iadd(dest, j);
-            let to = g.b.ins().iadd(source, j);
-            let v = g.load_vector(cols_base, from);
-            let old = g.load_vector(image_base, to);
-            let sum = g.b.ins().fadd(old, v);
-            g.store_vector(image_base, to, sum);
-        });
-        self.for_range(vector_end, run.len, 1, &mut |g, j| {
-            let from = g.b.ins().iadd(dest, j);
-            let to = g.step(source, j, run.source_stride);
-            let v = g.load(cols_base, from);
-            let old = g.load(image_base, to);
-            let sum = g.b.ins().fadd(old, v);
-            g.store(image_base, to, sum);
-        });
+        for (start, end, step) in [(0, vector_end, 4), (vector_end, run.len, 1)] {
+            self.for_range(start, end, step, &mut |g, j| {
+                let image_at = g.step(image, j, run.source_stride);
+                let cols_at = g.b.ins().iadd(cols, j);
+                let vector = step == 4;
+                if add {
+                    let v = g.load_lanes(vector, cols_base, cols_at);
+                    let old = g.load_lanes(vector, image_base, image_at);
+                    let sum = g.b.ins().fadd(old, v);
+                    g.store_lanes(vector, image_base, image_at, sum);
+                } else {
+                    let v = g.load_lanes(vector, image_base, image_at);
+                    g.store_lanes(vector, cols_base, cols_at, v);
+                }
+            });
+        }
     }
 
     /// `dest[0..len] = 0`.

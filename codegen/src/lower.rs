@@ -302,8 +302,8 @@ impl Lowerer<'_> {
                 Role::Result(k),
             );
             let expr = self.value_expr(r, &shape)?;
-            let out = Access { buffer: b, offset: 0, strides: contiguous_strides(&shape) };
-            self.program.kernels.push(Kernel::Loop { shape, out, expr, combine: Combine::Assign });
+            let strides = contiguous_strides(&shape);
+            self.push_loop(shape, b, strides, expr, Combine::Assign);
             self.program.results.push(b);
         }
         Ok(())
@@ -408,6 +408,12 @@ impl Lowerer<'_> {
         cols
     }
 
+    /// A loop over `shape` writing `out` (element `sum(index * strides)`) with `combine`.
+    fn push_loop(&mut self, shape: Vec<usize>, out: BufferId, strides: Vec<usize>, expr: Expr, combine: Combine) {
+        let out = Access { buffer: out, offset: 0, strides };
+        self.program.kernels.push(Kernel::Loop { shape, out, expr, combine });
+    }
+
     fn emit(&mut self, v: Value, op: &Op, args: &[Value], out: BufferId, transposed: bool) -> Result<(), LowerError> {
         let shape = self.shape(v).to_vec();
         let push = |this: &mut Self, k: Kernel| this.program.kernels.push(k);
@@ -415,18 +421,14 @@ impl Lowerer<'_> {
         match op {
             _ if is_elementwise(op) => {
                 let expr = self.elementwise_expr(op, args, &shape)?;
-                let access = Access { buffer: out, offset: 0, strides: contiguous_strides(&shape) };
-                push(self, Kernel::Loop { shape, out: access, expr, combine: Combine::Assign });
+                let strides = contiguous_strides(&shape);
+                self.push_loop(shape, out, strides, expr, Combine::Assign);
             }
             Op::Literal { .. } => {}
             Op::Reshape(_) => {
-                let expr = Expr::Load(Access {
-                    buffer: self.buffer_of(args[0])?,
-                    offset: 0,
-                    strides: contiguous_strides(&shape),
-                });
-                let access = Access { buffer: out, offset: 0, strides: contiguous_strides(&shape) };
-                push(self, Kernel::Loop { shape, out: access, expr, combine: Combine::Assign });
+                let strides = contiguous_strides(&shape);
+                let expr = Expr::Load(Access { buffer: self.buffer_of(args[0])?, offset: 0, strides: strides.clone() });
+                self.push_loop(shape, out, strides, expr, Combine::Assign);
             }
             Op::Sum { axis } | Op::Mean { axis } | Op::ReduceMax { axis } => {
                 let input = self.shape(args[0]).to_vec();
@@ -445,10 +447,7 @@ impl Lowerer<'_> {
                     expr = Expr::binary(Binary::Mul, expr, Expr::Const(1.0 / n.max(1) as f32));
                 }
                 let combine = if matches!(op, Op::ReduceMax { .. }) { Combine::Max } else { Combine::Add };
-                push(
-                    self,
-                    Kernel::Loop { shape: input, out: Access { buffer: out, offset: 0, strides }, expr, combine },
-                );
+                self.push_loop(input, out, strides, expr, combine);
             }
             Op::SumTo(_) => {
                 let input = self.shape(args[0]).to_vec();
@@ -461,15 +460,7 @@ impl Lowerer<'_> {
                         strides[t] = own[axis];
                     }
                 }
-                push(
-                    self,
-                    Kernel::Loop {
-                        shape: input,
-                        out: Access { buffer: out, offset: 0, strides },
-                        expr,
-                        combine: Combine::Add,
-                    },
-                );
+                self.push_loop(input, out, strides, expr, Combine::Add);
             }
             Op::Mse => {
                 let (a, b) = (self.shape(args[0]).to_vec(), self.shape(args[1]).to_vec());
@@ -479,15 +470,7 @@ impl Lowerer<'_> {
                 let square = Expr::binary(Binary::Mul, diff.clone(), diff);
                 let expr = Expr::binary(Binary::Mul, square, Expr::Const(1.0 / elements(&input).max(1) as f32));
                 let strides = vec![0; input.len()];
-                push(
-                    self,
-                    Kernel::Loop {
-                        shape: input,
-                        out: Access { buffer: out, offset: 0, strides },
-                        expr,
-                        combine: Combine::Add,
-                    },
-                );
+                self.push_loop(input, out, strides, expr, Combine::Add);
             }
             Op::MatMul => {
                 let (a_shape, b_shape) = (self.shape(args[0]).to_vec(), self.shape(args[1]).to_vec());
