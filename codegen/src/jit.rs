@@ -5,8 +5,10 @@
 use crate::clif::{self, Compiled, Options};
 use crate::kernel::{self, Program, Role};
 use crate::lower::lower;
-use nnc_compiler::ir::{Function, Interpreter, Precision};
-use nnc_runtime::executor::{Batch, Executor, Program as RunProgram, StepError, TrainStep};
+use nnc_compiler::ir::Function;
+use nnc_runtime::executor::{
+    Batch, Executor, Program as RunProgram, StepArguments, StepError, TrainStep, locate_not_finite, not_finite,
+};
 use nnc_runtime::optim::{Optimizer, State};
 
 /// Compiles with Cranelift.
@@ -36,16 +38,8 @@ impl Executor for JitExecutor {
 
     fn train_step(&self, grad: &Function, optimizer: &Optimizer) -> Result<Box<dyn TrainStep>, String> {
         let runner = Runner::new(grad, &self.options)?;
-        let mut params = Vec::new();
-        let mut masks = Vec::new();
-        for i in 2..grad.params.len() {
-            if grad.dropout_masks.iter().any(|(m, _)| *m == i) {
-                masks.push(i);
-            } else {
-                params.push(i);
-            }
-        }
-        Ok(Box::new(JitStep { runner, params, masks, optimizer: optimizer.clone(), function: grad.clone() }))
+        let arguments = StepArguments::of(grad);
+        Ok(Box::new(JitStep { runner, arguments, optimizer: optimizer.clone(), function: grad.clone() }))
     }
 
     fn program(&self, f: &Function) -> Result<Box<dyn RunProgram>, String> {
@@ -167,9 +161,7 @@ fn plan(program: &Program) -> (Vec<Option<usize>>, usize) {
 
 struct JitStep {
     runner: Runner,
-    /// The argument index of each parameter and of each dropout mask.
-    params: Vec<usize>,
-    masks: Vec<usize>,
+    arguments: StepArguments,
     optimizer: Optimizer,
     /// The step's function, interpreted to find where a value stopped being finite.
     function: Function,
@@ -179,20 +171,15 @@ impl TrainStep for JitStep {
     fn step(&mut self, batch: &Batch<'_>, params: &mut [Vec<f32>], state: &mut State) -> Result<f32, StepError> {
         {
             let mut args: [&[f32]; 64] = [&[]; 64];
-            let count = self.runner.program.params.len();
+            let count = self.arguments.len();
             if count > args.len() {
                 return Err(StepError {
                     message: format!("a step with {count} arguments is too large for the compiled executor"),
                     origin: None,
                 });
             }
-            args[0] = batch.input;
-            args[1] = batch.targets;
-            for (k, &i) in self.params.iter().enumerate() {
-                args[i] = &params[k];
-            }
-            for (k, &i) in self.masks.iter().enumerate() {
-                args[i] = &batch.masks[k];
+            for (k, arg) in args.iter_mut().enumerate().take(count) {
+                *arg = self.arguments.get(k, batch, params);
             }
             self.runner.run(&args[..count]);
         }
@@ -200,7 +187,9 @@ impl TrainStep for JitStep {
         let loss = self.runner.result(0)[0];
         let finite = (0..results).all(|k| all_finite(self.runner.result(k)));
         if !finite {
-            return Err(self.explain(batch, params, loss));
+            // Compiled code only sees that a result is not finite; the interpreter finds where.
+            let origin = locate_not_finite(&self.function, &self.arguments, batch, params);
+            return Err(not_finite(f64::from(loss), origin));
         }
         self.optimizer.begin(state);
         for (k, param) in params.iter_mut().enumerate().take(results - 1) {
@@ -210,36 +199,6 @@ impl TrainStep for JitStep {
             self.optimizer.update(state, k, param, &self.runner.arena[at..at + len]);
         }
         Ok(loss)
-    }
-}
-
-impl JitStep {
-    /// Why a step failed: the interpreter, run on the same arguments, names the first op
-    /// that produced a value that is not finite.
-    fn explain(&self, batch: &Batch<'_>, params: &[Vec<f32>], loss: f32) -> StepError {
-        let message = if loss.is_finite() {
-            format!("a gradient is not finite (the loss was {loss})")
-        } else {
-            format!("the loss became {loss}")
-        };
-        let origin = Interpreter::new(&self.function, Precision::F32).ok().and_then(|mut interpreter| {
-            let fill = |t: &mut nnc_compiler::ir::Tensor, values: &[f32]| {
-                for (slot, &v) in t.data.iter_mut().zip(values) {
-                    *slot = f64::from(v);
-                }
-            };
-            fill(interpreter.arg_mut(0), batch.input);
-            fill(interpreter.arg_mut(1), batch.targets);
-            for (k, &i) in self.params.iter().enumerate() {
-                fill(interpreter.arg_mut(i), &params[k]);
-            }
-            for (k, &i) in self.masks.iter().enumerate() {
-                fill(interpreter.arg_mut(i), &batch.masks[k]);
-            }
-            interpreter.run();
-            interpreter.first_non_finite().map(|inst| (inst.op.name().to_string(), inst.span))
-        });
-        StepError { message, origin }
     }
 }
 

@@ -67,22 +67,9 @@ impl Executor for InterpreterExecutor {
 
     fn train_step(&self, grad: &Function, optimizer: &Optimizer) -> Result<Box<dyn TrainStep>, String> {
         let interpreter = Interpreter::new(grad, Precision::F32)?;
-        // Where each argument after the input and targets comes from.
-        let sources = (2..grad.params.len())
-            .scan((0, 0), |(param, mask), i| {
-                Some(if grad.dropout_masks.iter().any(|(m, _)| *m == i) {
-                    *mask += 1;
-                    Source::Mask(*mask - 1)
-                } else {
-                    *param += 1;
-                    Source::Param(*param - 1)
-                })
-            })
-            .collect();
-        let learnable = grad.results.len() - 1;
         let grads = (1..grad.results.len()).map(|k| vec![0.0; interpreter.result(k).data.len()]).collect();
-        debug_assert_eq!(learnable, grad.params.len() - 2 - grad.dropout_masks.len());
-        Ok(Box::new(InterpretedStep { interpreter, sources, grads, optimizer: optimizer.clone() }))
+        let arguments = StepArguments::of(grad);
+        Ok(Box::new(InterpretedStep { interpreter, arguments, grads, optimizer: optimizer.clone() }))
     }
 
     fn program(&self, f: &Function) -> Result<Box<dyn Program>, String> {
@@ -91,14 +78,84 @@ impl Executor for InterpreterExecutor {
 }
 
 /// What fills an argument of a training step.
+#[derive(Clone, Copy, Debug)]
 enum Source {
+    Input,
+    Targets,
     Param(usize),
     Mask(usize),
 }
 
+/// Where each argument of a training step's function comes from: the batch's input and
+/// targets, then the parameters and dropout masks in the order the function takes them.
+#[derive(Clone, Debug)]
+pub struct StepArguments(Vec<Source>);
+
+impl StepArguments {
+    pub fn of(grad: &Function) -> StepArguments {
+        let (mut params, mut masks) = (0, 0);
+        let mut sources = vec![Source::Input, Source::Targets];
+        for i in 2..grad.params.len() {
+            sources.push(if grad.dropout_masks.iter().any(|(m, _)| *m == i) {
+                masks += 1;
+                Source::Mask(masks - 1)
+            } else {
+                params += 1;
+                Source::Param(params - 1)
+            });
+        }
+        StepArguments(sources)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values of argument `k`.
+    pub fn get<'a>(&self, k: usize, batch: &Batch<'a>, params: &'a [Vec<f32>]) -> &'a [f32] {
+        match self.0[k] {
+            Source::Input => batch.input,
+            Source::Targets => batch.targets,
+            Source::Param(p) => &params[p],
+            Source::Mask(m) => &batch.masks[m],
+        }
+    }
+}
+
+/// The error of a step whose loss or a gradient is not finite, with the op (and its source
+/// span) that first produced such a value, when known.
+pub fn not_finite(loss: f64, origin: Option<(String, Span)>) -> StepError {
+    let message = if loss.is_finite() {
+        format!("a gradient is not finite (the loss was {loss})")
+    } else {
+        format!("the loss became {loss}")
+    };
+    StepError { message, origin }
+}
+
+/// Runs a step's function on the reference interpreter to find the op that first produced
+/// a value that is not finite: for executors that only see that a result is not finite.
+pub fn locate_not_finite(
+    grad: &Function,
+    arguments: &StepArguments,
+    batch: &Batch<'_>,
+    params: &[Vec<f32>],
+) -> Option<(String, Span)> {
+    let mut interpreter = Interpreter::new(grad, Precision::F32).ok()?;
+    for k in 0..arguments.len() {
+        fill(&mut interpreter.arg_mut(k).data, arguments.get(k, batch, params));
+    }
+    interpreter.run();
+    interpreter.first_non_finite().map(|inst| (inst.op.name().to_string(), inst.span))
+}
+
 struct InterpretedStep {
     interpreter: Interpreter,
-    sources: Vec<Source>,
+    arguments: StepArguments,
     /// The gradients in f32, for the optimiser.
     grads: Vec<Vec<f32>>,
     optimizer: Optimizer,
@@ -113,26 +170,15 @@ fn fill(target: &mut [f64], source: &[f32]) {
 
 impl TrainStep for InterpretedStep {
     fn step(&mut self, batch: &Batch<'_>, params: &mut [Vec<f32>], state: &mut State) -> Result<f32, StepError> {
-        fill(&mut self.interpreter.arg_mut(0).data, batch.input);
-        fill(&mut self.interpreter.arg_mut(1).data, batch.targets);
-        for (k, source) in self.sources.iter().enumerate() {
-            let values = match source {
-                Source::Param(p) => &params[*p],
-                Source::Mask(m) => &batch.masks[*m],
-            };
-            fill(&mut self.interpreter.arg_mut(k + 2).data, values);
+        for k in 0..self.arguments.len() {
+            fill(&mut self.interpreter.arg_mut(k).data, self.arguments.get(k, batch, params));
         }
         self.interpreter.run();
         let loss = self.interpreter.result(0).data[0];
         let finite = (0..self.grads.len() + 1).all(|k| self.interpreter.result(k).data.iter().all(|v| v.is_finite()));
         if !finite {
             let origin = self.interpreter.first_non_finite().map(|inst| (inst.op.name().to_string(), inst.span));
-            let message = if loss.is_finite() {
-                format!("a gradient is not finite (the loss was {loss})")
-            } else {
-                format!("the loss became {loss}")
-            };
-            return Err(StepError { message, origin });
+            return Err(not_finite(loss, origin));
         }
         for (k, grad) in self.grads.iter_mut().enumerate() {
             for (g, &v) in grad.iter_mut().zip(&self.interpreter.result(k + 1).data) {
