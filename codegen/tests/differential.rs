@@ -92,7 +92,7 @@ fn every_op_and_its_gradient_compiles_to_the_interpreters_values() {
     assert!(failures.is_empty(), "{} of {checked} cases differ:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// The loss gradient of an example's first `train` block for batches of `batch`.
+/// The loss gradient of an example's first `train` block for batches of `batch`, and its loss.
 fn example_gradient(path: &Path, batch: usize) -> (Function, String) {
     let text = std::fs::read_to_string(path).unwrap();
     let analysis = nnc_compiler::analyze(&text);
@@ -105,18 +105,11 @@ fn example_gradient(path: &Path, batch: usize) -> (Function, String) {
             _ => None,
         })
         .expect("a train block");
-    let choice = nnc_runtime::train::model_and_args(&analysis.file, None).unwrap();
-    let loss = train
-        .settings
-        .iter()
-        .find(|s| s.key.name == "loss")
-        .and_then(|s| match &s.value.kind {
-            nnc_grammar::ExprKind::Name(l) => Some(l.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let grad = nnc_runtime::train::training_gradient(&analysis.file, choice.model, &choice.args, &loss, batch).unwrap();
-    (grad, loss)
+    let config = nnc_runtime::train::config(&analysis.file, train, path.parent().unwrap(), None).unwrap();
+    let choice = nnc_runtime::train::model_and_args(&analysis.file, Some(&config.model)).unwrap();
+    let grad =
+        nnc_runtime::train::training_gradient(&analysis.file, choice.model, &choice.args, &config.loss, batch).unwrap();
+    (grad, config.loss)
 }
 
 fn elements(f: &Function, value: nnc_compiler::ir::Value) -> usize {
