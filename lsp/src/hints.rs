@@ -3,9 +3,10 @@
 //! its input and output shapes and total.
 
 use crate::analyzed::Analyzed;
-use nnc_compiler::shapes::{Dim, ModelReport, Row, RowKind, format_count};
+use nnc_compiler::shapes::{Dim, ModelReport, Row, RowKind, Shape, format_count};
 use nnc_grammar::{Item, Span, Stmt};
 use serde::Deserialize;
+use std::collections::HashMap;
 use tower_lsp_server::ls_types::{InlayHint, InlayHintKind, InlayHintLabel, InlayHintTooltip};
 
 /// What the hints show, as the setting `nnc.inlayHints` names it.
@@ -34,26 +35,28 @@ impl HintMode {
 pub fn inlay_hints(analyzed: &Analyzed, within: Option<Span>, mode: HintMode) -> Vec<InlayHint> {
     let mut hints: Vec<(usize, String, Option<String>, Option<InlayHintKind>)> = Vec::new();
     let analysis = &analyzed.analysis;
+    let wanted = |offset: usize| within.is_none_or(|span| span.start <= offset && offset <= span.end);
+    let body_starts = body_starts(analyzed);
     for report in &analysis.shapes.models {
         if let Some(header) = header_label(report, mode)
-            && let Some(brace) = body_start(analyzed, report.span)
+            && let Some(&brace) = body_starts.get(&report.span).filter(|&&brace| wanted(brace))
         {
             hints.push((brace, header, None, None));
         }
-        for row in &report.rows {
+        for row in report.rows.iter().filter(|row| wanted(row.span.end)) {
             if let Some((label, tooltip)) = row_label(row, mode) {
                 hints.push((row.span.end, label, tooltip, None));
             }
         }
     }
     if mode.shapes() {
-        for name in let_names(&analysis.file) {
-            if let Some(fact) = analysis.shapes.facts.iter().find(|fact| fact.span == name) {
-                hints.push((name.end, format!(": {}", fact.shape), None, Some(InlayHintKind::TYPE)));
+        let shapes: HashMap<Span, &Shape> = analysis.shapes.facts.iter().map(|fact| (fact.span, &fact.shape)).collect();
+        for name in let_names(&analysis.file).into_iter().filter(|name| wanted(name.end)) {
+            if let Some(shape) = shapes.get(&name) {
+                hints.push((name.end, format!(": {shape}"), None, Some(InlayHintKind::TYPE)));
             }
         }
     }
-    hints.retain(|(offset, ..)| within.is_none_or(|span| span.start <= *offset && *offset <= span.end));
     hints.sort_by_key(|(offset, ..)| *offset);
     hints
         .into_iter()
@@ -110,17 +113,21 @@ pub fn count_label(count: &Dim) -> String {
     format!("{} {unit}", format_count(count))
 }
 
-/// Where the body of the model named at `name` opens: just after its `{`, when the brace
-/// is on the header's line.
-fn body_start(analyzed: &Analyzed, name: Span) -> Option<usize> {
-    analyzed.analysis.file.items.iter().find_map(|item| match item {
-        Item::Model(def) if def.name.span == name => {
+/// Where the body of each model opens, by the span of the model's name: just after its
+/// `{`, when the brace is on the header's line.
+fn body_starts(analyzed: &Analyzed) -> HashMap<Span, usize> {
+    let text = analyzed.text();
+    let mut starts = HashMap::new();
+    for item in &analyzed.analysis.file.items {
+        if let Item::Model(def) = item {
             let brace = def.body_span.start;
-            let header = analyzed.text().get(name.end..brace)?;
-            (analyzed.text().get(brace..brace + 1) == Some("{") && !header.contains('\n')).then_some(brace + 1)
+            let on_header_line = text.get(def.name.span.end..brace).is_some_and(|header| !header.contains('\n'));
+            if on_header_line && text.get(brace..brace + 1) == Some("{") {
+                starts.insert(def.name.span, brace + 1);
+            }
         }
-        _ => None,
-    })
+    }
+    starts
 }
 
 /// The name spans of every `let`, at the top level and in bodies.

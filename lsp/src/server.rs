@@ -92,6 +92,14 @@ impl DocumentStore {
         }
     }
 
+    /// Closes the document a synchronisation notification is about.
+    fn forget(&self, request: &Request) {
+        let uri = request.params().and_then(|p| p.pointer("/textDocument/uri")).and_then(|u| u.as_str());
+        if let Some(uri) = uri.and_then(|u| u.parse::<Uri>().ok()) {
+            self.close(&uri);
+        }
+    }
+
     /// The analysis of the document's current version, computed now if it is not cached.
     /// Called on a blocking thread: the analysis runs without holding the lock.
     fn analyzed(&self, uri: &Uri) -> Option<(i32, Arc<Analyzed>)> {
@@ -189,7 +197,12 @@ impl Service<Request> for OrderedService {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        self.documents.apply(&request);
+        // Editing the text cannot panic by design; should it all the same, the document is
+        // forgotten (its requests answer nothing until it is opened again) and the server
+        // goes on.
+        if catch_unwind(AssertUnwindSafe(|| self.documents.apply(&request))).is_err() {
+            self.documents.forget(&request);
+        }
         self.inner.call(request)
     }
 }
@@ -209,19 +222,19 @@ pub fn service() -> (OrderedService, ClientSocket) {
 }
 
 /// Serves the protocol on `input` and `output` until the client says `exit` or goes away.
-pub async fn serve<I, O>(input: I, output: O)
+pub async fn serve<I, O>(service: OrderedService, socket: ClientSocket, input: I, output: O)
 where
     I: tokio::io::AsyncRead + Unpin,
     O: tokio::io::AsyncWrite,
 {
-    let (service, socket) = service();
     Server::new(input, output, socket).serve(service).await;
 }
 
 /// Runs the language server on standard input and output.
 pub fn run_stdio() -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(serve(tokio::io::stdin(), tokio::io::stdout()));
+    let (service, socket) = service();
+    runtime.block_on(serve(service, socket, tokio::io::stdin(), tokio::io::stdout()));
     // A feature still running for a request that was cancelled is not waited for.
     runtime.shutdown_background();
     Ok(())

@@ -151,8 +151,8 @@ pub fn folding_ranges(analyzed: &Analyzed) -> Vec<FoldingRange> {
         let (start, end) = match item {
             // Up to the line before a `}` that stands on its own line, so that it stays visible.
             // A fold starts on the header, after the doc comment, which folds on its own.
-            Item::Model(def) => (def.name.span.start, def.body_span.end.saturating_sub(1)),
-            Item::Train(def) => (def.keyword_span.start, def.body_span.end.saturating_sub(1)),
+            Item::Model(def) => (def.name.span.start, closing_brace(analyzed.text(), def.body_span.end)),
+            Item::Train(def) => (def.keyword_span.start, closing_brace(analyzed.text(), def.body_span.end)),
             Item::Fn(def) => (def.name.span.start, def.span.end),
             Item::Let(stmt) => (stmt.name.span.start, stmt.span.end),
             Item::Query(query) => (query.span.start, query.span.end),
@@ -196,6 +196,14 @@ pub fn folding_ranges(analyzed: &Analyzed) -> Vec<FoldingRange> {
     }
     ranges.sort_by_key(|r| (r.start_line, r.end_line));
     ranges
+}
+
+/// Where the `}` that ends a body at `end` is; a body left open ends at `end`.
+fn closing_brace(text: &str, end: usize) -> usize {
+    match text.get(..end) {
+        Some(before) if before.ends_with('}') => end - 1,
+        _ => end,
+    }
 }
 
 /// Whether only blanks stand before `end` on its line.

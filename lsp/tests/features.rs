@@ -216,6 +216,23 @@ fn models_used_as_layers_and_trained_are_references() {
 }
 
 #[test]
+fn renaming_a_model_argument_renames_it_at_calls() {
+    let text = example("residual.nn");
+    let (analyzed, offset) = analyzed_at(&at(&text, "model Residual(width)", 16));
+    let edits = nnc_lsp::rename(&analyzed, offset, "size").expect("width is an argument");
+    let mut renamed = analyzed.text().to_string();
+    for (span, new) in edits.iter().rev() {
+        renamed.replace_range(span.range(), new);
+    }
+    // Its definition and uses inside `Residual`, and the names at the two calls in `Deep`,
+    // whose own `width` stays.
+    assert!(renamed.contains("model Residual(size) {\n    input x: [B, size]\n    let h = x |> linear(size)"));
+    assert!(renamed.contains("    x + linear(h, size)\n"));
+    assert_eq!(renamed.matches("Residual(size = width)").count(), 2, "{renamed}");
+    assert_eq!(edits.len(), 6);
+}
+
+#[test]
 fn the_outline_lists_models_with_their_lines() {
     let analyzed = Analyzed::new(&example("digits_cnn.nn"));
     let symbols = nnc_lsp::document_symbols(&analyzed);
