@@ -9,7 +9,9 @@
 
 use crate::kernel::{Access, Binary, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Unary, Window};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types};
+use cranelift_codegen::ir::{
+    AbiParam, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, isa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -1468,59 +1470,171 @@ impl<'a, 'p> Gen<'a, 'p> {
             PoolMode::Grad(b) | PoolMode::Pick(b) => Some(self.base(b)),
             PoolMode::Forward => None,
         };
+        let bases = PoolBases { x: x_base, out: out_base, other: other_base };
         let w = *w;
+        // Windows of 2×2 at stride 2, the common case, run four windows at a time.
+        let vector_columns = if w.kernel == (2, 2) && w.stride == (2, 2) { w.wo - w.wo % 4 } else { 0 };
+        // The vector path writes the cotangent of every input position it covers; where it
+        // covers them all, there is nothing to zero first.
+        let covered = vector_columns == w.wo && w.h == 2 * w.ho && w.w == 2 * w.wo;
         self.for_units(w.n * w.c, &mut |g, plane| {
-            if let PoolMode::Grad(_) = mode {
+            if matches!(mode, PoolMode::Grad(_)) && !covered {
                 // The cotangent of this plane of the input, which only its windows reach.
                 let start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
                 g.zero_run(out_base, start, w.h * w.w);
             }
             g.for_range(0, w.ho, 1, &mut |g, i| {
-                g.for_range(0, w.wo, 1, &mut |g, j| {
-                    // The first maximum of the window: its value and its index.
-                    let top_row = g.b.ins().imul_imm_s(i, w.stride.0 as i64);
-                    let left = g.b.ins().imul_imm_s(j, w.stride.1 as i64);
-                    let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
-                    let first = g.b.ins().imul_imm_s(top_row, w.w as i64);
-                    let first = g.b.ins().iadd(first, left);
-                    let first = g.b.ins().iadd(first, plane_start);
-                    // The window's positions are unrolled: constant offsets from its corner.
-                    let mut best = g.fconst(f32::NEG_INFINITY);
-                    let mut best_at = first;
-                    for kh in 0..w.kernel.0 {
-                        for kw in 0..w.kernel.1 {
-                            let at = g.b.ins().iadd_imm_s(first, (kh * w.w + kw) as i64);
-                            let x = g.load(x_base, at);
-                            let greater = g.b.ins().fcmp(FloatCC::GreaterThan, x, best);
-                            best = g.b.ins().select(greater, x, best);
-                            best_at = g.b.ins().select(greater, at, best_at);
-                        }
-                    }
-                    let window = g.b.ins().imul_imm_s(plane, (w.ho * w.wo) as i64);
-                    let row = g.b.ins().imul_imm_s(i, w.wo as i64);
-                    let window = g.b.ins().iadd(window, row);
-                    let window = g.b.ins().iadd(window, j);
-                    let at = best_at;
-                    match (mode, other_base) {
-                        (PoolMode::Forward, _) => {
-                            let x = g.load(x_base, at);
-                            g.store(out_base, window, x);
-                        }
-                        (PoolMode::Grad(_), Some(grad)) => {
-                            let gv = g.load(grad, window);
-                            let old = g.load(out_base, at);
-                            let new = g.b.ins().fadd(old, gv);
-                            g.store(out_base, at, new);
-                        }
-                        (PoolMode::Pick(_), Some(other)) => {
-                            let x = g.load(other, at);
-                            g.store(out_base, window, x);
-                        }
-                        _ => unreachable!(),
-                    }
-                });
+                g.for_range(0, vector_columns, 4, &mut |g, j| g.maxpool_four_windows(&w, [plane, i, j], bases, mode));
+                g.for_range(vector_columns, w.wo, 1, &mut |g, j| g.maxpool_window(&w, [plane, i, j], bases, mode));
             });
         });
+    }
+
+    /// The window at output position `(plane, i, j)`.
+    fn maxpool_window(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode) {
+        // The first maximum of the window: its value and its index.
+        let top_row = self.b.ins().imul_imm_s(i, w.stride.0 as i64);
+        let left = self.b.ins().imul_imm_s(j, w.stride.1 as i64);
+        let plane_start = self.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+        let first = self.b.ins().imul_imm_s(top_row, w.w as i64);
+        let first = self.b.ins().iadd(first, left);
+        let first = self.b.ins().iadd(first, plane_start);
+        // The window's positions are unrolled: constant offsets from its corner.
+        let mut best = self.fconst(f32::NEG_INFINITY);
+        let mut best_at = first;
+        for kh in 0..w.kernel.0 {
+            for kw in 0..w.kernel.1 {
+                let at = self.b.ins().iadd_imm_s(first, (kh * w.w + kw) as i64);
+                let x = self.load(bases.x, at);
+                let greater = self.b.ins().fcmp(FloatCC::GreaterThan, x, best);
+                best = self.b.ins().select(greater, x, best);
+                best_at = self.b.ins().select(greater, at, best_at);
+            }
+        }
+        let window = self.pooled_index(w, plane, i, j);
+        let at = best_at;
+        match (mode, bases.other) {
+            (PoolMode::Forward, _) => {
+                let x = self.load(bases.x, at);
+                self.store(bases.out, window, x);
+            }
+            (PoolMode::Grad(_), Some(grad)) => {
+                let gv = self.load(grad, window);
+                let old = self.load(bases.out, at);
+                let new = self.b.ins().fadd(old, gv);
+                self.store(bases.out, at, new);
+            }
+            (PoolMode::Pick(_), Some(other)) => {
+                let x = self.load(other, at);
+                self.store(bases.out, window, x);
+            }
+            _ => unreachable!("pooling modes with a second input have its base"),
+        }
+    }
+
+    /// Element `(plane, i, j)` of the pooled tensor.
+    fn pooled_index(&mut self, w: &Window, plane: Value, i: Value, j: Value) -> Value {
+        let window = self.b.ins().imul_imm_s(plane, (w.ho * w.wo) as i64);
+        let row = self.b.ins().imul_imm_s(i, w.wo as i64);
+        let window = self.b.ins().iadd(window, row);
+        self.b.ins().iadd(window, j)
+    }
+
+    /// The 2×2 windows at output positions `(plane, i, j .. j + 4)`, in lanes: the two input
+    /// rows are read as four vectors and split into the windows' four corners, which are
+    /// compared in the order of the scalar loop (so the first maximum wins, as there).
+    fn maxpool_four_windows(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode) {
+        let plane_start = self.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+        let top = self.b.ins().imul_imm_s(i, (2 * w.w) as i64);
+        let top = self.b.ins().iadd(top, plane_start);
+        let left = self.b.ins().imul_imm_s(j, 2);
+        let rows = {
+            let first = self.b.ins().iadd(top, left);
+            [first, self.b.ins().iadd_imm_s(first, w.w as i64)]
+        };
+        // Corners (0,0), (0,1), (1,0), (1,1) of the four windows, a vector each.
+        let corners = |g: &mut Gen<'a, 'p>, base: Value| -> [Value; 4] {
+            let mut out = Vec::with_capacity(4);
+            for row in rows {
+                let left_half = g.load_vector(base, row);
+                let right = g.b.ins().iadd_imm_s(row, 4);
+                let right_half = g.load_vector(base, right);
+                out.push(g.shuffle_lanes(left_half, right_half, [0, 2, 4, 6]));
+                out.push(g.shuffle_lanes(left_half, right_half, [1, 3, 5, 7]));
+            }
+            [out[0], out[1], out[2], out[3]]
+        };
+        let xs = corners(self, bases.x);
+        let window = self.pooled_index(w, plane, i, j);
+        let minus_infinity = {
+            let x = self.fconst(f32::NEG_INFINITY);
+            self.b.ins().splat(types::F32X4, x)
+        };
+        let mut best = minus_infinity;
+        let mut greater = Vec::with_capacity(4);
+        for &x in &xs {
+            let beats = self.b.ins().fcmp(FloatCC::GreaterThan, x, best);
+            let m = self.mask(beats);
+            best = self.b.ins().bitselect(m, x, best);
+            greater.push(beats);
+        }
+        // The corner each window takes: the last that beat the maximum so far, else the first.
+        let later =
+            |g: &mut Gen<'a, 'p>, from: usize| greater[from + 1..].iter().copied().reduce(|a, b| g.b.ins().bor(a, b));
+        let mut winners = Vec::with_capacity(4);
+        for (k, &beats) in greater.iter().enumerate() {
+            let won = match (k, later(self, k)) {
+                (0, Some(any_later)) => self.b.ins().bnot(any_later),
+                (_, Some(any_later)) => self.b.ins().band_not(beats, any_later),
+                (_, None) => beats,
+            };
+            winners.push(self.mask(won));
+        }
+        let pick = |g: &mut Gen<'a, 'p>, values: [Value; 4]| {
+            (1..4).fold(values[0], |picked, k| g.b.ins().bitselect(winners[k], values[k], picked))
+        };
+        match (mode, bases.other) {
+            (PoolMode::Forward, _) => {
+                let value = pick(self, xs);
+                self.store_vector(bases.out, window, value);
+            }
+            (PoolMode::Pick(_), Some(other)) => {
+                let values = corners(self, other);
+                let value = pick(self, values);
+                self.store_vector(bases.out, window, value);
+            }
+            (PoolMode::Grad(_), Some(grad)) => {
+                let cotangent = self.load_vector(grad, window);
+                let zero = {
+                    let z = self.fconst(0.0);
+                    self.b.ins().splat(types::F32X4, z)
+                };
+                let shares: Vec<Value> =
+                    winners.iter().map(|&won| self.b.ins().bitselect(won, cotangent, zero)).collect();
+                // Back to two rows of eight input positions: corners interleaved.
+                for (r, row) in rows.into_iter().enumerate() {
+                    let (left_corner, right_corner) = (shares[2 * r], shares[2 * r + 1]);
+                    let low = self.shuffle_lanes(left_corner, right_corner, [0, 4, 1, 5]);
+                    let high = self.shuffle_lanes(left_corner, right_corner, [2, 6, 3, 7]);
+                    self.store_vector(bases.out, row, low);
+                    let right = self.b.ins().iadd_imm_s(row, 4);
+                    self.store_vector(bases.out, right, high);
+                }
+            }
+            _ => unreachable!("pooling modes with a second input have its base"),
+        }
+    }
+
+    /// Lanes of two f32x4 vectors: `lanes[k]` below 4 picks lane k of `a`, 4 and above lane
+    /// k - 4 of `b`.
+    fn shuffle_lanes(&mut self, a: Value, b: Value, lanes: [u8; 4]) -> Value {
+        let bytes: Vec<u8> = lanes.iter().flat_map(|&lane| (0..4).map(move |byte| lane * 4 + byte)).collect();
+        let mask = self.b.func.dfg.immediates.push(ConstantData::from(bytes));
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let a = self.b.ins().bitcast(types::I8X16, little, a);
+        let b = self.b.ins().bitcast(types::I8X16, little, b);
+        let shuffled = self.b.ins().shuffle(a, b, mask);
+        self.b.ins().bitcast(types::F32X4, little, shuffled)
     }
 
     fn avgpool(&mut self, w: &Window, input: BufferId, out: BufferId, backward: bool) {
@@ -1545,6 +1659,15 @@ impl<'a, 'p> Gen<'a, 'p> {
             });
         });
     }
+}
+
+/// The addresses a pooling kernel reads and writes.
+#[derive(Clone, Copy)]
+struct PoolBases {
+    x: Value,
+    out: Value,
+    /// The cotangent (`Grad`) or the values to pick (`Pick`).
+    other: Option<Value>,
 }
 
 /// The sizes of a matrix product.

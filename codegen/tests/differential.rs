@@ -7,7 +7,7 @@
 mod sweep_cases;
 
 use nnc_codegen::{JitExecutor, Options};
-use nnc_compiler::ir::{Function, Op, Precision, Tensor, eval_function, optimize, reverse};
+use nnc_compiler::ir::{Function, Op, Precision, Tensor, Type, eval_function, optimize, reverse};
 use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
 use nnc_runtime::optim::{Optimizer, State};
 use std::path::Path;
@@ -188,6 +188,47 @@ fn every_example_trains_alike_compiled_and_interpreted() {
                     assert!(close(g, f64::from(w), 1000), "{name}: parameter {k}[{i}] {g}, interpreted {w}");
                 }
             }
+        }
+    }
+}
+
+/// Max pooling where windows hold equal values and NaN: compiled code, four windows at a
+/// time or one, takes the same (first) maximum as the reference, forward and backward.
+#[test]
+fn max_pooling_with_ties_and_nan_takes_the_references_maximum() {
+    // Exactly tiled by windows four at a time; and with a window left over in each row
+    // and an input row that no window reaches.
+    for (dims, pooled) in [([2, 3, 6, 16], [2, 3, 3, 8]), ([2, 3, 7, 18], [2, 3, 3, 9])] {
+        max_pooling_with_ties_and_nan(dims, pooled);
+    }
+}
+
+fn max_pooling_with_ties_and_nan(dims: [usize; 4], pooled: [usize; 4]) {
+    let n: usize = dims.iter().product();
+    let mut rng = Rng(0x7135);
+    // Values from {0, 1, 2}, so that most windows tie, and a NaN every 23 elements.
+    let x: Vec<f64> =
+        (0..n).map(|i| if i % 23 == 5 { f64::NAN } else { (rng.next() * 3.0).floor().min(2.0) }).collect();
+    let other: Vec<f64> = (0..n).map(|_| rng.range(-2.0, 2.0)).collect();
+    let cotangent: Vec<f64> = (0..pooled.iter().product()).map(|_| rng.range(-2.0, 2.0)).collect();
+    let (kernel, stride) = ((2, 2), (2, 2));
+    for (op, second) in [
+        (Op::MaxPool2d { kernel, stride }, None),
+        (Op::MaxPool2dGrad { kernel, stride }, Some((&pooled[..], &cotangent))),
+        (Op::MaxPool2dPick { kernel, stride }, Some((&dims[..], &other))),
+    ] {
+        let mut f = Function::new("pool", nnc_grammar::Span::default());
+        let mut args = vec![Tensor::new(dims.to_vec(), x.clone())];
+        let mut params = vec![f.param("x", Type::of(shape(&dims)))];
+        if let Some((second_dims, values)) = second {
+            params.push(f.param("other", Type::of(shape(second_dims))));
+            args.push(Tensor::new(second_dims.to_vec(), values.clone()));
+        }
+        let y = f.push(op.clone(), &params, nnc_grammar::Span::default());
+        f.results = vec![y];
+        f.result_names = vec!["y".into()];
+        for executor in executors() {
+            compare(&f, &args, executor).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
         }
     }
 }
