@@ -295,6 +295,7 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
             ";; One function per kernel; `@xxxx` before an instruction: it comes from kernel xxxx (hexadecimal).\n",
         )
     });
+    let mut disassembly = dump.as_ref().map(|_| String::from(";; The machine code of each kernel.\n"));
     let mut declared = Vec::new();
     for (index, kernel) in program.kernels.iter().enumerate() {
         let id = module.declare_function(&format!("k{index}"), Linkage::Local, &sig).map_err(|e| e.to_string())?;
@@ -340,13 +341,18 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
             text.push_str(&format!(";; k{index}: {}\n", program.kernel_text(kernel)));
             text.push_str(&ctx.func.display().to_string());
         }
+        ctx.set_disasm(dump.is_some());
         module.define_function(id, &mut ctx).map_err(|e| format!("code generation failed for k{index}: {e:?}"))?;
+        if let (Some(text), Some(code)) = (&mut disassembly, ctx.compiled_code().and_then(|c| c.vcode.as_ref())) {
+            text.push_str(&format!(";; k{index}: {}\n{code}\n", program.kernel_text(kernel)));
+        }
         module.clear_context(&mut ctx);
         declared.push((id, units, kernel.flops()));
     }
-    if let (Some(dir), Some(text)) = (&options.dump_clif, &dump) {
+    if let (Some(dir), Some(text), Some(machine)) = (&options.dump_clif, &dump, &disassembly) {
         let _ = std::fs::create_dir_all(dir);
         let _ = std::fs::write(dir.join(format!("{}.clif", sanitize(&program.name))), text);
+        let _ = std::fs::write(dir.join(format!("{}.s", sanitize(&program.name))), machine);
     }
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let kernels = declared
@@ -1172,15 +1178,27 @@ impl<'a, 'p> Gen<'a, 'p> {
             })
             .collect();
         let panel_start = self.b.ins().imul_imm_s(panel, (p.k * PANEL) as i64);
-        self.for_range(0, p.k, 1, &mut |g, kk| {
-            let at = g.b.ins().imul_imm_s(kk, PANEL as i64);
-            let at = g.b.ins().iadd(panel_start, at);
+        // The positions in A's rows and in the panel are carried from one step of k to the
+        // next and advanced by their strides: computed from k instead, the code generator
+        // recomputes each inside the loop with a multiplication.
+        // The positions in the panel and in A's rows are carried from one step of k to the
+        // next and advanced by their strides: computed from k instead, the code generator
+        // recomputes each inside the loop with a multiplication. (Two steps of k per
+        // iteration measured 15% slower than one.)
+        let b_at = self.var(types::I64, panel_start);
+        let a_at: Vec<Variable> = a_rows.iter().map(|&start| self.var(types::I64, start)).collect();
+        self.for_range(0, p.k, 1, &mut |g, _| {
+            let at = g.b.use_var(b_at);
             let b0 = g.load_vector(scratch, at);
             let at4 = g.b.ins().iadd_imm_s(at, 4);
             let b1 = g.load_vector(scratch, at4);
-            for (r, acc) in accumulators.iter().enumerate() {
-                let at = g.step(a_rows[r], kk, a.col_stride);
+            let next = g.b.ins().iadd_imm_s(at, PANEL as i64);
+            g.b.def_var(b_at, next);
+            for (acc, &row) in accumulators.iter().zip(&a_at) {
+                let at = g.b.use_var(row);
                 let x = g.load(a_base, at);
+                let next = g.b.ins().iadd_imm_s(at, a.col_stride as i64);
+                g.b.def_var(row, next);
                 let splat = g.b.ins().splat(types::F32X4, x);
                 for (h, bv) in [b0, b1].into_iter().enumerate() {
                     let product = g.b.ins().fmul(splat, bv);
