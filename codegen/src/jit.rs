@@ -332,8 +332,37 @@ impl TrainStep for JitStep {
 }
 
 /// Whether every value is finite, looking at all of them (no early exit) so that the
-/// loop vectorises: the exponent bits are all ones only for infinities and NaNs.
+/// loop vectorises, to the widest vectors the CPU has.
 fn all_finite(values: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { all_finite_avx512(values) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { all_finite_avx2(values) };
+        }
+    }
+    all_finite_lanes(values)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn all_finite_avx512(values: &[f32]) -> bool {
+    all_finite_lanes(values)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn all_finite_avx2(values: &[f32]) -> bool {
+    all_finite_lanes(values)
+}
+
+/// The exponent bits are all ones only for infinities and NaNs.
+#[inline(always)]
+fn all_finite_lanes(values: &[f32]) -> bool {
     values.iter().fold(0u32, |bad, v| bad | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)) == 0
 }
 
