@@ -295,7 +295,7 @@ impl Marks {
             let equals = tokens.get(index + 1).filter(|(token, _)| *token == Token::Eq);
             let (true, Some(&(_, equals))) = (starts_line, equals) else { continue };
             if let Some(&(last_line, _, _)) = run.last()
-                && blank_before[last_line + 1..=line].iter().any(|&blank| blank)
+                && blank_before.get(last_line + 1..=line).is_none_or(|between| between.contains(&true))
             {
                 self.finish_run(&mut run);
             }
@@ -605,6 +605,14 @@ mod tests {
         assert_formats(
             "let w = [\n// first row\n[1, 2], // one\n  /// not a doc comment here\n  [3, 4]\n  // last\n]\n",
             "let w = [\n    // first row\n    [1, 2], // one\n    /// not a doc comment here\n    [3, 4]\n    // last\n]\n",
+        );
+    }
+
+    #[test]
+    fn comments_after_openers_operators_and_closers() {
+        assert_formats(
+            "model M { // the body\n  input x: [B, 4] // input\n  let h = x + // continued\n  x\n  h |> linear( // settings follow\n  2)\n} // end of M\n",
+            "model M { // the body\n    input x: [B, 4] // input\n    let h = x + // continued\n        x\n    h |> linear( // settings follow\n        2)\n} // end of M\n",
         );
     }
 
