@@ -7,9 +7,10 @@
 //!
 //! - Indentation is four spaces a level. The lines inside a body or a bracket group are one
 //!   level deeper than the line that opened it, and the line that closes it goes back to
-//!   that line's level. A statement continued on further lines (after an operator, or on a
-//!   line that starts with `|>`) indents them one level. A comment on a line of its own
-//!   takes the indentation of the code line after it.
+//!   that line's level. A statement continued on further lines (after a line that ends with
+//!   an operator, `,`, `=` or `:`, or with lines that start with `|>` or another binary
+//!   operator) indents them one level. A comment on a line of its own takes the indentation
+//!   of the code line after it.
 //! - Between tokens: one space around binary operators, `=` and `|>`, and after `,` `;` `:`;
 //!   none inside brackets, before `,` `;` `:` `)` `]`, after a negation, around `^` (`x^2`,
 //!   `w^T`), between a name and the `(` of its call, and around a `/` that joins two numbers
