@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod check;
+mod fmt_cmd;
 mod interchange_cmd;
 mod ir_cmd;
 mod output;
@@ -192,6 +193,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = check::Format::Text)]
         format: check::Format,
     },
+    /// Format FILEs in the canonical style, in place; `-` or no FILE formats standard input to
+    /// standard output. Files with syntax errors are reported and left as they are.
+    Fmt {
+        /// The `.nn` files to format; `-` for standard input.
+        files: Vec<PathBuf>,
+        /// Write nothing: show the first difference of each file that is not formatted, and
+        /// exit 1 if there is one.
+        #[arg(long)]
+        check: bool,
+    },
     /// Per-layer output shapes and parameter counts of a model, with totals.
     Summary {
         /// The `.nn` file.
@@ -260,6 +271,7 @@ fn main() -> ExitCode {
             interchange_cmd::run_grad(&file, &model, &weights, &input, &labels, &out, loss.as_deref(), cli.color)
         }
         Command::Check { files, format } => check::run(&files, format, cli.color),
+        Command::Fmt { files, check } => fmt_cmd::run(&files, check, cli.color),
         Command::Summary { file, model, batch, format } => {
             summary::run(&file, model.as_deref(), batch, format, cli.color)
         }
