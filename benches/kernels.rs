@@ -35,6 +35,11 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 16) as f32 / 65536.0 - 0.5).collect()
 }
 
+/// Compiled code split over two threads.
+fn two_threads(options: Options) -> JitExecutor {
+    JitExecutor::with_options(options).with_threads(2).expect("two threads start")
+}
+
 fn gflops(flops: f64, t: Duration) -> f64 {
     flops / t.as_secs_f64() / 1e9
 }
@@ -50,10 +55,22 @@ fn matmul_function(n: usize) -> Function {
 }
 
 fn matmuls(budget: Duration) {
-    println!("matrix product n×n×n, one thread, GFLOP/s (nnc: as compiled, and Cranelift's f32x4 code alone)");
     println!(
-        "{:>6} {:>10} {:>12} {:>10} {:>15} {:>12} {:>16}",
-        "n", "nnc", "nnc f32x4", "gemm", "matrixmultiply", "nnc / gemm", "f32x4 / ceiling"
+        "matrix product n×n×n, GFLOP/s: nnc as compiled and Cranelift's f32x4 code alone, one thread and two; \
+         the references on one thread"
+    );
+    println!(
+        "{:>6} {:>10} {:>12} {:>10} {:>15} {:>12} {:>16} {:>10} {:>12} {:>10}",
+        "n",
+        "nnc",
+        "nnc f32x4",
+        "gemm",
+        "matrixmultiply",
+        "nnc / gemm",
+        "f32x4 / ceiling",
+        "nnc 2t",
+        "f32x4 2t",
+        "2t / 1t"
     );
     for n in [64, 128, 256, 512, 1024] {
         let (a, b) = (values(n * n, 1), values(n * n, 2));
@@ -61,9 +78,14 @@ fn matmuls(budget: Duration) {
         let flops = 2.0 * (n * n * n) as f64;
         let mut program = JitExecutor::default().program(&matmul_function(n)).expect("compiles");
         let nnc = best_time(budget, || program.run(&[&a, &b], &mut [&mut c]));
-        let generated = JitExecutor { options: Options { library_products: usize::MAX, ..Options::default() } };
+        let generated = JitExecutor::with_options(Options { library_products: usize::MAX, ..Options::default() });
         let mut program = generated.program(&matmul_function(n)).expect("compiles");
         let nnc_generated = best_time(budget, || program.run(&[&a, &b], &mut [&mut c]));
+        let mut program = two_threads(Options::default()).program(&matmul_function(n)).expect("compiles");
+        let nnc_two = best_time(budget, || program.run(&[&a, &b], &mut [&mut c]));
+        let generated_two = two_threads(Options { library_products: usize::MAX, ..Options::default() });
+        let mut program = generated_two.program(&matmul_function(n)).expect("compiles");
+        let generated_two = best_time(budget, || program.run(&[&a, &b], &mut [&mut c]));
         let reference = best_time(budget, || unsafe {
             gemm::gemm(
                 n,
@@ -106,14 +128,17 @@ fn matmuls(budget: Duration) {
             )
         });
         println!(
-            "{n:>6} {:>10.1} {:>12.1} {:>10.1} {:>15.1} {:>12.2} {:>16.2}",
+            "{n:>6} {:>10.1} {:>12.1} {:>10.1} {:>15.1} {:>12.2} {:>16.2} {:>10.1} {:>12.1} {:>10.2}",
             gflops(flops, nnc),
             gflops(flops, nnc_generated),
             gflops(flops, reference),
             gflops(flops, mm),
             reference.as_secs_f64() / nnc.as_secs_f64(),
             // The f32x4 multiply-add ceiling of one core of this machine class.
-            gflops(flops, nnc_generated) / 71.5
+            gflops(flops, nnc_generated) / 71.5,
+            gflops(flops, nnc_two),
+            gflops(flops, generated_two),
+            nnc_generated.as_secs_f64() / generated_two.as_secs_f64()
         );
     }
 }
@@ -121,8 +146,11 @@ fn matmuls(budget: Duration) {
 /// A convolution `[n, c, h, h] * [o, c, 3, 3]` (pad 1) and, for the backward figure, the
 /// gradient of the sum of its output by input and weights.
 fn convolutions(budget: Duration) {
-    println!("\nconvolution 3×3, pad 1, one thread (forward; backward to input and weights), GFLOP/s");
-    println!("{:>26} {:>10} {:>10} {:>10}", "input -> channels", "forward", "backward", "interp fw");
+    println!("\nconvolution 3×3, pad 1 (forward; backward to input and weights), GFLOP/s, one thread and two");
+    println!(
+        "{:>26} {:>10} {:>10} {:>12} {:>12} {:>10}",
+        "input -> channels", "forward", "backward", "forward 2t", "backward 2t", "interp fw"
+    );
     for (n, c, h, o) in [(64, 1, 28, 8), (64, 8, 14, 16), (32, 16, 8, 32)] {
         let mut f = Function::new("conv", Span::default());
         let x = f.param("x", shape(&[n, c, h, h]));
@@ -144,12 +172,18 @@ fn convolutions(budget: Duration) {
         let mut backward = JitExecutor::default().program(&grad).expect("compiles");
         let (mut loss, mut dx, mut dw) = ([0.0f32], vec![0.0f32; xs.len()], vec![0.0f32; ws.len()]);
         let t_backward = best_time(budget, || backward.run(&[&xs, &ws], &mut [&mut loss, &mut dx, &mut dw]));
+        let mut forward = two_threads(Options::default()).program(&f).expect("compiles");
+        let t_forward_two = best_time(budget, || forward.run(&[&xs, &ws], &mut [&mut out]));
+        let mut backward = two_threads(Options::default()).program(&grad).expect("compiles");
+        let t_backward_two = best_time(budget, || backward.run(&[&xs, &ws], &mut [&mut loss, &mut dx, &mut dw]));
         println!(
-            "{:>26} {:>10.1} {:>10.1} {:>10.2}",
+            "{:>26} {:>10.1} {:>10.1} {:>12.1} {:>12.1} {:>10.2}",
             format!("[{n}, {c}, {h}, {h}] -> {o}"),
             gflops(flops, t_forward),
             // The backward pass computes two products of the forward's size.
             gflops(2.0 * flops, t_backward),
+            gflops(flops, t_forward_two),
+            gflops(2.0 * flops, t_backward_two),
             gflops(flops, t_interp)
         );
     }
@@ -157,10 +191,10 @@ fn convolutions(budget: Duration) {
 
 /// Steps per second of a file's first `train` block, and the time to compile its step.
 fn training_steps(budget: Duration) {
-    println!("\ntraining step (forward, loss, backward, update), one thread");
+    println!("\ntraining step (forward, loss, backward, update), steps per second");
     println!(
-        "{:>30} {:>6} {:>12} {:>12} {:>8} {:>12}",
-        "model (file)", "batch", "jit steps/s", "interp", "ratio", "compile ms"
+        "{:>30} {:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>12}",
+        "model (file)", "batch", "jit 1 thread", "jit 2", "2t / 1t", "interp", "jit / interp", "compile ms"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = ["examples", "benches/models"]
@@ -217,12 +251,15 @@ fn training_steps(budget: Duration) {
             (1.0 / t.as_secs_f64(), compile)
         };
         let (jit, compile) = rate(&JitExecutor::default());
+        let (jit_two, _) = rate(&two_threads(Options::default()));
         let (interp, _) = rate(&InterpreterExecutor);
         println!(
-            "{:>30} {:>6} {:>12.0} {:>12.0} {:>8.1} {:>12.1}",
+            "{:>30} {:>6} {:>12.0} {:>12.0} {:>8.2} {:>12.0} {:>12.1} {:>12.1}",
             format!("{} ({})", config.model, path.file_stem().unwrap().to_string_lossy()),
             config.batch,
             jit,
+            jit_two,
+            jit_two / jit,
             interp,
             jit / interp,
             compile.as_secs_f64() * 1e3

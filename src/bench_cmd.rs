@@ -32,7 +32,11 @@ pub fn run(path: &Path, options: &Options<'_>, color: ColorChoice) -> ExitCode {
         let model = analysis.text.get(def.model.span.range()).unwrap_or("?");
         match bench(&analysis.file, def, base, options) {
             Ok(report) => {
-                println!("train {model} ({} executor, batch {})", options.executor.name(), report.batch);
+                let threads = match options.executor.threads() {
+                    1 => "1 thread".to_string(),
+                    n => format!("{n} threads"),
+                };
+                println!("train {model} ({} executor, {threads}, batch {})", options.executor.name(), report.batch);
                 println!(
                     "  time to first step  {:>10.1} ms  (compile {:.1} ms)",
                     ms(report.first_step),

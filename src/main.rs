@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod check;
+mod fmt_cmd;
 mod interchange_cmd;
 mod ir_cmd;
 mod lsp_cmd;
@@ -34,10 +35,27 @@ enum Executor {
     Interp,
 }
 
-fn make_executor(executor: Executor) -> Box<dyn nnc_runtime::executor::Executor> {
-    match executor {
-        Executor::Jit => Box::new(nnc_codegen::JitExecutor::new()),
+/// The executor, with compiled code split over `threads` threads (all cores by default).
+fn make_executor(
+    executor: Executor,
+    threads: Option<usize>,
+) -> Result<Box<dyn nnc_runtime::executor::Executor>, String> {
+    Ok(match executor {
+        Executor::Jit => {
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            Box::new(nnc_codegen::JitExecutor::new().with_threads(threads)?)
+        }
         Executor::Interp => Box::new(nnc_runtime::executor::InterpreterExecutor),
+    })
+}
+
+/// The number of threads of `--threads`: at least one.
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("at least one thread runs the steps".into()),
+        Ok(n) if n > 1024 => Err(format!("{n} threads is more than this machine can use; try the number of cores")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a number of threads")),
     }
 }
 
@@ -62,6 +80,10 @@ enum Command {
         /// What runs the training steps.
         #[arg(long, value_enum, default_value_t = Executor::Jit)]
         executor: Executor,
+        /// Threads that compiled steps are split over (default: every core); the
+        /// interpreter uses one.
+        #[arg(long, value_parser = parse_threads)]
+        threads: Option<usize>,
     },
     /// The SSA IR of a file's functions, or of their gradient or tangent code.
     Ir {
@@ -114,6 +136,10 @@ enum Command {
         /// What runs the steps.
         #[arg(long, value_enum, default_value_t = Executor::Jit)]
         executor: Executor,
+        /// Threads that compiled steps are split over (default: every core); the
+        /// interpreter uses one.
+        #[arg(long, value_parser = parse_threads)]
+        threads: Option<usize>,
         /// The batch size, instead of the `train` block's.
         #[arg(long)]
         batch: Option<usize>,
@@ -168,6 +194,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = check::Format::Text)]
         format: check::Format,
     },
+    /// Format FILEs in the canonical style, in place; `-` or no FILE formats standard input to
+    /// standard output. Files with syntax errors are reported and left as they are.
+    Fmt {
+        /// The `.nn` files to format; `-` for standard input.
+        files: Vec<PathBuf>,
+        /// Write nothing: show the first difference of each file that is not formatted, and
+        /// exit 1 if there is one.
+        #[arg(long)]
+        check: bool,
+    },
     /// Per-layer output shapes and parameter counts of a model, with totals.
     Summary {
         /// The `.nn` file.
@@ -204,9 +240,15 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { file, decimals, f32, out, resume, executor } => {
+        Command::Run { file, decimals, f32, out, resume, executor, threads } => {
             let precision = if f32 { nnc_compiler::ir::Precision::F32 } else { nnc_compiler::ir::Precision::F64 };
-            let executor = make_executor(executor);
+            let executor = match make_executor(executor, threads) {
+                Ok(executor) => executor,
+                Err(message) => {
+                    output::print_error(&message, cli.color);
+                    return ExitCode::from(1);
+                }
+            };
             run::run(&file, decimals, precision, out.as_deref(), resume, executor.as_ref(), cli.color)
         }
         Command::Ir { file, name, grad, jvp, opt, kernels, batch } => {
@@ -218,8 +260,14 @@ fn main() -> ExitCode {
             let options = trace_cmd::Options { at: &at, mode, wrt: wrt.as_deref(), format, decimals };
             trace_cmd::run(&file, &name, &options, cli.color)
         }
-        Command::Bench { file, executor, batch, seconds } => {
-            let executor = make_executor(executor);
+        Command::Bench { file, executor, threads, batch, seconds } => {
+            let executor = match make_executor(executor, threads) {
+                Ok(executor) => executor,
+                Err(message) => {
+                    output::print_error(&message, cli.color);
+                    return ExitCode::from(1);
+                }
+            };
             let options = bench_cmd::Options { executor: executor.as_ref(), batch, seconds, started };
             bench_cmd::run(&file, &options, cli.color)
         }
@@ -230,6 +278,7 @@ fn main() -> ExitCode {
             interchange_cmd::run_grad(&file, &model, &weights, &input, &labels, &out, loss.as_deref(), cli.color)
         }
         Command::Check { files, format } => check::run(&files, format, cli.color),
+        Command::Fmt { files, check } => fmt_cmd::run(&files, check, cli.color),
         Command::Summary { file, model, batch, format } => {
             summary::run(&file, model.as_deref(), batch, format, cli.color)
         }

@@ -418,13 +418,13 @@ fn compiled_and_interpreted_steps_train_to_the_same_accuracy() {
 fn bench_reports_the_time_to_the_first_step_and_steps_per_second() {
     let dir = workspace("bench", &digits_mlp());
     let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["bench", "--color", "never", "--seconds", "0.05", "model.nn"])
+        .args(["bench", "--color", "never", "--seconds", "0.05", "--threads", "2", "model.nn"])
         .current_dir(&dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("train Mlp (jit executor, batch 32)"), "{stdout}");
+    assert!(stdout.contains("train Mlp (jit executor, 2 threads, batch 32)"), "{stdout}");
     assert!(stdout.contains("time to first step") && stdout.contains("steps per second"), "{stdout}");
     // No data is read: the bench runs where the data file is missing.
     std::fs::remove_file(dir.join("data/digits.csv.gz")).unwrap();
@@ -434,4 +434,44 @@ fn bench_reports_the_time_to_the_first_step_and_steps_per_second() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn steps_split_over_two_threads_train_as_one_thread_does() {
+    let cnn = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits_cnn.nn")).unwrap();
+    let program = cnn.replace("epochs    = 15", "epochs    = 2");
+    assert!(program.contains("epochs    = 2"), "the example's epochs moved");
+    let mut metrics = Vec::new();
+    for threads in ["1", "2"] {
+        let dir = workspace(&format!("threads-{threads}"), &program);
+        let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["run", "--color", "never", "--threads", threads, "model.nn"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let csv = std::fs::read_to_string(dir.join("runs/DigitsCnn/metrics.csv")).unwrap();
+        // Every column but the last, the seconds an epoch took.
+        let numbers: Vec<String> =
+            csv.lines().map(|line| line.rsplit_once(',').map_or(line, |(numbers, _)| numbers).to_string()).collect();
+        metrics.push(numbers);
+    }
+    // Parts of a kernel sum in the same order as the whole: the same numbers, every epoch.
+    assert_eq!(metrics[0].len(), 3, "{metrics:?}");
+    assert_eq!(metrics[0], metrics[1]);
+}
+
+#[test]
+fn a_number_of_threads_that_cannot_run_is_refused_with_the_reason() {
+    let dir = workspace("threads-zero", &digits_mlp());
+    for (threads, says) in [("0", "at least one thread"), ("many", "is not a number of threads")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["run", "--color", "never", "--threads", threads, "model.nn"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
 }

@@ -9,7 +9,9 @@
 
 use crate::kernel::{Access, Binary, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Unary, Window};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types};
+use cranelift_codegen::ir::{
+    AbiParam, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, isa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -17,6 +19,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Columns of a packed panel of the right-hand matrix: two f32x4 vectors.
@@ -32,7 +35,18 @@ pub struct Options {
     /// Products of at least this many multiply-adds call the `gemm` crate's AVX-512 or
     /// AVX2 kernels instead of generated f32x4 code; `usize::MAX` never does.
     pub library_products: usize,
+    /// Check every load and store against its buffer's length (the differential tests do):
+    /// an access outside is reported (`BoundsReport`) and reads or writes element 0 instead.
+    pub bounds_checks: bool,
+    /// Kernels of at least this many floating-point operations are split over the
+    /// executor's threads; tests set 0 to split every kernel that can be.
+    pub parallel_flops: u64,
 }
+
+/// Kernels of fewer floating-point operations run on one thread: handing part of a kernel
+/// to another core and waiting for it costs a few microseconds, the time of about this
+/// much work.
+pub const PARALLEL_FLOPS: u64 = 200_000;
 
 /// Measured on this machine class with `nnc bench` and `NNC_LIBRARY_PRODUCTS`: calling the
 /// library for every product made the digits MLP 60% faster than generated code alone
@@ -42,30 +56,79 @@ pub const LIBRARY_PRODUCTS: usize = 4096;
 
 impl Default for Options {
     fn default() -> Options {
-        Options { dump_clif: None, library_products: LIBRARY_PRODUCTS }
+        Options {
+            dump_clif: None,
+            library_products: LIBRARY_PRODUCTS,
+            bounds_checks: false,
+            parallel_flops: PARALLEL_FLOPS,
+        }
     }
 }
 
-/// A compiled program: its entry point and the module that owns the code.
+/// A kernel's machine code: `fn(table, first unit, end unit, scratch)`. The table holds
+/// the program's buffer addresses in order, then the address of a `BoundsReport`; units
+/// `first..end` of the kernel's `units` are computed (the whole kernel for `0..units`), and
+/// `scratch` is this call's own space for packed matrices.
+pub type KernelFn = unsafe extern "C" fn(*const *mut f32, i64, i64, *mut f32);
+
+/// One compiled kernel.
+#[derive(Clone, Copy, Debug)]
+pub struct CompiledKernel {
+    pub entry: KernelFn,
+    /// The independent parts the kernel splits into (batch items, planes, rows, blocks of
+    /// rows): calls on disjoint ranges of them may run at once. 1 when it does not split.
+    pub units: usize,
+    /// Floating-point operations of the whole kernel, to decide whether splitting pays.
+    pub flops: u64,
+}
+
+/// A compiled program: its kernels, in order, and the module that owns their code.
 pub struct Compiled {
-    /// Kept alive: it owns the executable memory `entry` points into.
+    /// Kept alive: it owns the executable memory the kernels point into.
     _module: JITModule,
-    entry: unsafe extern "C" fn(*const *mut f32),
-    /// Floats of scratch space the code expects after the buffers.
+    pub kernels: Vec<CompiledKernel>,
+    /// Floats of scratch space each concurrent call of a kernel needs.
     pub scratch: usize,
     pub compile_time: Duration,
 }
 
-impl Compiled {
-    /// Runs the program.
-    ///
-    /// # Safety
-    /// `table` must hold one pointer per buffer of the program, each to at least the
-    /// buffer's length of f32 values (writable where the program writes), then one to
-    /// `self.scratch` writable floats; outputs must not overlap inputs.
-    pub unsafe fn run(&self, table: *const *mut f32) {
-        unsafe { (self.entry)(table) }
+/// Where compiled code with bounds checks reports the first access outside a buffer.
+/// Kernels split over threads may report at once, hence atomics.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct BoundsReport {
+    /// Accesses outside their buffer so far.
+    pub count: AtomicU64,
+    pub kernel: AtomicU64,
+    pub buffer: AtomicU64,
+    pub index: AtomicU64,
+}
+
+impl BoundsReport {
+    /// The first access outside its buffer as `(kernel, buffer, element index)`, and how
+    /// many there were.
+    pub fn first(&self) -> Option<((u64, u64, u64), u64)> {
+        let count = self.count.load(Ordering::Acquire);
+        (count > 0).then(|| {
+            let at = [&self.kernel, &self.buffer, &self.index].map(|x| x.load(Ordering::Acquire));
+            ((at[0], at[1], at[2]), count)
+        })
     }
+}
+
+/// Called by code with bounds checks for an access outside its buffer; keeps the first.
+///
+/// # Safety
+/// `report` points at a live `BoundsReport`.
+unsafe extern "C" fn nnc_out_of_bounds(report: *const BoundsReport, kernel: u64, buffer: u64, index: u64) {
+    // SAFETY: as the caller promises.
+    let report = unsafe { &*report };
+    if report.count.load(Ordering::Acquire) == 0 {
+        report.kernel.store(kernel, Ordering::Release);
+        report.buffer.store(buffer, Ordering::Release);
+        report.index.store(index, Ordering::Release);
+    }
+    report.count.fetch_add(1, Ordering::AcqRel);
 }
 
 extern "C" fn nnc_expf(x: f32) -> f32 {
@@ -181,7 +244,7 @@ fn host_isa() -> Result<std::sync::Arc<dyn isa::TargetIsa>, String> {
     builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
 }
 
-/// Compiles `program` to machine code.
+/// Compiles `program` to machine code: one function per kernel.
 pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String> {
     let started = Instant::now();
     let isa = host_isa()?;
@@ -190,6 +253,7 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
         jit.symbol(name, math_pointer(name));
     }
     jit.symbol("nnc_gemm", nnc_gemm as *const u8);
+    jit.symbol("nnc_out_of_bounds", nnc_out_of_bounds as *const u8);
     let mut module = JITModule::new(jit);
     let pointer = module.target_config().pointer_type();
     let mut math_ids = HashMap::new();
@@ -210,54 +274,97 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
         sig.params.push(AbiParam::new(types::I32));
         module.declare_function("nnc_gemm", Linkage::Import, &sig).map_err(|e| e.to_string())?
     };
-    let mut sig = Signature::new(module.isa().default_call_conv());
-    sig.params.push(AbiParam::new(pointer));
-    let id = module.declare_function("run", Linkage::Local, &sig).map_err(|e| e.to_string())?;
-    let mut ctx: Context = module.make_context();
-    ctx.func.signature = sig;
-    let mut fctx = FunctionBuilderContext::new();
-    let scratch = scratch_len(program);
-    let frontend_config = module.target_config();
-    {
-        let mut builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = builder.create_block();
-        builder.append_block_params_for_function_params(entry);
-        builder.switch_to_block(entry);
-        builder.seal_block(entry);
-        let table = builder.block_params(entry)[0];
-        let mut math = HashMap::new();
-        for (name, id) in &math_ids {
-            math.insert(*name, module.declare_func_in_func(*id, builder.func));
+    let bounds_id = {
+        let mut sig = module.make_signature();
+        sig.params.push(AbiParam::new(pointer));
+        for _ in 0..3 {
+            sig.params.push(AbiParam::new(types::I64));
         }
-        let gemm = module.declare_func_in_func(gemm_id, builder.func);
-        let library_products = options.library_products;
-        let mut generator =
-            Gen { b: builder, table, pointer, math, gemm, library_products, bases: HashMap::new(), program };
-        for (index, kernel) in program.kernels.iter().enumerate() {
+        module.declare_function("nnc_out_of_bounds", Linkage::Import, &sig).map_err(|e| e.to_string())?
+    };
+    // fn(table, first unit, end unit, scratch)
+    let mut sig = Signature::new(module.isa().default_call_conv());
+    for ty in [pointer, types::I64, types::I64, pointer] {
+        sig.params.push(AbiParam::new(ty));
+    }
+    let mut ctx: Context = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let frontend_config = module.target_config();
+    let mut dump = options.dump_clif.as_ref().map(|_| {
+        String::from(
+            ";; One function per kernel; `@xxxx` before an instruction: it comes from kernel xxxx (hexadecimal).\n",
+        )
+    });
+    let mut disassembly = dump.as_ref().map(|_| String::from(";; The machine code of each kernel.\n"));
+    let mut declared = Vec::new();
+    for (index, kernel) in program.kernels.iter().enumerate() {
+        let id = module.declare_function(&format!("k{index}"), Linkage::Local, &sig).map_err(|e| e.to_string())?;
+        ctx.func.signature = sig.clone();
+        let units = {
+            let mut builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let entry = builder.create_block();
+            builder.append_block_params_for_function_params(entry);
+            builder.switch_to_block(entry);
+            builder.seal_block(entry);
+            let [table, begin, end, scratch] = [0, 1, 2, 3].map(|i| builder.block_params(entry)[i]);
+            let mut math = HashMap::new();
+            for (name, id) in &math_ids {
+                math.insert(*name, module.declare_func_in_func(*id, builder.func));
+            }
+            let gemm = module.declare_func_in_func(gemm_id, builder.func);
+            let bounds = options.bounds_checks.then(|| module.declare_func_in_func(bounds_id, builder.func));
+            let mut generator = Gen {
+                b: builder,
+                table,
+                scratch,
+                split: Some((begin, end)),
+                units: 1,
+                pointer,
+                math,
+                gemm,
+                bounds,
+                kernel_index: index,
+                library_products: options.library_products,
+                bases: HashMap::new(),
+                lengths: HashMap::new(),
+                program,
+            };
             // Each instruction remembers its kernel: the dump prints it as `@000b` for k11.
             generator.b.set_srcloc(cranelift_codegen::ir::SourceLoc::new(index as u32));
-            generator.bases.clear();
             generator.kernel(kernel);
+            generator.b.ins().return_(&[]);
+            let units = generator.units;
+            generator.b.finalize(frontend_config);
+            units
+        };
+        if let Some(text) = &mut dump {
+            text.push_str(&format!(";; k{index}: {}\n", program.kernel_text(kernel)));
+            text.push_str(&ctx.func.display().to_string());
         }
-        generator.b.ins().return_(&[]);
-        generator.b.finalize(frontend_config);
+        ctx.set_disasm(dump.is_some());
+        module.define_function(id, &mut ctx).map_err(|e| format!("code generation failed for k{index}: {e:?}"))?;
+        if let (Some(text), Some(code)) = (&mut disassembly, ctx.compiled_code().and_then(|c| c.vcode.as_ref())) {
+            text.push_str(&format!(";; k{index}: {}\n{code}\n", program.kernel_text(kernel)));
+        }
+        module.clear_context(&mut ctx);
+        declared.push((id, units, kernel.flops()));
     }
-    if let Some(dir) = &options.dump_clif {
+    if let (Some(dir), Some(text), Some(machine)) = (&options.dump_clif, &dump, &disassembly) {
         let _ = std::fs::create_dir_all(dir);
-        let mut text = String::from(";; `@xxxx` before an instruction: it comes from kernel xxxx (hexadecimal).\n");
-        for (i, k) in program.kernels.iter().enumerate() {
-            text.push_str(&format!(";; k{i}: {}\n", program.kernel_text(k)));
-        }
-        text.push_str(&ctx.func.display().to_string());
         let _ = std::fs::write(dir.join(format!("{}.clif", sanitize(&program.name))), text);
+        let _ = std::fs::write(dir.join(format!("{}.s", sanitize(&program.name))), machine);
     }
-    module.define_function(id, &mut ctx).map_err(|e| format!("code generation failed: {e:?}"))?;
-    module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(|e| e.to_string())?;
-    let code = module.get_finalized_function(id);
-    // SAFETY: `code` is the function just defined with the signature `fn(*const *mut f32)`.
-    let entry = unsafe { std::mem::transmute::<*const u8, unsafe extern "C" fn(*const *mut f32)>(code) };
-    Ok(Compiled { _module: module, entry, scratch, compile_time: started.elapsed() })
+    let kernels = declared
+        .into_iter()
+        .map(|(id, units, flops)| {
+            let code = module.get_finalized_function(id);
+            // SAFETY: `code` is a function just defined with the signature `KernelFn`.
+            let entry = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+            CompiledKernel { entry, units, flops }
+        })
+        .collect();
+    Ok(Compiled { _module: module, kernels, scratch: scratch_len(program), compile_time: started.elapsed() })
 }
 
 fn sanitize(name: &str) -> String {
@@ -280,12 +387,24 @@ pub fn scratch_len(program: &Program) -> usize {
 struct Gen<'a, 'p> {
     b: FunctionBuilder<'a>,
     table: Value,
+    /// This call's space for packed matrices.
+    scratch: Value,
+    /// The function's range of units, until the loop that splits the kernel takes it.
+    split: Option<(Value, Value)>,
+    /// The units that loop runs over (1 while none took the range).
+    units: usize,
     pointer: types::Type,
     math: HashMap<&'static str, FuncRef>,
     gemm: FuncRef,
+    /// `nnc_out_of_bounds`, when accesses are checked.
+    bounds: Option<FuncRef>,
+    kernel_index: usize,
     library_products: usize,
-    /// Buffer addresses loaded in the current kernel's first block.
+    /// Buffer addresses loaded in the kernel's first block.
     bases: HashMap<usize, Value>,
+    /// The buffer (the scratch area counting as buffer `buffers.len()`) and length in
+    /// floats behind each base address, for bounds checks.
+    lengths: HashMap<Value, (usize, usize)>,
     program: &'p Program,
 }
 
@@ -294,21 +413,64 @@ type Body<'b, 'a, 'p> = &'b mut dyn FnMut(&mut Gen<'a, 'p>, Value);
 
 impl<'a, 'p> Gen<'a, 'p> {
     fn base(&mut self, buffer: BufferId) -> Value {
-        self.table_entry(buffer.0)
-    }
-
-    fn scratch(&mut self) -> Value {
-        self.table_entry(self.program.buffers.len())
-    }
-
-    fn table_entry(&mut self, index: usize) -> Value {
-        if let Some(&v) = self.bases.get(&index) {
+        if let Some(&v) = self.bases.get(&buffer.0) {
             return v;
         }
         let v =
-            self.b.ins().load(self.pointer, MemFlagsData::trusted().with_readonly(), self.table, (index * 8) as i32);
-        self.bases.insert(index, v);
+            self.b.ins().load(self.pointer, MemFlagsData::trusted().with_readonly(), self.table, (buffer.0 * 8) as i32);
+        self.bases.insert(buffer.0, v);
+        self.lengths.insert(v, (buffer.0, self.program.buffer(buffer).len));
         v
+    }
+
+    fn scratch(&mut self) -> Value {
+        let v = self.scratch;
+        self.lengths.insert(v, (self.program.buffers.len(), scratch_len(self.program)));
+        v
+    }
+
+    /// The range of units this call computes when the kernel splits into `units` parts;
+    /// the whole `0..units` for a loop after the first that asks (the first took the range).
+    fn unit_range(&mut self, units: usize) -> (Value, Value) {
+        match self.split.take() {
+            Some(range) if units > 1 => {
+                self.units = units;
+                range
+            }
+            _ => (self.iconst(0), self.iconst(units)),
+        }
+    }
+
+    /// `for i in begin..end { body(i) }` with bounds known when running.
+    fn for_dynamic(&mut self, begin: Value, end: Value, body: Body<'_, 'a, 'p>) {
+        let header = self.b.create_block();
+        let inside = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        self.b.ins().jump(header, &[begin.into()]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
+        self.b.ins().brif(more, inside, &[], exit, &[]);
+        self.b.switch_to_block(inside);
+        self.b.seal_block(inside);
+        body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        self.b.ins().jump(header, &[next.into()]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+    }
+
+    /// `for i in 0..n { body(i) }`, the loop that splits the kernel into `n` units when it
+    /// is the first to ask.
+    fn for_units(&mut self, n: usize, body: Body<'_, 'a, 'p>) {
+        if self.split.is_some() && n > 1 {
+            let (begin, end) = self.unit_range(n);
+            self.for_dynamic(begin, end, body);
+        } else {
+            self.for_range(0, n, 1, body);
+        }
     }
 
     fn iconst(&mut self, n: usize) -> Value {
@@ -325,23 +487,60 @@ impl<'a, 'p> Gen<'a, 'p> {
         self.b.ins().iadd(base, bytes)
     }
 
+    /// `index`, or with bounds checks, `index` when `lanes` elements from it lie inside
+    /// the buffer at `base` and 0 (after reporting) when they do not.
+    fn checked(&mut self, base: Value, index: Value, lanes: usize) -> Value {
+        let (Some(report_fn), Some(&(buffer, len))) = (self.bounds, self.lengths.get(&base)) else {
+            return index;
+        };
+        let inside = if len >= lanes {
+            self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, index, (len - lanes + 1) as i64)
+        } else {
+            self.b.ins().iconst(types::I8, 0)
+        };
+        let outside = self.b.create_block();
+        let after = self.b.create_block();
+        self.b.append_block_param(after, types::I64);
+        self.b.ins().brif(inside, after, &[index.into()], outside, &[]);
+        self.b.switch_to_block(outside);
+        self.b.seal_block(outside);
+        let report = self.b.ins().load(
+            self.pointer,
+            MemFlagsData::trusted().with_readonly(),
+            self.table,
+            (self.program.buffers.len() * 8) as i32,
+        );
+        let kernel = self.iconst(self.kernel_index);
+        let buffer = self.iconst(buffer);
+        self.b.ins().call(report_fn, &[report, kernel, buffer, index]);
+        let zero = self.iconst(0);
+        self.b.ins().jump(after, &[zero.into()]);
+        self.b.switch_to_block(after);
+        self.b.seal_block(after);
+        self.b.block_params(after)[0]
+    }
+
     fn load(&mut self, base: Value, index: Value) -> Value {
+        let index = self.checked(base, index, 1);
         let at = self.address(base, index);
         self.b.ins().load(types::F32, MemFlagsData::trusted(), at, 0)
     }
 
     fn store(&mut self, base: Value, index: Value, value: Value) {
+        let index = self.checked(base, index, 1);
         let at = self.address(base, index);
         self.b.ins().store(MemFlagsData::trusted(), value, at, 0);
     }
 
     // Vectors are read and written at any 4-byte boundary: buffers are f32 slices.
     fn load_vector(&mut self, base: Value, index: Value) -> Value {
+        let index = self.checked(base, index, 4);
         let at = self.address(base, index);
         self.b.ins().load(types::F32X4, MemFlagsData::new().with_notrap(), at, 0)
     }
 
     fn store_vector(&mut self, base: Value, index: Value, value: Value) {
+        let index = self.checked(base, index, 4);
         let at = self.address(base, index);
         self.b.ins().store(MemFlagsData::new().with_notrap(), value, at, 0);
     }
@@ -434,9 +633,6 @@ impl<'a, 'p> Gen<'a, 'p> {
         let (reads, write) = kernel.buffers();
         for b in reads.into_iter().chain([write]) {
             self.base(b);
-        }
-        if matches!(kernel, Kernel::MatMul { .. }) {
-            self.scratch();
         }
         match kernel {
             Kernel::Loop { shape, out, expr, combine } => self.loop_kernel(shape, out, expr, *combine),
@@ -563,12 +759,19 @@ impl<'a, 'p> Gen<'a, 'p> {
             });
             return;
         }
-        self.for_range(0, n, 1, &mut |g, i| {
+        let mut body = |g: &mut Gen<'a, 'p>, i| {
             let here: Vec<Value> = offsets.iter().zip(accesses).map(|(&o, a)| g.step(o, i, a.strides[level])).collect();
             let mut all = indices.clone();
             all.push(i);
             g.loop_level(shape, accesses, bases, here, all, expr, combine);
-        });
+        };
+        // Every index of the outermost axis writes its own elements when assigning (a sum
+        // or maximum may gather several into one), so that axis can be split.
+        if level == 0 && combine == Combine::Assign {
+            self.for_units(n, &mut body);
+        } else {
+            self.for_range(0, n, 1, &mut body);
+        }
     }
 
     fn combine_scalar(&mut self, base: Value, offset: Value, value: Value, combine: Combine) {
@@ -783,48 +986,122 @@ impl<'a, 'p> Gen<'a, 'p> {
     // -----------------------------------------------------------------------------------
     // Matrix products.
 
+    /// `c = a @ b` for each matrix of the batch, or their sum with `accumulate` (the first
+    /// product is stored, the others added). Products of separate outputs split over the
+    /// batch; a single product or a sum splits over blocks of rows.
     fn matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix) {
-        if p.accumulate {
-            self.fill(c.buffer, 0.0);
+        if p.batch == 0 {
+            if p.accumulate {
+                self.fill(c.buffer, 0.0);
+            }
+            return;
         }
         if p.m * p.n * p.k >= self.library_products {
             self.library_matmul(p, a, b, c);
             return;
         }
-        self.for_range(0, p.batch, 1, &mut |g, index| {
-            let offsets = [a, b, c].map(|m| {
-                let start = g.iconst(m.offset);
-                g.step(start, index, m.batch_stride)
+        if p.batch > 1 && !p.accumulate {
+            self.for_units(p.batch, &mut |g, index| {
+                let all_rows = (g.iconst(0), g.iconst(p.m.div_ceil(TILE_ROWS)));
+                g.matmul_rows(p, index, all_rows, a, b, c);
             });
-            g.pack(p, b, offsets[1]);
-            let row_blocks = p.m / TILE_ROWS;
-            g.for_range(0, row_blocks, 1, &mut |g, block| {
-                let i0 = g.b.ins().imul_imm_s(block, TILE_ROWS as i64);
-                g.matmul_row_block(p, i0, TILE_ROWS, a, offsets[0], c, offsets[2]);
-            });
-            g.for_range(row_blocks * TILE_ROWS, p.m, 1, &mut |g, i| {
-                g.matmul_row_block(p, i, 1, a, offsets[0], c, offsets[2])
-            });
-        });
+            return;
+        }
+        let blocks = self.unit_range(p.m.div_ceil(TILE_ROWS));
+        let first = self.iconst(0);
+        self.matmul_rows(Product { accumulate: false, ..p }, first, blocks, a, b, c);
+        self.for_range(1, p.batch, 1, &mut |g, index| g.matmul_rows(p, index, blocks, a, b, c));
     }
 
-    /// Each product of the batch by a call to the `gemm` crate (accumulating into `c`
-    /// after the first when the batch sums).
+    /// Product `index` of the batch, for the row blocks `blocks` (of `TILE_ROWS` rows, the
+    /// last one holding the rows that are left).
+    fn matmul_rows(&mut self, p: Product, index: Value, blocks: (Value, Value), a: &Matrix, b: &Matrix, c: &Matrix) {
+        let offsets = [a, b, c].map(|m| {
+            let start = self.iconst(m.offset);
+            self.step(start, index, m.batch_stride)
+        });
+        self.pack(p, b, offsets[1]);
+        let full_blocks = p.m / TILE_ROWS;
+        let full_end = {
+            let full = self.iconst(full_blocks);
+            self.b.ins().umin(blocks.1, full)
+        };
+        self.for_dynamic(blocks.0, full_end, &mut |g, block| {
+            let i0 = g.b.ins().imul_imm_s(block, TILE_ROWS as i64);
+            g.matmul_row_block(p, i0, TILE_ROWS, a, offsets[0], c, offsets[2]);
+        });
+        if !p.m.is_multiple_of(TILE_ROWS) {
+            let has_rest = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, blocks.1, full_blocks as i64);
+            self.when(has_rest, &mut |g| {
+                g.for_range(full_blocks * TILE_ROWS, p.m, 1, &mut |g, i| {
+                    g.matmul_row_block(p, i, 1, a, offsets[0], c, offsets[2])
+                });
+            });
+        }
+    }
+
+    /// Each product of the batch by a call to the `gemm` crate. Separate outputs split
+    /// over the batch; a single product or a sum splits over the rows or the columns of
+    /// `c`, whichever are more, each call computing its slice (a sum's first product is
+    /// stored, the others added).
     fn library_matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix) {
         let bases = [a, b, c].map(|m| self.base(m.buffer));
-        self.for_range(0, p.batch, 1, &mut |g, index| {
-            let mut args = vec![g.iconst(p.m), g.iconst(p.n), g.iconst(p.k)];
-            for (m, &base) in [a, b, c].into_iter().zip(&bases) {
-                let start = g.iconst(m.offset);
-                let start = g.step(start, index, m.batch_stride);
-                args.push(g.address(base, start));
-                args.push(g.iconst(m.row_stride));
-                args.push(g.iconst(m.col_stride));
-            }
-            args.push(g.b.ins().iconst(types::I32, i64::from(p.accumulate)));
-            let gemm = g.gemm;
-            g.b.ins().call(gemm, &args);
-        });
+        if p.batch > 1 && !p.accumulate {
+            self.for_units(p.batch, &mut |g, index| {
+                let whole = (g.iconst(0), g.iconst(p.m));
+                g.library_call(p, index, whole, true, bases, [a, b, c]);
+            });
+            return;
+        }
+        let by_rows = p.m >= p.n;
+        let slice = self.unit_range(if by_rows { p.m } else { p.n });
+        self.for_range(0, p.batch, 1, &mut |g, index| g.library_call(p, index, slice, by_rows, bases, [a, b, c]));
+    }
+
+    /// One call of `gemm` for product `index`, restricted to rows (or columns) `slice` of
+    /// `c`; a sum adds into `c` after its first product.
+    fn library_call(
+        &mut self,
+        p: Product,
+        index: Value,
+        slice: (Value, Value),
+        by_rows: bool,
+        bases: [Value; 3],
+        [a, b, c]: [&Matrix; 3],
+    ) {
+        let (first, end) = slice;
+        let count = self.b.ins().isub(end, first);
+        let (m, n) = if by_rows { (count, self.iconst(p.n)) } else { (self.iconst(p.m), count) };
+        let mut args = vec![m, n, self.iconst(p.k)];
+        for (which, (matrix, &base)) in [a, b, c].into_iter().zip(&bases).enumerate() {
+            let start = self.iconst(matrix.offset);
+            let start = self.step(start, index, matrix.batch_stride);
+            // Rows of the slice move A and C; columns move B and C.
+            let moved = match (by_rows, which) {
+                (true, 0) | (true, 2) => Some(matrix.row_stride),
+                (false, 1) | (false, 2) => Some(matrix.col_stride),
+                _ => None,
+            };
+            let start = match moved {
+                Some(stride) => {
+                    let shift = self.b.ins().imul_imm_s(first, stride as i64);
+                    self.b.ins().iadd(start, shift)
+                }
+                None => start,
+            };
+            let start = self.checked(base, start, 1);
+            args.push(self.address(base, start));
+            args.push(self.iconst(matrix.row_stride));
+            args.push(self.iconst(matrix.col_stride));
+        }
+        let accumulate = if p.accumulate {
+            self.b.ins().icmp_imm_u(IntCC::NotEqual, index, 0)
+        } else {
+            self.b.ins().iconst(types::I8, 0)
+        };
+        args.push(self.b.ins().uextend(types::I32, accumulate));
+        let gemm = self.gemm;
+        self.b.ins().call(gemm, &args);
     }
 
     /// Packs B (starting at element `start` of its buffer) into the scratch area: panel
@@ -901,15 +1178,27 @@ impl<'a, 'p> Gen<'a, 'p> {
             })
             .collect();
         let panel_start = self.b.ins().imul_imm_s(panel, (p.k * PANEL) as i64);
-        self.for_range(0, p.k, 1, &mut |g, kk| {
-            let at = g.b.ins().imul_imm_s(kk, PANEL as i64);
-            let at = g.b.ins().iadd(panel_start, at);
+        // The positions in A's rows and in the panel are carried from one step of k to the
+        // next and advanced by their strides: computed from k instead, the code generator
+        // recomputes each inside the loop with a multiplication.
+        // The positions in the panel and in A's rows are carried from one step of k to the
+        // next and advanced by their strides: computed from k instead, the code generator
+        // recomputes each inside the loop with a multiplication. (Two steps of k per
+        // iteration measured 15% slower than one.)
+        let b_at = self.var(types::I64, panel_start);
+        let a_at: Vec<Variable> = a_rows.iter().map(|&start| self.var(types::I64, start)).collect();
+        self.for_range(0, p.k, 1, &mut |g, _| {
+            let at = g.b.use_var(b_at);
             let b0 = g.load_vector(scratch, at);
             let at4 = g.b.ins().iadd_imm_s(at, 4);
             let b1 = g.load_vector(scratch, at4);
-            for (r, acc) in accumulators.iter().enumerate() {
-                let at = g.step(a_rows[r], kk, a.col_stride);
+            let next = g.b.ins().iadd_imm_s(at, PANEL as i64);
+            g.b.def_var(b_at, next);
+            for (acc, &row) in accumulators.iter().zip(&a_at) {
+                let at = g.b.use_var(row);
                 let x = g.load(a_base, at);
+                let next = g.b.ins().iadd_imm_s(at, a.col_stride as i64);
+                g.b.def_var(row, next);
                 let splat = g.b.ins().splat(types::F32X4, x);
                 for (h, bv) in [b0, b1].into_iter().enumerate() {
                     let product = g.b.ins().fmul(splat, bv);
@@ -965,13 +1254,14 @@ impl<'a, 'p> Gen<'a, 'p> {
     /// stride 1, with constant stretches of padding on either side.
     fn im2col(&mut self, w: &Window, image: BufferId, cols: BufferId, backward: bool) {
         let (image_base, cols_base) = (self.base(image), self.base(cols));
-        if backward {
-            self.fill(image, 0.0);
-        }
         let w = *w;
         let p = w.ho * w.wo;
-        self.for_range(0, w.n * w.c, 1, &mut |g, plane| {
+        // Each plane of the image meets its own rows of columns, so planes can be split.
+        self.for_units(w.n * w.c, &mut |g, plane| {
             let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+            if backward {
+                g.zero_run(image_base, plane_start, w.h * w.w);
+            }
             for kh in 0..w.kernel.0 {
                 for kw in 0..w.kernel.1 {
                     // Row (plane, kh, kw) of the columns.
@@ -1091,7 +1381,7 @@ impl<'a, 'p> Gen<'a, 'p> {
 
     fn softmax(&mut self, outer: usize, len: usize, inner: usize, input: BufferId, out: BufferId, log: bool) {
         let (x_base, y_base) = (self.base(input), self.base(out));
-        self.for_range(0, outer, 1, &mut |g, o| {
+        self.for_units(outer, &mut |g, o| {
             g.for_range(0, inner, 1, &mut |g, i| {
                 let start = g.b.ins().imul_imm_s(o, (len * inner) as i64);
                 let start = g.b.ins().iadd(start, i);
@@ -1198,65 +1488,181 @@ impl<'a, 'p> Gen<'a, 'p> {
             PoolMode::Grad(b) | PoolMode::Pick(b) => Some(self.base(b)),
             PoolMode::Forward => None,
         };
-        if let PoolMode::Grad(_) = mode {
-            self.fill(out, 0.0);
-        }
+        let bases = PoolBases { x: x_base, out: out_base, other: other_base };
         let w = *w;
-        self.for_range(0, w.n * w.c, 1, &mut |g, plane| {
+        // Windows of 2×2 at stride 2, the common case, run four windows at a time.
+        let vector_columns = if w.kernel == (2, 2) && w.stride == (2, 2) { w.wo - w.wo % 4 } else { 0 };
+        // The vector path writes the cotangent of every input position it covers; where it
+        // covers them all, there is nothing to zero first.
+        let covered = vector_columns == w.wo && w.h == 2 * w.ho && w.w == 2 * w.wo;
+        self.for_units(w.n * w.c, &mut |g, plane| {
+            if matches!(mode, PoolMode::Grad(_)) && !covered {
+                // The cotangent of this plane of the input, which only its windows reach.
+                let start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+                g.zero_run(out_base, start, w.h * w.w);
+            }
             g.for_range(0, w.ho, 1, &mut |g, i| {
-                g.for_range(0, w.wo, 1, &mut |g, j| {
-                    // The first maximum of the window: its value and its index.
-                    let top_row = g.b.ins().imul_imm_s(i, w.stride.0 as i64);
-                    let left = g.b.ins().imul_imm_s(j, w.stride.1 as i64);
-                    let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
-                    let first = g.b.ins().imul_imm_s(top_row, w.w as i64);
-                    let first = g.b.ins().iadd(first, left);
-                    let first = g.b.ins().iadd(first, plane_start);
-                    // The window's positions are unrolled: constant offsets from its corner.
-                    let mut best = g.fconst(f32::NEG_INFINITY);
-                    let mut best_at = first;
-                    for kh in 0..w.kernel.0 {
-                        for kw in 0..w.kernel.1 {
-                            let at = g.b.ins().iadd_imm_s(first, (kh * w.w + kw) as i64);
-                            let x = g.load(x_base, at);
-                            let greater = g.b.ins().fcmp(FloatCC::GreaterThan, x, best);
-                            best = g.b.ins().select(greater, x, best);
-                            best_at = g.b.ins().select(greater, at, best_at);
-                        }
-                    }
-                    let window = g.b.ins().imul_imm_s(plane, (w.ho * w.wo) as i64);
-                    let row = g.b.ins().imul_imm_s(i, w.wo as i64);
-                    let window = g.b.ins().iadd(window, row);
-                    let window = g.b.ins().iadd(window, j);
-                    let at = best_at;
-                    match (mode, other_base) {
-                        (PoolMode::Forward, _) => {
-                            let x = g.load(x_base, at);
-                            g.store(out_base, window, x);
-                        }
-                        (PoolMode::Grad(_), Some(grad)) => {
-                            let gv = g.load(grad, window);
-                            let old = g.load(out_base, at);
-                            let new = g.b.ins().fadd(old, gv);
-                            g.store(out_base, at, new);
-                        }
-                        (PoolMode::Pick(_), Some(other)) => {
-                            let x = g.load(other, at);
-                            g.store(out_base, window, x);
-                        }
-                        _ => unreachable!(),
-                    }
-                });
+                g.for_range(0, vector_columns, 4, &mut |g, j| g.maxpool_four_windows(&w, [plane, i, j], bases, mode));
+                g.for_range(vector_columns, w.wo, 1, &mut |g, j| g.maxpool_window(&w, [plane, i, j], bases, mode));
             });
         });
     }
 
+    /// The window at output position `(plane, i, j)`.
+    fn maxpool_window(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode) {
+        // The first maximum of the window: its value and its index.
+        let top_row = self.b.ins().imul_imm_s(i, w.stride.0 as i64);
+        let left = self.b.ins().imul_imm_s(j, w.stride.1 as i64);
+        let plane_start = self.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+        let first = self.b.ins().imul_imm_s(top_row, w.w as i64);
+        let first = self.b.ins().iadd(first, left);
+        let first = self.b.ins().iadd(first, plane_start);
+        // The window's positions are unrolled: constant offsets from its corner.
+        let mut best = self.fconst(f32::NEG_INFINITY);
+        let mut best_at = first;
+        for kh in 0..w.kernel.0 {
+            for kw in 0..w.kernel.1 {
+                let at = self.b.ins().iadd_imm_s(first, (kh * w.w + kw) as i64);
+                let x = self.load(bases.x, at);
+                let greater = self.b.ins().fcmp(FloatCC::GreaterThan, x, best);
+                best = self.b.ins().select(greater, x, best);
+                best_at = self.b.ins().select(greater, at, best_at);
+            }
+        }
+        let window = self.pooled_index(w, plane, i, j);
+        let at = best_at;
+        match (mode, bases.other) {
+            (PoolMode::Forward, _) => {
+                let x = self.load(bases.x, at);
+                self.store(bases.out, window, x);
+            }
+            (PoolMode::Grad(_), Some(grad)) => {
+                let gv = self.load(grad, window);
+                let old = self.load(bases.out, at);
+                let new = self.b.ins().fadd(old, gv);
+                self.store(bases.out, at, new);
+            }
+            (PoolMode::Pick(_), Some(other)) => {
+                let x = self.load(other, at);
+                self.store(bases.out, window, x);
+            }
+            _ => unreachable!("pooling modes with a second input have its base"),
+        }
+    }
+
+    /// Element `(plane, i, j)` of the pooled tensor.
+    fn pooled_index(&mut self, w: &Window, plane: Value, i: Value, j: Value) -> Value {
+        let window = self.b.ins().imul_imm_s(plane, (w.ho * w.wo) as i64);
+        let row = self.b.ins().imul_imm_s(i, w.wo as i64);
+        let window = self.b.ins().iadd(window, row);
+        self.b.ins().iadd(window, j)
+    }
+
+    /// The 2×2 windows at output positions `(plane, i, j .. j + 4)`, in lanes: the two input
+    /// rows are read as four vectors and split into the windows' four corners, which are
+    /// compared in the order of the scalar loop (so the first maximum wins, as there).
+    fn maxpool_four_windows(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode) {
+        let plane_start = self.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+        let top = self.b.ins().imul_imm_s(i, (2 * w.w) as i64);
+        let top = self.b.ins().iadd(top, plane_start);
+        let left = self.b.ins().imul_imm_s(j, 2);
+        let rows = {
+            let first = self.b.ins().iadd(top, left);
+            [first, self.b.ins().iadd_imm_s(first, w.w as i64)]
+        };
+        // Corners (0,0), (0,1), (1,0), (1,1) of the four windows, a vector each.
+        let corners = |g: &mut Gen<'a, 'p>, base: Value| -> [Value; 4] {
+            let mut out = Vec::with_capacity(4);
+            for row in rows {
+                let left_half = g.load_vector(base, row);
+                let right = g.b.ins().iadd_imm_s(row, 4);
+                let right_half = g.load_vector(base, right);
+                out.push(g.shuffle_lanes(left_half, right_half, [0, 2, 4, 6]));
+                out.push(g.shuffle_lanes(left_half, right_half, [1, 3, 5, 7]));
+            }
+            [out[0], out[1], out[2], out[3]]
+        };
+        let xs = corners(self, bases.x);
+        let window = self.pooled_index(w, plane, i, j);
+        let minus_infinity = {
+            let x = self.fconst(f32::NEG_INFINITY);
+            self.b.ins().splat(types::F32X4, x)
+        };
+        let mut best = minus_infinity;
+        let mut greater = Vec::with_capacity(4);
+        for &x in &xs {
+            let beats = self.b.ins().fcmp(FloatCC::GreaterThan, x, best);
+            let m = self.mask(beats);
+            best = self.b.ins().bitselect(m, x, best);
+            greater.push(beats);
+        }
+        // The corner each window takes: the last that beat the maximum so far, else the first.
+        let later =
+            |g: &mut Gen<'a, 'p>, from: usize| greater[from + 1..].iter().copied().reduce(|a, b| g.b.ins().bor(a, b));
+        let mut winners = Vec::with_capacity(4);
+        for (k, &beats) in greater.iter().enumerate() {
+            let won = match (k, later(self, k)) {
+                (0, Some(any_later)) => self.b.ins().bnot(any_later),
+                (_, Some(any_later)) => self.b.ins().band_not(beats, any_later),
+                (_, None) => beats,
+            };
+            winners.push(self.mask(won));
+        }
+        let pick = |g: &mut Gen<'a, 'p>, values: [Value; 4]| {
+            (1..4).fold(values[0], |picked, k| g.b.ins().bitselect(winners[k], values[k], picked))
+        };
+        match (mode, bases.other) {
+            (PoolMode::Forward, _) => {
+                let value = pick(self, xs);
+                self.store_vector(bases.out, window, value);
+            }
+            (PoolMode::Pick(_), Some(other)) => {
+                let values = corners(self, other);
+                let value = pick(self, values);
+                self.store_vector(bases.out, window, value);
+            }
+            (PoolMode::Grad(_), Some(grad)) => {
+                let cotangent = self.load_vector(grad, window);
+                let zero = {
+                    let z = self.fconst(0.0);
+                    self.b.ins().splat(types::F32X4, z)
+                };
+                let shares: Vec<Value> =
+                    winners.iter().map(|&won| self.b.ins().bitselect(won, cotangent, zero)).collect();
+                // Back to two rows of eight input positions: corners interleaved.
+                for (r, row) in rows.into_iter().enumerate() {
+                    let (left_corner, right_corner) = (shares[2 * r], shares[2 * r + 1]);
+                    let low = self.shuffle_lanes(left_corner, right_corner, [0, 4, 1, 5]);
+                    let high = self.shuffle_lanes(left_corner, right_corner, [2, 6, 3, 7]);
+                    self.store_vector(bases.out, row, low);
+                    let right = self.b.ins().iadd_imm_s(row, 4);
+                    self.store_vector(bases.out, right, high);
+                }
+            }
+            _ => unreachable!("pooling modes with a second input have its base"),
+        }
+    }
+
+    /// Lanes of two f32x4 vectors: `lanes[k]` below 4 picks lane k of `a`, 4 and above lane
+    /// k - 4 of `b`.
+    fn shuffle_lanes(&mut self, a: Value, b: Value, lanes: [u8; 4]) -> Value {
+        let bytes: Vec<u8> = lanes.iter().flat_map(|&lane| (0..4).map(move |byte| lane * 4 + byte)).collect();
+        let mask = self.b.func.dfg.immediates.push(ConstantData::from(bytes));
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let a = self.b.ins().bitcast(types::I8X16, little, a);
+        let b = self.b.ins().bitcast(types::I8X16, little, b);
+        let shuffled = self.b.ins().shuffle(a, b, mask);
+        self.b.ins().bitcast(types::F32X4, little, shuffled)
+    }
+
     fn avgpool(&mut self, w: &Window, input: BufferId, out: BufferId, backward: bool) {
         let (x_base, out_base) = (self.base(input), self.base(out));
-        self.fill(out, 0.0);
         let w = *w;
         let scale = 1.0 / (w.kernel.0 * w.kernel.1) as f32;
-        self.for_range(0, w.n * w.c, 1, &mut |g, plane| {
+        let out_plane = if backward { w.h * w.w } else { w.ho * w.wo };
+        self.for_units(w.n * w.c, &mut |g, plane| {
+            let start = g.b.ins().imul_imm_s(plane, out_plane as i64);
+            g.zero_run(out_base, start, out_plane);
             let zero = g.iconst(0);
             g.windows(&w, &mut |g, [i, j, _, _, h, x]| {
                 let small = g.index4([zero, plane, i, j], [w.n * w.c, w.ho, w.wo]);
@@ -1271,6 +1677,15 @@ impl<'a, 'p> Gen<'a, 'p> {
             });
         });
     }
+}
+
+/// The addresses a pooling kernel reads and writes.
+#[derive(Clone, Copy)]
+struct PoolBases {
+    x: Value,
+    out: Value,
+    /// The cotangent (`Grad`) or the values to pick (`Pick`).
+    other: Option<Value>,
 }
 
 /// The sizes of a matrix product.
@@ -1398,4 +1813,64 @@ fn vectorizable(expr: &Numbered, accesses: &[Access], level: usize, combine: Com
         }
     }
     ok(expr, level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Buffer, Role};
+
+    /// `out[i] = x[2 i]` for i < 8 over an `x` of 8 elements: the verifier would reject it,
+    /// so it is compiled directly, as a bug in lowering would be.
+    fn reads_past_its_input() -> Program {
+        let x = Access { buffer: BufferId(0), offset: 0, strides: vec![2] };
+        let out = Access { buffer: BufferId(1), offset: 0, strides: vec![1] };
+        Program {
+            name: "past".into(),
+            buffers: vec![
+                Buffer { name: "x".into(), len: 8, role: Role::Param(0) },
+                Buffer { name: "out".into(), len: 8, role: Role::Result(0) },
+            ],
+            kernels: vec![Kernel::Loop { shape: vec![8], out, expr: Expr::Load(x), combine: Combine::Assign }],
+            params: vec![BufferId(0)],
+            results: vec![BufferId(1)],
+        }
+    }
+
+    /// Runs a program of one kernel on `x`, returning its result and the report.
+    fn run_one(program: &Program, options: &Options, x: &mut [f32]) -> (Vec<f32>, BoundsReport) {
+        let compiled = compile(program, options).expect("compiles");
+        let mut out = vec![f32::NAN; program.buffers[1].len];
+        let report = BoundsReport::default();
+        let table = [x.as_mut_ptr(), out.as_mut_ptr(), (&report as *const BoundsReport).cast_mut().cast()];
+        let kernel = compiled.kernels[0];
+        // SAFETY: the table holds the program's two buffers at their lengths and the report;
+        // with bounds checks, the access outside `x` reads element 0 instead.
+        unsafe { (kernel.entry)(table.as_ptr(), 0, kernel.units as i64, std::ptr::null_mut()) };
+        (out, report)
+    }
+
+    #[test]
+    fn bounds_checks_report_the_first_access_outside_a_buffer_and_read_inside_instead() {
+        let program = reads_past_its_input();
+        assert!(crate::kernel::verify(&program).is_err(), "the verifier rejects the program");
+        let options = Options { bounds_checks: true, ..Options::default() };
+        let mut x: Vec<f32> = (1..=8).map(|v| v as f32).collect();
+        let (out, report) = run_one(&program, &options, &mut x);
+        // Elements 8, 10, 12 and 14 lie outside: reported, and element 0 read instead.
+        assert_eq!(report.first(), Some(((0, 0, 8), 4)));
+        assert_eq!(out, [1.0, 3.0, 5.0, 7.0, 1.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn a_verified_program_reports_nothing_with_bounds_checks() {
+        let mut program = reads_past_its_input();
+        program.buffers[0].len = 15;
+        crate::kernel::verify(&program).expect("every access is inside");
+        let options = Options { bounds_checks: true, ..Options::default() };
+        let mut x: Vec<f32> = (0..15).map(|v| v as f32).collect();
+        let (out, report) = run_one(&program, &options, &mut x);
+        assert_eq!(report.first(), None);
+        assert_eq!(out, [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]);
+    }
 }

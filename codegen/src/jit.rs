@@ -2,7 +2,7 @@
 //! size and runs it on the runtime's buffers, with every temporary in one arena whose
 //! layout reuses memory between values that are never live at once.
 
-use crate::clif::{self, Compiled, Options};
+use crate::clif::{self, BoundsReport, Compiled, CompiledKernel, Options};
 use crate::kernel::{self, Program, Role};
 use crate::lower::lower;
 use nnc_compiler::ir::Function;
@@ -10,24 +10,57 @@ use nnc_runtime::executor::{
     Batch, Executor, Program as RunProgram, StepArguments, StepError, TrainStep, locate_not_finite, not_finite,
 };
 use nnc_runtime::optim::{Optimizer, State};
+use std::sync::Arc;
 
 /// Compiles with Cranelift.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct JitExecutor {
     pub options: Options,
+    threads: usize,
+    /// The threads kernels are split over, started once; `None` for one thread.
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl Default for JitExecutor {
+    fn default() -> JitExecutor {
+        JitExecutor { options: Options::default(), threads: 1, pool: None }
+    }
 }
 
 impl JitExecutor {
-    /// The executor with the settings of the environment: `NNC_DUMP_CLIF=dir` writes the
-    /// generated code; `NNC_LIBRARY_PRODUCTS=n` sets the size (in multiply-adds) from which
-    /// products call the `gemm` crate, for measuring both paths.
+    /// The executor with the settings of the environment, on one thread: `NNC_DUMP_CLIF=dir`
+    /// writes the generated code; `NNC_LIBRARY_PRODUCTS=n` sets the size (in multiply-adds)
+    /// from which products call the `gemm` crate, for measuring both paths.
     pub fn new() -> JitExecutor {
         let dump_clif = std::env::var_os("NNC_DUMP_CLIF").map(Into::into);
         let library_products = std::env::var("NNC_LIBRARY_PRODUCTS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(crate::clif::LIBRARY_PRODUCTS);
-        JitExecutor { options: Options { dump_clif, library_products } }
+        JitExecutor::with_options(Options { dump_clif, library_products, ..Options::default() })
+    }
+
+    /// The executor with these options, on one thread.
+    pub fn with_options(options: Options) -> JitExecutor {
+        JitExecutor { options, ..Default::default() }
+    }
+
+    /// Splits large kernels over `threads` threads (the calling one and a pool of the
+    /// others, started here and kept for every step compiled by this executor).
+    pub fn with_threads(mut self, threads: usize) -> Result<JitExecutor, String> {
+        let threads = threads.max(1);
+        self.threads = threads;
+        self.pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("nnc-worker-{i}"))
+                .build()
+                .map_err(|e| format!("could not start {threads} threads: {e}"))?;
+            Some(Arc::new(pool))
+        } else {
+            None
+        };
+        Ok(self)
     }
 }
 
@@ -36,44 +69,72 @@ impl Executor for JitExecutor {
         "jit"
     }
 
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
     fn train_step(&self, grad: &Function, optimizer: &Optimizer) -> Result<Box<dyn TrainStep>, String> {
-        let runner = Runner::new(grad, &self.options)?;
+        let runner = Runner::new(grad, self)?;
         let arguments = StepArguments::of(grad);
         Ok(Box::new(JitStep { runner, arguments, optimizer: optimizer.clone(), function: grad.clone() }))
     }
 
     fn program(&self, f: &Function) -> Result<Box<dyn RunProgram>, String> {
-        Ok(Box::new(JitProgram { runner: Runner::new(f, &self.options)? }))
+        Ok(Box::new(JitProgram { runner: Runner::new(f, self)? }))
     }
 }
 
 /// A compiled program with its arena and its table of buffer addresses.
-struct Runner {
+pub(crate) struct Runner {
     program: Program,
     compiled: Compiled,
     arena: Vec<f32>,
     /// Where each buffer that is not an argument lives in the arena.
     offsets: Vec<Option<usize>>,
+    /// Where the scratch areas start in the arena, one per thread, `scratch_stride` apart.
     scratch_offset: usize,
+    scratch_stride: usize,
+    /// Into how many parts each kernel is split.
+    parts: Vec<usize>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Buffer addresses, then the address of `report`.
     table: Vec<*mut f32>,
+    /// Accesses outside a buffer found by code compiled with bounds checks.
+    report: Box<BoundsReport>,
 }
 
 impl Runner {
-    fn new(f: &Function, options: &Options) -> Result<Runner, String> {
+    fn new(f: &Function, executor: &JitExecutor) -> Result<Runner, String> {
         let program = lower(f).map_err(|e| e.to_string())?;
         kernel::verify(&program).map_err(|e| format!("internal error: {e}"))?;
-        let compiled = clif::compile(&program, options)?;
+        let compiled = clif::compile(&program, &executor.options)?;
+        let parts: Vec<usize> =
+            compiled.kernels.iter().map(|k| parts(k, executor.threads, executor.options.parallel_flops)).collect();
+        let threads = parts.iter().copied().max().unwrap_or(1);
         let (offsets, len) = plan(&program);
-        // Scratch for packed panels after the planned buffers.
+        // Scratch for packed panels after the planned buffers, one area per thread.
         let scratch_offset = len.next_multiple_of(16);
-        let mut arena = vec![0.0f32; scratch_offset + compiled.scratch];
+        let scratch_stride = compiled.scratch.next_multiple_of(16);
+        let mut arena = vec![0.0f32; scratch_offset + threads * scratch_stride];
         for (b, buffer) in program.buffers.iter().enumerate() {
             if let (Role::Constant(values), Some(at)) = (&buffer.role, offsets[b]) {
                 arena[at..at + values.len()].copy_from_slice(values);
             }
         }
         let table = vec![std::ptr::null_mut(); program.buffers.len() + 1];
-        Ok(Runner { program, compiled, arena, offsets, scratch_offset, table })
+        let pool = if threads > 1 { executor.pool.clone() } else { None };
+        Ok(Runner {
+            program,
+            compiled,
+            arena,
+            offsets,
+            scratch_offset,
+            scratch_stride,
+            parts,
+            pool,
+            table,
+            report: Box::default(),
+        })
     }
 
     /// Runs on the arguments, each checked against its buffer's length.
@@ -98,11 +159,30 @@ impl Runner {
             // Arguments are only read: the verifier rejects kernels that write them.
             self.table[buffer.0] = arg.as_ptr().cast_mut();
         }
-        // SAFETY: as above; the scratch area is the arena's tail.
-        self.table[self.program.buffers.len()] = unsafe { base.add(self.scratch_offset) };
+        let report: *const BoundsReport = &*self.report;
+        self.table[self.program.buffers.len()] = report.cast_mut().cast();
+        let launch = Launch {
+            kernels: &self.compiled.kernels,
+            parts: &self.parts,
+            table: self.table.as_ptr(),
+            // SAFETY: the scratch areas are the arena's tail.
+            scratch: unsafe { base.add(self.scratch_offset) },
+            scratch_stride: self.scratch_stride,
+        };
         // SAFETY: every address points at a buffer of the length the program was verified
-        // against; outputs are arena buffers, distinct from the arguments.
-        unsafe { self.compiled.run(self.table.as_ptr()) }
+        // against; outputs are arena buffers, distinct from the arguments; parts of a kernel
+        // write disjoint elements and each has its own scratch area.
+        match &self.pool {
+            Some(pool) => pool.install(|| unsafe { launch.run(true) }),
+            None => unsafe { launch.run(false) },
+        }
+        if let Some(((kernel, buffer, index), count)) = self.report.first() {
+            let name = self.program.buffers.get(buffer as usize).map_or("the scratch area", |b| b.name.as_str());
+            panic!(
+                "compiled `{}`: kernel k{kernel} accessed element {index} of `{name}`, outside it ({count} accesses in all)",
+                self.program.name
+            );
+        }
     }
 
     /// Result `k` of the last run.
@@ -110,6 +190,55 @@ impl Runner {
         let buffer = self.program.results[k];
         let at = self.offsets[buffer.0].expect("results live in the arena");
         &self.arena[at..at + self.program.buffer(buffer).len]
+    }
+}
+
+/// Into how many parts a kernel is split on `threads` threads.
+fn parts(kernel: &CompiledKernel, threads: usize, parallel_flops: u64) -> usize {
+    if kernel.flops < parallel_flops { 1 } else { threads.min(kernel.units).max(1) }
+}
+
+/// What one run of the kernels needs, shared with the threads that run parts of them.
+struct Launch<'r> {
+    kernels: &'r [CompiledKernel],
+    parts: &'r [usize],
+    table: *const *mut f32,
+    scratch: *mut f32,
+    scratch_stride: usize,
+}
+
+// SAFETY: the kernels only touch the buffers behind `table`, and parts of a kernel that run
+// at once write disjoint elements and separate scratch areas.
+unsafe impl Sync for Launch<'_> {}
+
+impl Launch<'_> {
+    /// Runs every kernel in order, splitting those with several parts over the current
+    /// rayon pool when `parallel`.
+    ///
+    /// # Safety
+    /// As `Compiled::kernels` requires: the table points at live buffers of the right lengths.
+    unsafe fn run(&self, parallel: bool) {
+        for (kernel, &parts) in self.kernels.iter().zip(self.parts) {
+            if parallel && parts > 1 {
+                rayon::scope(|s| {
+                    for part in 1..parts {
+                        s.spawn(move |_| unsafe { self.run_part(kernel, part, parts) });
+                    }
+                    unsafe { self.run_part(kernel, 0, parts) };
+                });
+            } else {
+                unsafe { (kernel.entry)(self.table, 0, kernel.units as i64, self.scratch) };
+            }
+        }
+    }
+
+    /// Part `part` of `parts` of a kernel: an even share of its units, with scratch area `part`.
+    unsafe fn run_part(&self, kernel: &CompiledKernel, part: usize, parts: usize) {
+        let begin = kernel.units * part / parts;
+        let end = kernel.units * (part + 1) / parts;
+        // SAFETY: the arena holds one scratch area per part.
+        let scratch = unsafe { self.scratch.add(part * self.scratch_stride) };
+        unsafe { (kernel.entry)(self.table, begin as i64, end as i64, scratch) };
     }
 }
 
@@ -203,8 +332,37 @@ impl TrainStep for JitStep {
 }
 
 /// Whether every value is finite, looking at all of them (no early exit) so that the
-/// loop vectorises: the exponent bits are all ones only for infinities and NaNs.
+/// loop vectorises, to the widest vectors the CPU has.
 fn all_finite(values: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { all_finite_avx512(values) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { all_finite_avx2(values) };
+        }
+    }
+    all_finite_lanes(values)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn all_finite_avx512(values: &[f32]) -> bool {
+    all_finite_lanes(values)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn all_finite_avx2(values: &[f32]) -> bool {
+    all_finite_lanes(values)
+}
+
+/// The exponent bits are all ones only for infinities and NaNs.
+#[inline(always)]
+fn all_finite_lanes(values: &[f32]) -> bool {
     values.iter().fold(0u32, |bad, v| bad | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)) == 0
 }
 

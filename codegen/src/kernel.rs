@@ -253,6 +253,23 @@ pub enum PoolMode {
 }
 
 impl Kernel {
+    /// Floating-point operations of one run of the kernel: two per multiply-add of a
+    /// product or a window, one per elementwise operation.
+    pub fn flops(&self) -> u64 {
+        match self {
+            Kernel::Loop { shape, expr, .. } => shape.iter().product::<usize>() as u64 * expr.size() as u64,
+            Kernel::MatMul { batch, m, n, k, .. } => 2 * (batch * m * n * k) as u64,
+            Kernel::Im2Col { window: w, .. } | Kernel::Col2Im { window: w, .. } => {
+                (w.n * w.c * w.kernel.0 * w.kernel.1 * w.ho * w.wo) as u64
+            }
+            Kernel::Softmax { outer, len, inner, .. } => 4 * (outer * len * inner) as u64,
+            Kernel::SoftmaxCrossEntropy { rows, classes, .. } => 4 * (rows * classes) as u64,
+            Kernel::MaxPool { window: w, .. } | Kernel::AvgPool { window: w, .. } => {
+                (w.n * w.c * w.ho * w.wo * w.kernel.0 * w.kernel.1) as u64
+            }
+        }
+    }
+
     /// The buffers the kernel reads, and the one it writes.
     pub fn buffers(&self) -> (Vec<BufferId>, BufferId) {
         match self {
@@ -290,21 +307,7 @@ impl Program {
     /// Floating-point operations per run: two per multiply-add of a product or a window,
     /// one per elementwise operation.
     pub fn flops(&self) -> u64 {
-        self.kernels
-            .iter()
-            .map(|k| match k {
-                Kernel::Loop { shape, expr, .. } => shape.iter().product::<usize>() as u64 * expr.size() as u64,
-                Kernel::MatMul { batch, m, n, k, .. } => 2 * (batch * m * n * k) as u64,
-                Kernel::Im2Col { window: w, .. } | Kernel::Col2Im { window: w, .. } => {
-                    (w.n * w.c * w.kernel.0 * w.kernel.1 * w.ho * w.wo) as u64
-                }
-                Kernel::Softmax { outer, len, inner, .. } => 4 * (outer * len * inner) as u64,
-                Kernel::SoftmaxCrossEntropy { rows, classes, .. } => 4 * (rows * classes) as u64,
-                Kernel::MaxPool { window: w, .. } | Kernel::AvgPool { window: w, .. } => {
-                    (w.n * w.c * w.ho * w.wo * w.kernel.0 * w.kernel.1) as u64
-                }
-            })
-            .sum()
+        self.kernels.iter().map(Kernel::flops).sum()
     }
 }
 

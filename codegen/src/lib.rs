@@ -7,6 +7,6 @@ mod jit;
 pub mod kernel;
 mod lower;
 
-pub use clif::{Compiled, Options, compile};
+pub use clif::{BoundsReport, Compiled, CompiledKernel, LIBRARY_PRODUCTS, Options, PARALLEL_FLOPS, compile};
 pub use jit::JitExecutor;
 pub use lower::{LowerError, lower};

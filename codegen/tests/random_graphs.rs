@@ -9,6 +9,7 @@ use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::Span;
 use nnc_runtime::executor::Executor;
 use proptest::prelude::*;
+use std::sync::OnceLock;
 
 struct Rng(u64);
 
@@ -163,8 +164,7 @@ fn check(seed: u64, size: usize) -> Result<(), String> {
     let inputs: Vec<Vec<f32>> = args.iter().map(|t| t.data.iter().map(|&v| v as f32).collect()).collect();
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let terms: usize = args.iter().map(|a| a.data.len()).sum::<usize>().max(8);
-    for library_products in [usize::MAX, 0] {
-        let executor = JitExecutor { options: Options { library_products, ..Options::default() } };
+    for executor in executors() {
         let mut program = executor.program(&f)?;
         let mut outs: Vec<Vec<f32>> = want.iter().map(|t| vec![f32::NAN; t.data.len()]).collect();
         {
@@ -183,6 +183,18 @@ fn check(seed: u64, size: usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Products generated and called from the library, with bounds checks, every kernel
+/// that can be split run in three parts on three threads.
+fn executors() -> &'static [JitExecutor; 2] {
+    static EXECUTORS: OnceLock<[JitExecutor; 2]> = OnceLock::new();
+    EXECUTORS.get_or_init(|| {
+        [usize::MAX, 0].map(|library_products| {
+            let options = Options { library_products, bounds_checks: true, parallel_flops: 0, ..Options::default() };
+            JitExecutor::with_options(options).with_threads(3).expect("three threads start")
+        })
+    })
 }
 
 proptest! {

@@ -1,6 +1,6 @@
-//! Fuzz target: the whole front end (decode, parse, resolve, shapes) and the rendering of
-//! its diagnostics, on arbitrary bytes. It must never panic, and every span it reports
-//! must lie inside the text.
+//! Fuzz target: the whole front end (decode, parse, resolve, shapes), the rendering of its
+//! diagnostics and the formatter, on arbitrary bytes. It must never panic, every span it
+//! reports must lie inside the text, and a formatted text must parse and format to itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,4 +19,8 @@ fuzz_target!(|bytes: &[u8]| {
     }
     let _ = nnc_grammar::render(&analysis.diagnostics, "fuzz.nn", text, false);
     let _ = nnc_grammar::to_json(&analysis.diagnostics, "fuzz.nn", text);
+    if let Some(formatted) = nnc_grammar::format_source(text) {
+        assert!(!nnc_grammar::parse(&formatted).diagnostics.iter().any(nnc_grammar::Diagnostic::is_error));
+        assert_eq!(nnc_grammar::format_source(&formatted).as_deref(), Some(formatted.as_str()), "not idempotent");
+    }
 });

@@ -292,7 +292,7 @@ fn last_token_before(out: &[(Token<'_>, Span)], index: usize) -> Option<Span> {
 }
 
 /// Whether a line that ends with `token` goes on on the next line.
-fn continues_line(token: &Token<'_>) -> bool {
+pub(crate) fn continues_line(token: &Token<'_>) -> bool {
     matches!(
         token,
         Token::Comma
@@ -312,12 +312,12 @@ fn continues_line(token: &Token<'_>) -> bool {
 }
 
 /// Whether a line that starts with `token` continues the line before it.
-fn continues_previous_line(token: &Token<'_>) -> bool {
+pub(crate) fn continues_previous_line(token: &Token<'_>) -> bool {
     matches!(token, Token::Pipe | Token::Plus | Token::Star | Token::Slash | Token::At | Token::Caret)
 }
 
 /// Whether `token` can only begin a statement or end a block, never continue an expression.
-fn starts_statement(token: &Token<'_>) -> bool {
+pub(crate) fn starts_statement(token: &Token<'_>) -> bool {
     matches!(
         token,
         Token::Fn

@@ -1,4 +1,5 @@
-//! The front end of nnc: lexer, layout, recovering parser, syntax tree and diagnostics.
+//! The front end of nnc: lexer, layout, recovering parser, syntax tree, diagnostics and
+//! the source formatter.
 //!
 //! [`parse`] never fails: it returns a tree for any input, with every problem found as a
 //! [`Diagnostic`].
@@ -6,6 +7,7 @@
 mod ast;
 mod codes;
 mod diagnostic;
+mod format;
 mod layout;
 mod lexer;
 mod parser;
@@ -17,6 +19,7 @@ mod suggest;
 pub use ast::*;
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Label, Severity, sort as sort_diagnostics};
+pub use format::format_source;
 pub use layout::MAX_NESTING;
 pub use lexer::{KEYWORDS, Token, lex};
 pub use render::{JsonDiagnostic, render, to_json};

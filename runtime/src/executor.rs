@@ -46,6 +46,11 @@ pub trait Executor {
     /// The name `--executor` selects it by.
     fn name(&self) -> &'static str;
 
+    /// How many threads a step runs on.
+    fn threads(&self) -> usize {
+        1
+    }
+
     /// Compiles the training step of `grad`, a loss gradient whose arguments are the input,
     /// the targets, then the parameters and dropout masks (`grad.dropout_masks`), and whose
     /// results are the loss and each parameter's gradient, followed by the update.

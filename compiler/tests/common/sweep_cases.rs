@@ -137,8 +137,13 @@ pub const CONVS: [([usize; 4], [usize; 4], usize, usize); 8] = [
     ([1, 1, 4, 6], [2, 1, 3, 2], 1, 2),
 ];
 /// (input [N, C, H, W], kernel, stride)
-pub const POOLS: [([usize; 4], usize, usize); 8] = [
+pub const POOLS: [([usize; 4], usize, usize); 11] = [
     ([1, 1, 2, 2], 2, 2),
+    // Four or more windows in a row: compiled code takes them four at a time, exactly
+    // tiled, with a window left over, and with an input row and column no window reaches.
+    ([2, 3, 8, 8], 2, 2),
+    ([1, 2, 4, 10], 2, 2),
+    ([1, 1, 7, 13], 2, 2),
     ([1, 1, 4, 4], 2, 2),
     ([2, 3, 4, 4], 2, 2),
     ([1, 1, 5, 5], 2, 2),
