@@ -188,12 +188,19 @@ fn an_editing_session_over_stdio() {
     );
     assert_eq!(session.diagnostics(3), Vec::<Value>::new());
 
-    // The formatter is not merged yet: there is nothing to format, and no error.
-    let formatted = session.request(
-        "textDocument/formatting",
-        json!({"textDocument": {"uri": URI}, "options": {"tabSize": 4, "insertSpaces": true}}),
+    // Formatting: the example is formatted already; after an edit that spoils its layout,
+    // one edit puts the whole text back.
+    let formatting = json!({"textDocument": {"uri": URI}, "options": {"tabSize": 4, "insertSpaces": true}});
+    assert_eq!(session.request("textDocument/formatting", formatting.clone()), Value::Null);
+    let relu = json!({"start": {"line": 5, "character": 0}, "end": {"line": 5, "character": 4}});
+    session.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": URI, "version": 4}, "contentChanges": [{"range": relu, "text": ""}]}),
     );
-    assert!(formatted.is_null() || formatted.is_array(), "{formatted}");
+    let edits = session.request("textDocument/formatting", formatting);
+    let edits = edits.as_array().expect("one edit");
+    assert_eq!(edits.len(), 1, "{edits:?}");
+    assert_eq!(edits[0]["newText"].as_str(), Some(text.as_str()));
 
     assert_eq!(session.request("shutdown", Value::Null), Value::Null);
     session.notify("exit", Value::Null);

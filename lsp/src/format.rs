@@ -1,7 +1,8 @@
-//! Formatting: the whole document replaced by its canonical form, when that differs.
+//! Formatting: the whole document replaced by its canonical form (`nnc fmt`'s), when that
+//! differs.
 
 use crate::analyzed::Analyzed;
-use nnc_grammar::Span;
+use nnc_grammar::{Span, format_source};
 
 /// The edit that formats the text with `formatter`: `None` when the text cannot be
 /// formatted (it has syntax errors) or is formatted already.
@@ -15,14 +16,6 @@ pub fn format_document(analyzed: &Analyzed) -> Option<(Span, String)> {
     format_edit(analyzed.text(), format_source)
 }
 
-/// TO BE REPLACED by `nnc_grammar::format_source` once the formatter is merged: the formatter
-/// is written on its own branch with exactly this signature (`None` on syntax errors). Until
-/// then nothing is formatted. Replace this function's body by a call to it, or delete it and
-/// import `nnc_grammar::format_source` above.
-fn format_source(_text: &str) -> Option<String> {
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +26,13 @@ mod tests {
         assert_eq!(format_edit("fn f(x) = x   \n", trim), Some((Span::new(0, 15), "fn f(x) = x\n".to_string())));
         assert_eq!(format_edit("fn f(x) = x\n", trim), None);
         assert_eq!(format_edit("fn f(", |_: &str| None), None);
+    }
+
+    #[test]
+    fn documents_are_formatted_as_nnc_fmt_formats_them() {
+        let analyzed = Analyzed::new("fn f(x)=x*2\n");
+        assert_eq!(format_document(&analyzed), Some((Span::new(0, 12), "fn f(x) = x * 2\n".to_string())));
+        assert_eq!(format_document(&Analyzed::new("fn f(x) = x * 2\n")), None);
+        assert_eq!(format_document(&Analyzed::new("fn f(x = \n")), None, "syntax errors are not formatted");
     }
 }
