@@ -174,7 +174,8 @@ pub struct Backend {
     publishing: tokio::sync::Mutex<()>,
 }
 
-/// The server as a tower service, applying document edits in the order they arrive.
+/// The server as a tower service, applying document edits and settings in the order they
+/// arrive.
 pub struct OrderedService {
     inner: LspService<Backend>,
     documents: Arc<DocumentStore>,
@@ -202,6 +203,12 @@ impl Service<Request> for OrderedService {
         // goes on.
         if catch_unwind(AssertUnwindSafe(|| self.documents.apply(&request))).is_err() {
             self.documents.forget(&request);
+        }
+        // Settings given with the notification take effect before any later request, too.
+        if request.method() == "workspace/didChangeConfiguration"
+            && let Some(settings) = request.params().and_then(|p| p.get("settings")).and_then(Settings::read)
+        {
+            *self.inner.inner().settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
         }
         self.inner.call(request)
     }
@@ -327,7 +334,14 @@ impl Backend {
             let mut current = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::replace(&mut *current, settings) != settings
         };
-        if changed && self.support().inlay_hint_refresh {
+        if changed {
+            self.refresh_hints().await;
+        }
+    }
+
+    /// Asks the client to ask for inlay hints again, when it can.
+    async fn refresh_hints(&self) {
+        if self.support().inlay_hint_refresh {
             // Whether the client refreshes changes nothing here.
             let _ = self.client.inlay_hint_refresh().await;
         }
@@ -432,8 +446,10 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        // Settings sent with the notification were stored by `OrderedService`; without
+        // them, the client is asked for its configuration.
         match Settings::read(&params.settings) {
-            Some(settings) => self.update_settings(settings).await,
+            Some(_) => self.refresh_hints().await,
             None => self.pull_configuration().await,
         }
     }
@@ -566,5 +582,19 @@ impl LanguageServer for Backend {
             format::format_document(analyzed).map(|edit| text_edit(analyzed, edit))
         });
         Ok(edit.await?.flatten().map(|edit| vec![edit]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_feature_answers_with_an_error() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let failed = runtime.block_on(isolated("hover", || -> u32 { panic!("a bug") }));
+        let error = failed.expect_err("the panic is an error");
+        assert_eq!((error.code, error.message.as_ref()), (jsonrpc::ErrorCode::InternalError, "hover failed: a bug"));
+        assert_eq!(runtime.block_on(isolated("hover", || 7)), Ok(7));
     }
 }

@@ -7,16 +7,13 @@
 //! The client's model is written independently of the server's: the text is a vector of
 //! UTF-16 code units, edited the way the LSP specification describes.
 
-use nnc_lsp::DocumentStore;
+mod support;
+
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use support::client::Client;
 
 const URI: &str = "file:///session.nn";
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The client's copy of the document.
 #[derive(Clone, Debug)]
@@ -145,102 +142,6 @@ fn step() -> impl Strategy<Value = Step> {
         1 => text().prop_map(|text| Step::Stale { text }),
         1 => position().prop_map(|(line, character)| Step::CancelledHover { line, character }),
     ]
-}
-
-/// A client talking to an in-memory server.
-struct Client {
-    writer: WriteHalf<DuplexStream>,
-    incoming: UnboundedReceiver<Value>,
-    /// Messages received while waiting for others.
-    pending: Vec<Value>,
-    /// The newest version whose diagnostics arrived.
-    diagnosed: i64,
-    documents: Arc<DocumentStore>,
-    next_id: i64,
-}
-
-impl Client {
-    async fn start() -> Client {
-        let (client_side, server_side) = tokio::io::duplex(1 << 16);
-        let (server_read, server_write) = tokio::io::split(server_side);
-        let (service, socket) = nnc_lsp::service();
-        let documents = service.documents();
-        tokio::spawn(nnc_lsp::serve(service, socket, server_read, server_write));
-        let (client_read, writer) = tokio::io::split(client_side);
-        let (sender, incoming) = unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(client_read);
-            loop {
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    match line.trim_end().strip_prefix("Content-Length:") {
-                        Some(value) => length = value.trim().parse().expect("a length"),
-                        None if line.trim_end().is_empty() => break,
-                        None => {}
-                    }
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).await.is_err() {
-                    return;
-                }
-                if sender.send(serde_json::from_slice(&body).expect("the server sends JSON")).is_err() {
-                    return;
-                }
-            }
-        });
-        Client { writer, incoming, pending: Vec::new(), diagnosed: 0, documents, next_id: 0 }
-    }
-
-    async fn send(&mut self, message: Value) {
-        let body = message.to_string();
-        let framed = format!("Content-Length: {}\r\n\r\n{body}", body.len());
-        self.writer.write_all(framed.as_bytes()).await.expect("the server reads");
-    }
-
-    async fn notify(&mut self, method: &str, params: Value) {
-        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params})).await;
-    }
-
-    async fn send_request(&mut self, method: &str, params: Value) -> i64 {
-        self.next_id += 1;
-        let id = self.next_id;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
-        id
-    }
-
-    /// Waits for the first message, received or pending, that `wanted` accepts; others are
-    /// kept for later.
-    async fn wait(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
-        if let Some(index) = self.pending.iter().position(&wanted) {
-            return self.pending.remove(index);
-        }
-        loop {
-            let message = tokio::time::timeout(DEADLINE, self.incoming.recv())
-                .await
-                .expect("the server answers in time")
-                .expect("the server is still running");
-            if message["method"] == "textDocument/publishDiagnostics" {
-                let version = message["params"]["version"].as_i64().expect("diagnostics name their version");
-                assert!(version > self.diagnosed, "diagnostics of version {version} after {}", self.diagnosed);
-                self.diagnosed = version;
-            }
-            if wanted(&message) {
-                return message;
-            }
-            self.pending.push(message);
-        }
-    }
-
-    async fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.send_request(method, params).await;
-        let response = self.wait(|m| m["id"] == json!(id) && m.get("method").is_none()).await;
-        assert!(response.get("error").is_none(), "{method}: {response}");
-        response["result"].clone()
-    }
 }
 
 /// Checks every position in what the server returned for the document.

@@ -2,6 +2,8 @@
 //! expects an inlay hint `label` on the line above, at the caret's column.
 #![allow(dead_code)] // Each test file uses a part of the helpers.
 
+pub mod client;
+
 use nnc_lsp::Analyzed;
 use nnc_lsp::ls_types::{InlayHint, InlayHintLabel};
 
