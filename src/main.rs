@@ -5,6 +5,7 @@ mod check;
 mod fmt_cmd;
 mod interchange_cmd;
 mod ir_cmd;
+mod lsp_cmd;
 mod output;
 mod run;
 mod summary;
@@ -215,6 +216,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = summary::Format::Table)]
         format: summary::Format,
     },
+    /// The language server: LSP on standard input and output, for editors to start.
+    Lsp {
+        /// Accepted for editors that pass it: standard input and output are the only transport.
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Explain a diagnostic code, such as E0003, with an example.
     Explain {
         /// The code to explain; without it, every code is listed.
@@ -276,5 +283,6 @@ fn main() -> ExitCode {
             summary::run(&file, model.as_deref(), batch, format, cli.color)
         }
         Command::Explain { code } => check::explain(code.as_deref()),
+        Command::Lsp { stdio: _ } => lsp_cmd::run(),
     }
 }

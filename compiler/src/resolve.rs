@@ -112,6 +112,11 @@ struct Resolver {
     /// Model name -> the user models it uses, with the span of each use.
     model_uses: HashMap<usize, Vec<(usize, Span)>>,
     current_model: Option<usize>,
+    /// Model, layer or function definition -> the definitions of its arguments.
+    arg_defs: HashMap<usize, Vec<usize>>,
+    /// Argument names written at calls (`Mlp(hidden = 64)`, `grad f(2, 5) wrt x1`), with the
+    /// definition called: they refer to its arguments, once every definition is known.
+    arg_names: Vec<(Ident, usize)>,
 }
 
 /// The callable that a name in call position refers to.
@@ -202,7 +207,30 @@ impl Resolver {
                 Item::Error(_) => {}
             }
         }
+        self.argument_references();
         self.recursive_models();
+    }
+
+    /// Records the names of arguments at calls as references to the arguments they name.
+    /// Names that are not arguments of the callee were reported where they were met.
+    fn argument_references(&mut self) {
+        for (ident, callee) in std::mem::take(&mut self.arg_names) {
+            let args = self.arg_defs.get(&callee).map(Vec::as_slice).unwrap_or_default();
+            if let Some(&def) = args.iter().find(|&&def| self.out.definitions[def].name == ident.name) {
+                self.out.references.push((ident.span, def));
+            }
+        }
+    }
+
+    /// Remembers the named arguments of a call of the user definition `callee`.
+    fn named_args(&mut self, callee: usize, args: &[Arg]) {
+        self.arg_names.extend(args.iter().filter_map(|arg| arg.name.clone()).map(|name| (name, callee)));
+    }
+
+    /// The index of the definition of the item named `name`, if it is this one (and not
+    /// an earlier item of the same name).
+    fn own_index(&self, name: &Ident) -> Option<usize> {
+        self.globals.get(&name.name).copied().filter(|&def| self.out.definitions[def].span == name.span)
     }
 
     fn fn_def(&mut self, def: &FnDef, constants: &Scope) {
@@ -216,8 +244,12 @@ impl Resolver {
             }
         }
         let symbols_end = scope.names.len();
+        let mut args = Vec::new();
         for param in &def.params {
-            self.bind(&mut scope, symbols_end.max(local_from), &param.name, DefKind::FnParam);
+            args.push(self.bind(&mut scope, symbols_end.max(local_from), &param.name, DefKind::FnParam));
+        }
+        if let Some(own) = self.own_index(&def.name) {
+            self.arg_defs.insert(own, args);
         }
         self.expr(&def.body, &scope, Place::Function);
         self.current_model = None;
@@ -262,7 +294,10 @@ impl Resolver {
                 }
                 self.number(default, &scope);
             }
-            self.bind(&mut scope, local_from, &param.name, DefKind::ModelArg);
+            let arg = self.bind(&mut scope, local_from, &param.name, DefKind::ModelArg);
+            if let Some(own) = self.own_index(&def.name) {
+                self.arg_defs.entry(own).or_default().push(arg);
+            }
         }
         let mut input: Option<Span> = None;
         for stmt in &def.body {
@@ -485,6 +520,7 @@ impl Resolver {
                 if let Some(current) = self.current_model {
                     self.model_uses.entry(current).or_default().push((def, span));
                 }
+                self.named_args(def, args);
                 let params = self.model_params.get(&def).cloned().unwrap_or_default();
                 let (input, settings) = if input_flows { (None, args) } else { split_input(args) };
                 if let Some(input) = input {
@@ -496,6 +532,7 @@ impl Resolver {
                 if let Some(current) = self.current_model {
                     self.model_uses.entry(current).or_default().push((def, span));
                 }
+                self.named_args(def, args);
                 let params = self.fn_params.get(&def).cloned().unwrap_or_default();
                 let params: Vec<(String, bool)> = params.into_iter().map(|p| (p, false)).collect();
                 let params = if input_flows { params.get(1..).unwrap_or(&[]).to_vec() } else { params };
@@ -1126,6 +1163,8 @@ impl Resolver {
         let params = match self.globals.get(&callee.name).copied() {
             Some(def) if self.out.definitions[def].kind == DefKind::Fn => {
                 self.reference(callee.span, def);
+                self.named_args(def, args);
+                self.arg_names.extend(query.wrt.iter().map(|name| (name.clone(), def)));
                 let params = self.fn_params.get(&def).cloned().unwrap_or_default();
                 let with_flags: Vec<(String, bool)> = params.iter().map(|p| (p.clone(), false)).collect();
                 self.count_user_args(&callee.name, call.span, &with_flags, args);
@@ -1214,6 +1253,7 @@ impl Resolver {
             match self.globals.get(name).copied() {
                 Some(index) if matches!(self.out.definitions[index].kind, DefKind::Model | DefKind::Layer) => {
                     self.reference(span, index);
+                    self.named_args(index, args);
                     let params = self.model_params.get(&index).cloned().unwrap_or_default();
                     self.user_args(name, model.span, &params, args, constants, Place::Function);
                 }
@@ -1347,5 +1387,35 @@ impl Resolver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_names_at_calls_refer_to_the_arguments() {
+        let text = "model Block(width = 8) {\n    input [B, width]\n    linear(width)\n}\n\
+                    model Net {\n    input [B, 8]\n    Block(width = 8)\n}\n\
+                    train Block(width = 4) on xor() {\n    loss = mse\n}\n\
+                    fn f(x, y) = x * y\n\
+                    grad f(y = 1, x = 2) wrt y\n";
+        let parsed = nnc_grammar::parse(text);
+        let resolution = resolve(&parsed.file);
+        let width =
+            resolution.definitions.iter().position(|d| d.name == "width" && d.kind == DefKind::ModelArg).unwrap();
+        let lines: Vec<usize> = resolution
+            .references
+            .iter()
+            .filter(|(_, d)| *d == width)
+            .map(|(span, _)| text[..span.start].matches('\n').count())
+            .collect();
+        // The shape and the layer inside the model, the call in `Net` and the `train` block.
+        assert_eq!(lines, vec![1, 2, 6, 8]);
+        let y = resolution.definitions.iter().position(|d| d.name == "y" && d.kind == DefKind::FnParam).unwrap();
+        let y_uses = resolution.references.iter().filter(|(_, d)| *d == y).count();
+        // `x * y`, `y = 1` and `wrt y`.
+        assert_eq!(y_uses, 3);
     }
 }
