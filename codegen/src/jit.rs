@@ -3,6 +3,7 @@
 //! layout reuses memory between values that are never live at once.
 
 use crate::clif::{self, BoundsReport, Compiled, CompiledKernel, Options};
+use crate::crew::Crew;
 use crate::kernel::{self, Program, Role};
 use crate::lower::lower;
 use nnc_compiler::ir::Function;
@@ -18,7 +19,7 @@ pub struct JitExecutor {
     pub options: Options,
     threads: usize,
     /// The threads kernels are split over, started once; `None` for one thread.
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Arc<Crew>>,
 }
 
 impl Default for JitExecutor {
@@ -37,7 +38,11 @@ impl JitExecutor {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(crate::clif::LIBRARY_PRODUCTS);
-        JitExecutor::with_options(Options { dump_clif, library_products, ..Options::default() })
+        let parallel_flops = std::env::var("NNC_PARALLEL_FLOPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::clif::PARALLEL_FLOPS);
+        JitExecutor::with_options(Options { dump_clif, library_products, parallel_flops, ..Options::default() })
     }
 
     /// The executor with these options, on one thread.
@@ -51,12 +56,8 @@ impl JitExecutor {
         let threads = threads.max(1);
         self.threads = threads;
         self.pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("nnc-worker-{i}"))
-                .build()
-                .map_err(|e| format!("could not start {threads} threads: {e}"))?;
-            Some(Arc::new(pool))
+            let crew = Crew::new(threads).map_err(|e| format!("could not start {threads} threads: {e}"))?;
+            Some(Arc::new(crew))
         } else {
             None
         };
@@ -96,7 +97,7 @@ pub(crate) struct Runner {
     scratch_stride: usize,
     /// Into how many parts each kernel is split.
     parts: Vec<usize>,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Arc<Crew>>,
     /// Buffer addresses, then the address of `report`.
     table: Vec<*mut f32>,
     /// Accesses outside a buffer found by code compiled with bounds checks.
@@ -172,10 +173,7 @@ impl Runner {
         // SAFETY: every address points at a buffer of the length the program was verified
         // against; outputs are arena buffers, distinct from the arguments; parts of a kernel
         // write disjoint elements and each has its own scratch area.
-        match &self.pool {
-            Some(pool) => pool.install(|| unsafe { launch.run(true) }),
-            None => unsafe { launch.run(false) },
-        }
+        unsafe { launch.run(self.pool.as_deref()) };
         if let Some(((kernel, buffer, index), count)) = self.report.first() {
             let name = self.program.buffers.get(buffer as usize).map_or("the scratch area", |b| b.name.as_str());
             panic!(
@@ -212,20 +210,16 @@ struct Launch<'r> {
 unsafe impl Sync for Launch<'_> {}
 
 impl Launch<'_> {
-    /// Runs every kernel in order, splitting those with several parts over the current
-    /// rayon pool when `parallel`.
+    /// Runs every kernel in order, splitting those with several parts over `crew`.
     ///
     /// # Safety
     /// As `Compiled::kernels` requires: the table points at live buffers of the right lengths.
-    unsafe fn run(&self, parallel: bool) {
+    unsafe fn run(&self, crew: Option<&Crew>) {
         for (kernel, &parts) in self.kernels.iter().zip(self.parts) {
-            if parallel && parts > 1 {
-                rayon::scope(|s| {
-                    for part in 1..parts {
-                        s.spawn(move |_| unsafe { self.run_part(kernel, part, parts) });
-                    }
-                    unsafe { self.run_part(kernel, 0, parts) };
-                });
+            if let Some(crew) = crew
+                && parts > 1
+            {
+                crew.run(parts, &|part| unsafe { self.run_part(kernel, part, parts) });
             } else {
                 unsafe { (kernel.entry)(self.table, 0, kernel.units as i64, self.scratch) };
             }

@@ -3,6 +3,7 @@
 //! the JIT executor.
 
 mod clif;
+mod crew;
 mod jit;
 pub mod kernel;
 mod lower;
