@@ -636,8 +636,9 @@ impl<'a, 'p> Gen<'a, 'p> {
         }
         match kernel {
             Kernel::Loop { shape, out, expr, combine } => self.loop_kernel(shape, out, expr, *combine),
-            Kernel::MatMul { batch, m, n, k, a, b, c, accumulate } => {
-                self.matmul(Product { batch: *batch, m: *m, n: *n, k: *k, accumulate: *accumulate }, a, b, c)
+            Kernel::MatMul { batch, m, n, k, a, b, c, accumulate, epilogue } => {
+                let p = Product { batch: *batch, m: *m, n: *n, k: *k, accumulate: *accumulate };
+                self.matmul(p, a, b, c, epilogue.as_ref())
             }
             Kernel::Im2Col { window, input, out } => self.im2col(window, *input, *out, false),
             Kernel::Col2Im { window, input, out } => self.im2col(window, *out, *input, true),
@@ -988,8 +989,9 @@ impl<'a, 'p> Gen<'a, 'p> {
 
     /// `c = a @ b` for each matrix of the batch, or their sum with `accumulate` (the first
     /// product is stored, the others added). Products of separate outputs split over the
-    /// batch; a single product or a sum splits over blocks of rows.
-    fn matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix) {
+    /// batch; a single product or a sum splits over blocks of rows. The epilogue runs over
+    /// each product's rows right after they are computed.
+    fn matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix, epilogue: Option<&Expr>) {
         if p.batch == 0 {
             if p.accumulate {
                 self.fill(c.buffer, 0.0);
@@ -997,13 +999,17 @@ impl<'a, 'p> Gen<'a, 'p> {
             return;
         }
         if p.m * p.n * p.k >= self.library_products {
-            self.library_matmul(p, a, b, c);
+            self.library_matmul(p, a, b, c, epilogue);
             return;
         }
         if p.batch > 1 && !p.accumulate {
             self.for_units(p.batch, &mut |g, index| {
                 let all_rows = (g.iconst(0), g.iconst(p.m.div_ceil(TILE_ROWS)));
                 g.matmul_rows(p, index, all_rows, a, b, c);
+                if let Some(expr) = epilogue {
+                    let rows = (g.iconst(0), g.iconst(p.m));
+                    g.epilogue(expr, p.n, c, index, rows);
+                }
             });
             return;
         }
@@ -1011,6 +1017,43 @@ impl<'a, 'p> Gen<'a, 'p> {
         let first = self.iconst(0);
         self.matmul_rows(Product { accumulate: false, ..p }, first, blocks, a, b, c);
         self.for_range(1, p.batch, 1, &mut |g, index| g.matmul_rows(p, index, blocks, a, b, c));
+        if let Some(expr) = epilogue {
+            let begin = self.b.ins().imul_imm_s(blocks.0, TILE_ROWS as i64);
+            let end = {
+                let end = self.b.ins().imul_imm_s(blocks.1, TILE_ROWS as i64);
+                let m = self.iconst(p.m);
+                self.b.ins().umin(end, m)
+            };
+            self.epilogue(expr, p.n, c, first, (begin, end));
+        }
+    }
+
+    /// A product's epilogue over rows `rows` of matrix `index` of `c`, in place: each
+    /// element replaced by the expression, which reads it as the product.
+    fn epilogue(&mut self, expr: &Expr, n: usize, c: &Matrix, index: Value, rows: (Value, Value)) {
+        let loads = expr.loads();
+        // The output first, then the loads in order, as `loop_level` takes them: each over
+        // the columns of one row, starting where that row starts.
+        let mut accesses = vec![Access { buffer: c.buffer, offset: 0, strides: vec![c.col_stride] }];
+        let mut placements = vec![(c.offset, c.batch_stride, c.row_stride)];
+        for load in &loads {
+            accesses.push(Access { buffer: load.buffer, offset: 0, strides: vec![load.strides[2]] });
+            placements.push((load.offset, load.strides[0], load.strides[1]));
+        }
+        let bases: Vec<Value> =
+            accesses.iter().map(|a| a.buffer).collect::<Vec<_>>().into_iter().map(|b| self.base(b)).collect();
+        let matrix_starts: Vec<(Value, usize)> = placements
+            .into_iter()
+            .map(|(offset, batch_stride, row_stride)| {
+                let offset = self.iconst(offset);
+                (self.step(offset, index, batch_stride), row_stride)
+            })
+            .collect();
+        let expr = number_loads(expr, &mut 0);
+        self.for_dynamic(rows.0, rows.1, &mut |g, row| {
+            let offsets = matrix_starts.iter().map(|&(start, row_stride)| g.step(start, row, row_stride)).collect();
+            g.loop_level(&[n], &accesses, &bases, offsets, Vec::new(), &expr, Combine::Assign);
+        });
     }
 
     /// Product `index` of the batch, for the row blocks `blocks` (of `TILE_ROWS` rows, the
@@ -1044,18 +1087,26 @@ impl<'a, 'p> Gen<'a, 'p> {
     /// over the batch; a single product or a sum splits over the rows or the columns of
     /// `c`, whichever are more, each call computing its slice (a sum's first product is
     /// stored, the others added).
-    fn library_matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix) {
+    fn library_matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix, epilogue: Option<&Expr>) {
         let bases = [a, b, c].map(|m| self.base(m.buffer));
         if p.batch > 1 && !p.accumulate {
             self.for_units(p.batch, &mut |g, index| {
                 let whole = (g.iconst(0), g.iconst(p.m));
                 g.library_call(p, index, whole, true, bases, [a, b, c]);
+                if let Some(expr) = epilogue {
+                    g.epilogue(expr, p.n, c, index, whole);
+                }
             });
             return;
         }
-        let by_rows = p.m >= p.n;
+        // An epilogue runs over whole rows, so a product with one splits over its rows.
+        let by_rows = p.m >= p.n || epilogue.is_some();
         let slice = self.unit_range(if by_rows { p.m } else { p.n });
         self.for_range(0, p.batch, 1, &mut |g, index| g.library_call(p, index, slice, by_rows, bases, [a, b, c]));
+        if let Some(expr) = epilogue {
+            let first = self.iconst(0);
+            self.epilogue(expr, p.n, c, first, slice);
+        }
     }
 
     /// One call of `gemm` for product `index`, restricted to rows (or columns) `slice` of
@@ -1178,9 +1229,6 @@ impl<'a, 'p> Gen<'a, 'p> {
             })
             .collect();
         let panel_start = self.b.ins().imul_imm_s(panel, (p.k * PANEL) as i64);
-        // The positions in A's rows and in the panel are carried from one step of k to the
-        // next and advanced by their strides: computed from k instead, the code generator
-        // recomputes each inside the loop with a multiplication.
         // The positions in the panel and in A's rows are carried from one step of k to the
         // next and advanced by their strides: computed from k instead, the code generator
         // recomputes each inside the loop with a multiplication. (Two steps of k per

@@ -31,7 +31,8 @@ impl Default for JitExecutor {
 impl JitExecutor {
     /// The executor with the settings of the environment, on one thread: `NNC_DUMP_CLIF=dir`
     /// writes the generated code; `NNC_LIBRARY_PRODUCTS=n` sets the size (in multiply-adds)
-    /// from which products call the `gemm` crate, for measuring both paths.
+    /// from which products call the `gemm` crate, and `NNC_PARALLEL_FLOPS=n` the size (in
+    /// floating-point operations) from which kernels split over threads, for measuring.
     pub fn new() -> JitExecutor {
         let dump_clif = std::env::var_os("NNC_DUMP_CLIF").map(Into::into);
         let library_products = std::env::var("NNC_LIBRARY_PRODUCTS")

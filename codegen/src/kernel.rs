@@ -192,6 +192,12 @@ impl Matrix {
         })
     }
 
+    /// The strides of an epilogue's load of this matrix, over (matrix of the batch, row,
+    /// column).
+    pub fn epilogue_strides(&self) -> Vec<usize> {
+        vec![self.batch_stride, self.row_stride, self.col_stride]
+    }
+
     /// The same elements read as the transposed matrix.
     pub fn transposed(&self) -> Matrix {
         Matrix { row_stride: self.col_stride, col_stride: self.row_stride, ..self.clone() }
@@ -223,7 +229,22 @@ pub enum Kernel {
     /// `c = a @ b` with `a` m×k, `b` k×n and `c` m×n, for each of `batch` matrices; with
     /// `accumulate`, `c` is zeroed first and every product of the batch adds into it (the
     /// batch stride of `c` is then 0).
-    MatMul { batch: usize, m: usize, n: usize, k: usize, a: Matrix, b: Matrix, c: Matrix, accumulate: bool },
+    ///
+    /// An `epilogue` (never with `accumulate`) replaces each element of `c` by a function of
+    /// it right after its product, while it is still in cache: the bias and activation of
+    /// a layer. Its loads have three strides, over (matrix of the batch, row, column); the
+    /// load of `c`'s own buffer at `c`'s own strides is the product.
+    MatMul {
+        batch: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Matrix,
+        b: Matrix,
+        c: Matrix,
+        accumulate: bool,
+        epilogue: Option<Expr>,
+    },
     /// The columns of a convolution's input: `cols[n][(c, kh, kw)][(i, j)]` is the input
     /// element that kernel position meets at output position (i, j), or 0 in the padding.
     Im2Col { window: Window, input: BufferId, out: BufferId },
@@ -258,7 +279,10 @@ impl Kernel {
     pub fn flops(&self) -> u64 {
         match self {
             Kernel::Loop { shape, expr, .. } => shape.iter().product::<usize>() as u64 * expr.size() as u64,
-            Kernel::MatMul { batch, m, n, k, .. } => 2 * (batch * m * n * k) as u64,
+            Kernel::MatMul { batch, m, n, k, epilogue, .. } => {
+                let elements = (batch * m * n) as u64;
+                2 * elements * *k as u64 + epilogue.as_ref().map_or(0, |e| elements * e.size() as u64)
+            }
             Kernel::Im2Col { window: w, .. } | Kernel::Col2Im { window: w, .. } => {
                 (w.n * w.c * w.kernel.0 * w.kernel.1 * w.ho * w.wo) as u64
             }
@@ -270,11 +294,55 @@ impl Kernel {
         }
     }
 
+    /// Renames every buffer the kernel names.
+    pub fn map_buffers(&mut self, f: &impl Fn(BufferId) -> BufferId) {
+        let access = |a: &mut Access| a.buffer = f(a.buffer);
+        match self {
+            Kernel::Loop { out, expr, .. } => {
+                access(out);
+                expr.map_loads(&mut |a| access(a));
+            }
+            Kernel::MatMul { a, b, c, epilogue, .. } => {
+                for m in [a, b, c] {
+                    m.buffer = f(m.buffer);
+                }
+                if let Some(e) = epilogue {
+                    e.map_loads(&mut |a| access(a));
+                }
+            }
+            Kernel::Im2Col { input, out, .. }
+            | Kernel::Col2Im { input, out, .. }
+            | Kernel::Softmax { input, out, .. }
+            | Kernel::AvgPool { input, out, .. } => {
+                *input = f(*input);
+                *out = f(*out);
+            }
+            Kernel::SoftmaxCrossEntropy { logits, labels, out, .. } => {
+                *logits = f(*logits);
+                *labels = f(*labels);
+                *out = f(*out);
+            }
+            Kernel::MaxPool { input, out, mode, .. } => {
+                *input = f(*input);
+                *out = f(*out);
+                if let PoolMode::Grad(o) | PoolMode::Pick(o) = mode {
+                    *o = f(*o);
+                }
+            }
+        }
+    }
+
     /// The buffers the kernel reads, and the one it writes.
     pub fn buffers(&self) -> (Vec<BufferId>, BufferId) {
         match self {
             Kernel::Loop { out, expr, .. } => (expr.loads().iter().map(|a| a.buffer).collect(), out.buffer),
-            Kernel::MatMul { a, b, c, .. } => (vec![a.buffer, b.buffer], c.buffer),
+            Kernel::MatMul { a, b, c, epilogue, .. } => {
+                let mut reads = vec![a.buffer, b.buffer];
+                if let Some(e) = epilogue {
+                    reads.extend(e.loads().iter().map(|l| l.buffer).filter(|&l| l != c.buffer));
+                }
+                (reads, c.buffer)
+            }
             Kernel::Im2Col { input, out, .. } | Kernel::Col2Im { input, out, .. } => (vec![*input], *out),
             Kernel::Softmax { input, out, .. } => (vec![*input], *out),
             Kernel::SoftmaxCrossEntropy { logits, labels, out, .. } => (vec![*logits, *labels], *out),
@@ -308,6 +376,34 @@ impl Program {
     /// one per elementwise operation.
     pub fn flops(&self) -> u64 {
         self.kernels.iter().map(Kernel::flops).sum()
+    }
+
+    /// Drops the temporaries no kernel reads or writes (those fusion made unnecessary),
+    /// numbering the others anew in the same order.
+    pub fn drop_unused_temporaries(&mut self) {
+        let mut used = vec![false; self.buffers.len()];
+        for kernel in &self.kernels {
+            let (reads, write) = kernel.buffers();
+            for b in reads.into_iter().chain([write]) {
+                used[b.0] = true;
+            }
+        }
+        let mut renamed = vec![None; self.buffers.len()];
+        let mut kept = Vec::new();
+        for (i, buffer) in std::mem::take(&mut self.buffers).into_iter().enumerate() {
+            if used[i] || buffer.role != Role::Temp {
+                renamed[i] = Some(BufferId(kept.len()));
+                kept.push(buffer);
+            }
+        }
+        self.buffers = kept;
+        let rename = |b: BufferId| renamed[b.0].expect("a buffer in use is kept");
+        for kernel in &mut self.kernels {
+            kernel.map_buffers(&rename);
+        }
+        for b in self.params.iter_mut().chain(&mut self.results) {
+            *b = rename(*b);
+        }
     }
 }
 
@@ -386,7 +482,7 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
                 return Err("an index of an axis the loop does not have".into());
             }
         }
-        Kernel::MatMul { batch, m, n, k, a, b, c, accumulate } => {
+        Kernel::MatMul { batch, m, n, k, a, b, c, accumulate, epilogue } => {
             within(a.buffer, a.last_index(*batch, *m, *k))?;
             within(b.buffer, b.last_index(*batch, *k, *n))?;
             within(c.buffer, c.last_index(*batch, *m, *n))?;
@@ -394,6 +490,30 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
             distinct(c.buffer, &[a.buffer, b.buffer])?;
             if *accumulate && (c.batch_stride != 0 || c.offset != 0 || program.buffer(c.buffer).len != m * n) {
                 return Err("an accumulating product must fill its whole output".into());
+            }
+            if let Some(expr) = epilogue {
+                if *accumulate {
+                    return Err("an accumulating product has an epilogue".into());
+                }
+                let own = Access { buffer: c.buffer, offset: c.offset, strides: c.epilogue_strides() };
+                let dims = [*batch, *m, *n];
+                for load in expr.loads() {
+                    if load.buffer == c.buffer {
+                        if *load != own {
+                            return Err("the epilogue reads the product's output at another element".into());
+                        }
+                        continue;
+                    }
+                    if load.strides.len() != 3 {
+                        return Err("an epilogue load without three strides".into());
+                    }
+                    within(load.buffer, load.last_index(&dims))?;
+                }
+                let mut indexless = true;
+                expr.visit(&mut |e| indexless &= !matches!(e, Expr::Index(_)));
+                if !indexless {
+                    return Err("an epilogue reads a loop index".into());
+                }
             }
         }
         Kernel::Im2Col { window: w, input, out } | Kernel::Col2Im { window: w, input: out, out: input } => {
@@ -525,11 +645,12 @@ impl Program {
                 };
                 format!("loop {shape:?} {} {op} {}", self.access_text(out), self.expr_text(expr))
             }
-            Kernel::MatMul { batch, m, n, k, a, b, c, accumulate } => {
+            Kernel::MatMul { batch, m, n, k, a, b, c, accumulate, epilogue } => {
                 let batch = if *batch > 1 { format!("{batch}x") } else { String::new() };
                 let op = if *accumulate { "+=" } else { "=" };
+                let then = epilogue.as_ref().map_or(String::new(), |e| format!(" then {}", self.expr_text(e)));
                 format!(
-                    "matmul {batch}{m}x{k}x{n} {} {op} {} @ {}",
+                    "matmul {batch}{m}x{k}x{n} {} {op} {} @ {}{then}",
                     self.matrix_text(c),
                     self.matrix_text(a),
                     self.matrix_text(b)

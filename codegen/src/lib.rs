@@ -4,6 +4,7 @@
 
 mod clif;
 mod crew;
+mod fuse;
 mod jit;
 pub mod kernel;
 mod lower;

@@ -11,6 +11,7 @@
 //! Every value that is stored gets a buffer; the function's results are written straight
 //! into the caller's buffers.
 
+use crate::fuse::fuse_epilogues;
 use crate::kernel::{
     Access, Binary, Buffer, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Role, Unary, Window,
 };
@@ -162,8 +163,31 @@ fn builds_loop(op: &Op) -> bool {
     is_elementwise(op) || matches!(op, Op::Sum { .. } | Op::Mean { .. } | Op::ReduceMax { .. } | Op::SumTo(_) | Op::Mse)
 }
 
+/// `step(x)` where `relu(x)` is computed too reads the activation instead. The two are
+/// equal (1 where `x` is positive, else 0, NaN included), and then `x` is read by the relu
+/// alone, so it need not be stored: the product that makes it applies the relu as well.
+fn step_of_activations(f: &Function) -> Function {
+    let mut relu_of = std::collections::HashMap::new();
+    let mut f = f.clone();
+    for inst in &mut f.body {
+        match inst.op {
+            Op::Relu => {
+                relu_of.insert(inst.args[0], inst.result);
+            }
+            Op::Step => {
+                if let Some(&activation) = relu_of.get(&inst.args[0]) {
+                    inst.args[0] = activation;
+                }
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
 /// Lowers `f`, whose shapes must all be concrete, to kernels.
 pub fn lower(f: &Function) -> Result<Program, LowerError> {
+    let f = &step_of_activations(f);
     let mut shapes = Vec::with_capacity(f.values.len());
     for (ty, name) in &f.values {
         let shape: Option<Vec<usize>> = ty.shape.0.iter().map(|d| d.as_const().map(|n| n as usize)).collect();
@@ -182,7 +206,9 @@ pub fn lower(f: &Function) -> Result<Program, LowerError> {
         columns: Vec::new(),
     };
     lowerer.run()?;
-    Ok(lowerer.program)
+    let mut program = lowerer.program;
+    fuse_epilogues(&mut program);
+    Ok(program)
 }
 
 impl Lowerer<'_> {
@@ -484,7 +510,7 @@ impl Lowerer<'_> {
                     Matrix::rows(self.buffer_of(args[1])?, 1)
                 };
                 let c = if transposed { Matrix::rows(out, m).transposed() } else { Matrix::rows(out, n) };
-                push(self, Kernel::MatMul { batch: 1, m, n, k, a, b, c, accumulate: false });
+                push(self, Kernel::MatMul { batch: 1, m, n, k, a, b, c, accumulate: false, epilogue: None });
             }
             Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 let input = self.buffer_of(args[0])?;
@@ -512,7 +538,20 @@ impl Lowerer<'_> {
                 let a = Matrix::rows(weight, ckk);
                 let b = Matrix { batch_stride: ckk * p, ..Matrix::rows(cols, p) };
                 let c = Matrix { batch_stride: window.o * p, ..Matrix::rows(out, p) };
-                push(self, Kernel::MatMul { batch: window.n, m: window.o, n: p, k: ckk, a, b, c, accumulate: false });
+                push(
+                    self,
+                    Kernel::MatMul {
+                        batch: window.n,
+                        m: window.o,
+                        n: p,
+                        k: ckk,
+                        a,
+                        b,
+                        c,
+                        accumulate: false,
+                        epilogue: None,
+                    },
+                );
             }
             Op::Conv2dInputGrad { stride, pad, .. } => {
                 let (g, w) = (self.shape(args[0]).to_vec(), self.shape(args[1]).to_vec());
@@ -541,7 +580,20 @@ impl Lowerer<'_> {
                 let a = Matrix::rows(weight, ckk).transposed();
                 let b = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p) };
                 let c = Matrix { batch_stride: ckk * p, ..Matrix::rows(dcols, p) };
-                push(self, Kernel::MatMul { batch: window.n, m: ckk, n: p, k: window.o, a, b, c, accumulate: false });
+                push(
+                    self,
+                    Kernel::MatMul {
+                        batch: window.n,
+                        m: ckk,
+                        n: p,
+                        k: window.o,
+                        a,
+                        b,
+                        c,
+                        accumulate: false,
+                        epilogue: None,
+                    },
+                );
                 if !direct {
                     push(self, Kernel::Col2Im { window, input: dcols, out });
                 }
@@ -567,7 +619,20 @@ impl Lowerer<'_> {
                 let a = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p) };
                 let b = Matrix { batch_stride: ckk * p, ..Matrix::rows(cols, p).transposed() };
                 let c = Matrix::rows(out, ckk);
-                push(self, Kernel::MatMul { batch: window.n, m: window.o, n: ckk, k: p, a, b, c, accumulate: true });
+                push(
+                    self,
+                    Kernel::MatMul {
+                        batch: window.n,
+                        m: window.o,
+                        n: ckk,
+                        k: p,
+                        a,
+                        b,
+                        c,
+                        accumulate: true,
+                        epilogue: None,
+                    },
+                );
             }
             Op::MaxPool2d { kernel, stride }
             | Op::MaxPool2dGrad { kernel, stride }

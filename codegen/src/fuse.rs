@@ -1,0 +1,290 @@
+//! Fusion across kernels, after lowering: the elementwise loop that reads a matrix product
+//! (a layer's bias and activation, or the activation's derivative in the backward pass)
+//! becomes the product's epilogue, applied to each block of the product while it is in
+//! cache, and the product's own buffer is no longer needed.
+//!
+//! ```text
+//! k0: matmul 32x64x32 v3[32, 1] = x[64, 1] @ 0.weight[1, 64]
+//! k1: loop [32, 32] v5[32, 1] = relu(add(v3[32, 1], 0.bias[0, 1]))
+//! ```
+//! becomes
+//! ```text
+//! k0: matmul 32x64x32 v5[32, 1] = x[64, 1] @ 0.weight[1, 64] then relu(add(v5[0, 32, 1], 0.bias[0, 0, 1]))
+//! ```
+
+use crate::kernel::{Access, Combine, Expr, Kernel, Matrix, Program, Role};
+
+/// Fuses every loop that can be fused into the product it reads.
+pub fn fuse_epilogues(program: &mut Program) {
+    let mut index = 0;
+    while index < program.kernels.len() {
+        if let Some((reader, kernel)) = epilogue_of(program, index) {
+            program.kernels[index] = kernel;
+            program.kernels.remove(reader);
+        }
+        index += 1;
+    }
+    program.drop_unused_temporaries();
+}
+
+/// The product at `index` with the loop that reads it as its epilogue, and the index of
+/// that loop, when the two can become one kernel.
+fn epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
+    let Kernel::MatMul { batch, m, n, k, a, b, c, accumulate: false, epilogue: None } = &program.kernels[index] else {
+        return None;
+    };
+    let (batch, m, n) = (*batch, *m, *n);
+    // The product must be a temporary of its own, stored row after row.
+    let product = c.buffer;
+    let contiguous = c.offset == 0 && c.col_stride == 1 && c.row_stride == n && (batch == 1 || c.batch_stride == m * n);
+    if program.buffer(product).role != Role::Temp || !contiguous || program.buffer(product).len != batch * m * n {
+        return None;
+    }
+    // Its one reader: the next kernel that touches it, and no kernel after that one.
+    let touches = |kernel: &Kernel| {
+        let (reads, write) = kernel.buffers();
+        write == product || reads.contains(&product)
+    };
+    let reader = (index + 1..program.kernels.len()).find(|&j| touches(&program.kernels[j]))?;
+    if program.kernels[reader + 1..].iter().any(touches) {
+        return None;
+    }
+    let Kernel::Loop { shape, out, expr, combine: Combine::Assign } = &program.kernels[reader] else {
+        return None;
+    };
+    if shape.iter().product::<usize>() != batch * m * n || out.buffer == a.buffer || out.buffer == b.buffer {
+        return None;
+    }
+    let mut has_index = false;
+    let mut product_read_in_order = true;
+    let own = contiguous_strides(shape);
+    let loads = expr.loads();
+    for load in &loads {
+        if load.buffer == product {
+            product_read_in_order &= load.offset == 0 && load.strides == own;
+        }
+    }
+    expr_any(expr, &mut |e| has_index |= matches!(e, Expr::Index(_)));
+    if has_index || !product_read_in_order {
+        return None;
+    }
+    // Moving the loop up to the product must not change what it reads or what others read:
+    // no kernel in between writes what the loop reads or writes, or reads what it writes.
+    for between in &program.kernels[index + 1..reader] {
+        let (reads, write) = between.buffers();
+        if write == out.buffer || loads.iter().any(|l| l.buffer == write) || reads.contains(&out.buffer) {
+            return None;
+        }
+    }
+    // The loop's axes, grouped into the product's (matrix, row, column).
+    let groups = group_axes(shape, &[batch, m, n])?;
+    let out_strides = merge(&out.strides, shape, &groups)?;
+    let output = Matrix {
+        buffer: out.buffer,
+        offset: out.offset,
+        batch_stride: out_strides[0],
+        row_stride: out_strides[1],
+        col_stride: out_strides[2],
+    };
+    let mut fused = expr.clone();
+    let mut mergeable = true;
+    fused.map_loads(&mut |load| {
+        if load.buffer == product {
+            *load = Access { buffer: output.buffer, offset: output.offset, strides: output.epilogue_strides() };
+        } else {
+            match merge(&load.strides, shape, &groups) {
+                Some(strides) => load.strides = strides,
+                None => mergeable = false,
+            }
+        }
+    });
+    if !mergeable {
+        return None;
+    }
+    let kernel = Kernel::MatMul {
+        batch,
+        m,
+        n,
+        k: *k,
+        a: a.clone(),
+        b: b.clone(),
+        c: output,
+        accumulate: false,
+        epilogue: Some(fused),
+    };
+    Some((reader, kernel))
+}
+
+/// Row-major strides of `shape`, 0 on axes of one element (as lowering reads a stored value).
+fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; shape.len()];
+    let mut stride = 1;
+    for axis in (0..shape.len()).rev() {
+        strides[axis] = if shape[axis] == 1 { 0 } else { stride };
+        stride *= shape[axis];
+    }
+    strides
+}
+
+/// Splits the axes of `shape` into consecutive groups whose sizes are `dims`, from the
+/// right; axes of one element join any group. `None` when the sizes do not line up.
+fn group_axes(shape: &[usize], dims: &[usize; 3]) -> Option<[Vec<usize>; 3]> {
+    let mut groups: [Vec<usize>; 3] = Default::default();
+    let mut axis = shape.len();
+    for (group, &dim) in dims.iter().enumerate().rev() {
+        let mut size = 1;
+        while size < dim {
+            axis = axis.checked_sub(1)?;
+            size *= shape[axis];
+            groups[group].push(axis);
+        }
+        if size != dim {
+            return None;
+        }
+        groups[group].reverse();
+    }
+    // What is left are axes of one element.
+    shape[..axis].iter().all(|&d| d == 1).then_some(groups)
+}
+
+/// The strides of an access over the loop's axes, as three strides over the groups: within
+/// a group, each axis must step as the one inside it times its size (one stride through
+/// the group, as through one axis).
+fn merge(strides: &[usize], shape: &[usize], groups: &[Vec<usize>; 3]) -> Option<Vec<usize>> {
+    groups
+        .iter()
+        .map(|group| {
+            let axes: Vec<usize> = group.iter().copied().filter(|&a| shape[a] != 1).collect();
+            let Some(&innermost) = axes.last() else { return Some(0) };
+            let stride = strides[innermost];
+            let mut expected = stride;
+            for pair in axes.windows(2).rev() {
+                let (outer, inner) = (pair[0], pair[1]);
+                expected *= shape[inner];
+                if strides[outer] != expected {
+                    return None;
+                }
+            }
+            Some(stride)
+        })
+        .collect()
+}
+
+fn expr_any(expr: &Expr, f: &mut impl FnMut(&Expr)) {
+    f(expr);
+    match expr {
+        Expr::Unary(_, x) => expr_any(x, f),
+        Expr::Binary(_, a, b) => {
+            expr_any(a, f);
+            expr_any(b, f);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Buffer, BufferId, Unary};
+
+    /// `p = x @ w` (4×4 by 4×4), then `out = relu(p)`, with `extra` kernels after the product.
+    fn product_then_relu(extra: Vec<Kernel>) -> Program {
+        let buffer = |name: &str, role| Buffer { name: name.into(), len: 16, role };
+        let p = BufferId(2);
+        let relu = Kernel::Loop {
+            shape: vec![4, 4],
+            out: Access { buffer: BufferId(3), offset: 0, strides: vec![4, 1] },
+            expr: Expr::unary(Unary::Relu, Expr::Load(Access { buffer: p, offset: 0, strides: vec![4, 1] })),
+            combine: Combine::Assign,
+        };
+        let product = Kernel::MatMul {
+            batch: 1,
+            m: 4,
+            n: 4,
+            k: 4,
+            a: Matrix::rows(BufferId(0), 4),
+            b: Matrix::rows(BufferId(1), 4),
+            c: Matrix::rows(p, 4),
+            accumulate: false,
+            epilogue: None,
+        };
+        let mut kernels = vec![product];
+        kernels.extend(extra);
+        kernels.push(relu);
+        Program {
+            name: "f".into(),
+            buffers: vec![
+                buffer("x", Role::Param(0)),
+                buffer("w", Role::Param(1)),
+                buffer("p", Role::Temp),
+                buffer("out", Role::Result(0)),
+                buffer("other", Role::Result(1)),
+            ],
+            kernels,
+            params: vec![BufferId(0), BufferId(1)],
+            results: vec![BufferId(3), BufferId(4)],
+        }
+    }
+
+    fn copy(from: usize, to: usize) -> Kernel {
+        Kernel::Loop {
+            shape: vec![16],
+            out: Access { buffer: BufferId(to), offset: 0, strides: vec![1] },
+            expr: Expr::Load(Access { buffer: BufferId(from), offset: 0, strides: vec![1] }),
+            combine: Combine::Assign,
+        }
+    }
+
+    #[test]
+    fn a_loop_reading_a_product_becomes_its_epilogue() {
+        let mut program = product_then_relu(vec![]);
+        fuse_epilogues(&mut program);
+        crate::kernel::verify(&program).unwrap();
+        assert_eq!(program.kernels.len(), 1);
+        assert_eq!(
+            program.kernel_text(&program.kernels[0]),
+            "matmul 4x4x4 out[4, 1] = x[4, 1] @ w[4, 1] then relu(out[0, 4, 1])"
+        );
+        assert_eq!(program.buffers.len(), 4, "the product's own buffer is dropped");
+    }
+
+    #[test]
+    fn products_read_twice_or_moved_past_a_conflict_stay_apart() {
+        // Another kernel reads the product too.
+        let mut program = product_then_relu(vec![copy(2, 4)]);
+        fuse_epilogues(&mut program);
+        assert_eq!(program.kernels.len(), 3);
+        // A kernel between the two reads what the loop would write earlier.
+        let mut program = product_then_relu(vec![copy(3, 4)]);
+        fuse_epilogues(&mut program);
+        assert_eq!(program.kernels.len(), 3);
+        // One that touches neither lets the loop move up to the product.
+        let mut program = product_then_relu(vec![copy(0, 4)]);
+        fuse_epilogues(&mut program);
+        assert_eq!(program.kernels.len(), 2);
+        crate::kernel::verify(&program).unwrap();
+    }
+
+    #[test]
+    fn axes_group_into_matrices_rows_and_columns() {
+        // A convolution's [N, O, H, W] output over products of O × (H·W).
+        assert_eq!(group_axes(&[64, 8, 28, 28], &[64, 8, 784]), Some([vec![0], vec![1], vec![2, 3]]));
+        // A linear layer's [B, out] over one product.
+        assert_eq!(group_axes(&[32, 10], &[1, 32, 10]), Some([vec![], vec![0], vec![1]]));
+        assert_eq!(group_axes(&[1, 32, 10], &[1, 32, 10]), Some([vec![], vec![1], vec![2]]));
+        // Sizes that straddle the groups.
+        assert_eq!(group_axes(&[16, 20], &[1, 32, 10]), None);
+    }
+
+    #[test]
+    fn strides_merge_only_where_a_group_steps_as_one_axis() {
+        let groups = [vec![0], vec![1], vec![2, 3]];
+        let shape = [64, 8, 28, 28];
+        // A bias per channel, broadcast over the batch and the plane.
+        assert_eq!(merge(&[0, 1, 0, 0], &shape, &groups), Some(vec![0, 1, 0]));
+        // The output itself.
+        assert_eq!(merge(&[6272, 784, 28, 1], &shape, &groups), Some(vec![6272, 784, 1]));
+        // A transposed plane does not step through the group as one axis.
+        assert_eq!(merge(&[6272, 784, 1, 28], &shape, &groups), None);
+    }
+}
