@@ -630,8 +630,8 @@ impl<'a, 'p> Gen<'a, 'p> {
 
     fn kernel(&mut self, kernel: &Kernel) {
         // Every address the kernel needs, loaded where they dominate all of its loops.
-        let (reads, write) = kernel.buffers();
-        for b in reads.into_iter().chain([write]) {
+        let (reads, writes) = kernel.buffers();
+        for b in reads.into_iter().chain(writes) {
             self.base(b);
         }
         match kernel {
@@ -645,8 +645,8 @@ impl<'a, 'p> Gen<'a, 'p> {
             Kernel::Softmax { outer, len, inner, input, out, log } => {
                 self.softmax(*outer, *len, *inner, *input, *out, *log)
             }
-            Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out } => {
-                self.softmax_cross_entropy(*rows, *classes, *logits, *labels, *out)
+            Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out, grad } => {
+                self.softmax_cross_entropy(*rows, *classes, *logits, *labels, *out, *grad)
             }
             Kernel::MaxPool { window, input, out, mode } => self.maxpool(window, *input, *out, *mode),
             Kernel::AvgPool { window, input, out, backward } => self.avgpool(window, *input, *out, *backward),
@@ -1461,8 +1461,10 @@ impl<'a, 'p> Gen<'a, 'p> {
         logits: BufferId,
         labels: BufferId,
         out: BufferId,
+        grad: Option<(BufferId, f32)>,
     ) {
         let (x_base, t_base, out_base) = (self.base(logits), self.base(labels), self.base(out));
+        let grad = grad.map(|(g, scale)| (self.base(g), scale));
         let zero = self.fconst(0.0);
         let loss = self.var(types::F32, zero);
         self.for_range(0, rows, 1, &mut |g, r| {
@@ -1483,6 +1485,26 @@ impl<'a, 'p> Gen<'a, 'p> {
             let old = g.b.use_var(loss);
             let new = g.b.ins().fsub(old, picked);
             g.b.def_var(loss, new);
+            if let Some((grad_base, scale)) = grad {
+                // As the unfused gradient computes it: the softmax, less 1 where the class
+                // index equals the rounded label (none for a label outside the classes).
+                let scale = g.fconst(scale);
+                let one = g.fconst(1.0);
+                let zero = g.fconst(0.0);
+                g.for_range(0, classes, 1, &mut |g, j| {
+                    let at = g.b.ins().iadd(start, j);
+                    let x = g.load(x_base, at);
+                    let shifted = g.b.ins().fsub(x, max);
+                    let e = g.call("nnc_expf", &[shifted]);
+                    let softmax = g.b.ins().fdiv(e, total);
+                    let index = g.b.ins().fcvt_from_uint(types::F32, j);
+                    let hit = g.b.ins().fcmp(FloatCC::Equal, index, label);
+                    let one_hot = g.b.ins().select(hit, one, zero);
+                    let difference = g.b.ins().fsub(softmax, one_hot);
+                    let value = g.b.ins().fmul(scale, difference);
+                    g.store(grad_base, at, value);
+                });
+            }
         });
         let total = self.b.use_var(loss);
         let scale = self.fconst(1.0 / rows.max(1) as f32);

@@ -1,7 +1,8 @@
-//! Fusion across kernels, after lowering: the elementwise loop that reads a matrix product
+//! Fusion across kernels, after lowering. The elementwise loop that reads a matrix product
 //! (a layer's bias and activation, or the activation's derivative in the backward pass)
 //! becomes the product's epilogue, applied to each block of the product while it is in
-//! cache, and the product's own buffer is no longer needed.
+//! cache, and the product's own buffer is no longer needed. Softmax cross-entropy computes
+//! its gradient in the same pass as the loss.
 //!
 //! ```text
 //! k0: matmul 32x64x32 v3[32, 1] = x[64, 1] @ 0.weight[1, 64]
@@ -27,6 +28,91 @@ pub fn fuse_epilogues(program: &mut Program) {
     program.drop_unused_temporaries();
 }
 
+/// Computes the gradient of softmax cross-entropy in the kernel of the loss: the softmax of
+/// the logits, read by the one loop that subtracts the labels' one-hot rows and scales
+/// (`mul(c, sub(softmax, eq(i1, round(t))))`, what reverse mode makes of the loss), no longer
+/// passes through memory, and each row's maximum and sum are found once.
+pub fn fuse_cross_entropy_gradients(program: &mut Program) {
+    let mut index = 0;
+    while index < program.kernels.len() {
+        if let Some((kernel, removed)) = cross_entropy_with_gradient(program, index) {
+            program.kernels[index] = kernel;
+            let mut removed = removed;
+            removed.sort_unstable();
+            for k in removed.into_iter().rev() {
+                program.kernels.remove(k);
+                if k < index {
+                    index -= 1;
+                }
+            }
+        }
+        index += 1;
+    }
+    program.drop_unused_temporaries();
+}
+
+/// The loss at `index` computing its gradient too, and the kernels (the softmax and the
+/// gradient's loop) that it replaces.
+fn cross_entropy_with_gradient(program: &Program, index: usize) -> Option<(Kernel, Vec<usize>)> {
+    let Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out, grad: None } = program.kernels[index] else {
+        return None;
+    };
+    let kernels = &program.kernels;
+    let softmax = kernels.iter().position(|k| {
+        matches!(k, Kernel::Softmax { outer, len, inner: 1, input, log: false, .. }
+            if *outer == rows && *len == classes && *input == logits)
+    })?;
+    let Kernel::Softmax { out: probabilities, .. } = kernels[softmax] else { return None };
+    if program.buffer(probabilities).role != Role::Temp {
+        return None;
+    }
+    let readers: Vec<usize> = (0..kernels.len()).filter(|&k| kernels[k].buffers().0.contains(&probabilities)).collect();
+    let [reader] = readers[..] else { return None };
+    let Kernel::Loop { shape, out: gradient, expr, combine: Combine::Assign } = &kernels[reader] else {
+        return None;
+    };
+    let own = contiguous_strides(&[rows, classes]);
+    let label_strides = vec![if rows == 1 { 0 } else { 1 }, 0];
+    if reader < index
+        || *shape != [rows, classes]
+        || gradient.offset != 0
+        || gradient.strides != own
+        || [logits, labels, out].contains(&gradient.buffer)
+    {
+        return None;
+    }
+    let scale = gradient_scale(
+        expr,
+        &Access { buffer: probabilities, offset: 0, strides: own },
+        &Access { buffer: labels, offset: 0, strides: label_strides },
+    )?;
+    // Writing the gradient at the loss instead of at the loop: no kernel in between may
+    // read or write it.
+    for (k, between) in kernels.iter().enumerate().take(reader).skip(index + 1) {
+        let (reads, writes) = between.buffers();
+        if k != softmax && (reads.contains(&gradient.buffer) || writes.contains(&gradient.buffer)) {
+            return None;
+        }
+    }
+    let kernel =
+        Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out, grad: Some((gradient.buffer, scale)) };
+    Some((kernel, vec![softmax, reader]))
+}
+
+/// `c` when `expr` is `mul(c, sub(softmax, eq(i1, round(labels))))`.
+fn gradient_scale(expr: &Expr, softmax: &Access, labels: &Access) -> Option<f32> {
+    use crate::kernel::{Binary, Unary};
+    let Expr::Binary(Binary::Mul, scale, difference) = expr else { return None };
+    let Expr::Const(scale) = **scale else { return None };
+    let Expr::Binary(Binary::Sub, probability, one_hot) = &**difference else { return None };
+    let Expr::Binary(Binary::Equal, index, label) = &**one_hot else { return None };
+    let Expr::Unary(Unary::Round, label) = &**label else { return None };
+    let matches = matches!(&**probability, Expr::Load(a) if a == softmax)
+        && matches!(**index, Expr::Index(1))
+        && matches!(&**label, Expr::Load(a) if a == labels);
+    matches.then_some(scale)
+}
+
 /// The product at `index` with the loop that reads it as its epilogue, and the index of
 /// that loop, when the two can become one kernel.
 fn epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
@@ -42,8 +128,8 @@ fn epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
     }
     // Its one reader: the next kernel that touches it, and no kernel after that one.
     let touches = |kernel: &Kernel| {
-        let (reads, write) = kernel.buffers();
-        write == product || reads.contains(&product)
+        let (reads, writes) = kernel.buffers();
+        writes.contains(&product) || reads.contains(&product)
     };
     let reader = (index + 1..program.kernels.len()).find(|&j| touches(&program.kernels[j]))?;
     if program.kernels[reader + 1..].iter().any(touches) {
@@ -71,8 +157,11 @@ fn epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
     // Moving the loop up to the product must not change what it reads or what others read:
     // no kernel in between writes what the loop reads or writes, or reads what it writes.
     for between in &program.kernels[index + 1..reader] {
-        let (reads, write) = between.buffers();
-        if write == out.buffer || loads.iter().any(|l| l.buffer == write) || reads.contains(&out.buffer) {
+        let (reads, writes) = between.buffers();
+        if writes.contains(&out.buffer)
+            || loads.iter().any(|l| writes.contains(&l.buffer))
+            || reads.contains(&out.buffer)
+        {
             return None;
         }
     }
@@ -263,6 +352,30 @@ mod tests {
         fuse_epilogues(&mut program);
         assert_eq!(program.kernels.len(), 2);
         crate::kernel::verify(&program).unwrap();
+    }
+
+    #[test]
+    fn only_the_gradient_of_cross_entropy_is_taken_into_the_loss() {
+        use crate::kernel::Binary;
+        let softmax = Access { buffer: BufferId(1), offset: 0, strides: vec![10, 1] };
+        let labels = Access { buffer: BufferId(2), offset: 0, strides: vec![1, 0] };
+        let one_hot =
+            Expr::binary(Binary::Equal, Expr::Index(1), Expr::unary(Unary::Round, Expr::Load(labels.clone())));
+        let gradient = |scale: f32, one_hot: Expr| {
+            Expr::binary(
+                Binary::Mul,
+                Expr::Const(scale),
+                Expr::binary(Binary::Sub, Expr::Load(softmax.clone()), one_hot),
+            )
+        };
+        assert_eq!(gradient_scale(&gradient(0.25, one_hot.clone()), &softmax, &labels), Some(0.25));
+        // One-hot rows along the other axis are another function.
+        let other_axis =
+            Expr::binary(Binary::Equal, Expr::Index(0), Expr::unary(Unary::Round, Expr::Load(labels.clone())));
+        assert_eq!(gradient_scale(&gradient(0.25, other_axis), &softmax, &labels), None);
+        // So is the softmax with the labels added.
+        let added = Expr::binary(Binary::Add, Expr::Load(softmax.clone()), one_hot);
+        assert_eq!(gradient_scale(&Expr::binary(Binary::Mul, Expr::Const(0.25), added), &softmax, &labels), None);
     }
 
     #[test]

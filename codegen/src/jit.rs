@@ -247,8 +247,8 @@ fn plan(program: &Program) -> (Vec<Option<usize>>, usize) {
     let mut first = vec![usize::MAX; count];
     let mut last = vec![0usize; count];
     for (k, kernel) in program.kernels.iter().enumerate() {
-        let (reads, write) = kernel.buffers();
-        for b in reads.into_iter().chain([write]) {
+        let (reads, writes) = kernel.buffers();
+        for b in reads.into_iter().chain(writes) {
             first[b.0] = first[b.0].min(k);
             last[b.0] = last[b.0].max(k);
         }

@@ -254,8 +254,17 @@ pub enum Kernel {
     /// Softmax (or log-softmax) of each line of `input` along an axis: the tensor seen as
     /// `[outer, len, inner]`.
     Softmax { outer: usize, len: usize, inner: usize, input: BufferId, out: BufferId, log: bool },
-    /// The mean over `rows` of the cross-entropy of softmax(logits row) and the label.
-    SoftmaxCrossEntropy { rows: usize, classes: usize, logits: BufferId, labels: BufferId, out: BufferId },
+    /// The mean over `rows` of the cross-entropy of softmax(logits row) and the label; with
+    /// `grad`, also the gradient of a loss with respect to the logits in the same pass over
+    /// each row: `scale · (softmax(row) − one_hot(label))` into the buffer `grad.0`.
+    SoftmaxCrossEntropy {
+        rows: usize,
+        classes: usize,
+        logits: BufferId,
+        labels: BufferId,
+        out: BufferId,
+        grad: Option<(BufferId, f32)>,
+    },
     /// Max pooling; `Grad` sends each window's cotangent to its maximum, `Pick` reads
     /// `other` at each window's maximum.
     MaxPool { window: Window, input: BufferId, out: BufferId, mode: PoolMode },
@@ -287,7 +296,9 @@ impl Kernel {
                 (w.n * w.c * w.kernel.0 * w.kernel.1 * w.ho * w.wo) as u64
             }
             Kernel::Softmax { outer, len, inner, .. } => 4 * (outer * len * inner) as u64,
-            Kernel::SoftmaxCrossEntropy { rows, classes, .. } => 4 * (rows * classes) as u64,
+            Kernel::SoftmaxCrossEntropy { rows, classes, grad, .. } => {
+                (if grad.is_some() { 8 } else { 4 }) * (rows * classes) as u64
+            }
             Kernel::MaxPool { window: w, .. } | Kernel::AvgPool { window: w, .. } => {
                 (w.n * w.c * w.ho * w.wo * w.kernel.0 * w.kernel.1) as u64
             }
@@ -317,10 +328,13 @@ impl Kernel {
                 *input = f(*input);
                 *out = f(*out);
             }
-            Kernel::SoftmaxCrossEntropy { logits, labels, out, .. } => {
+            Kernel::SoftmaxCrossEntropy { logits, labels, out, grad, .. } => {
                 *logits = f(*logits);
                 *labels = f(*labels);
                 *out = f(*out);
+                if let Some((g, _)) = grad {
+                    *g = f(*g);
+                }
             }
             Kernel::MaxPool { input, out, mode, .. } => {
                 *input = f(*input);
@@ -332,8 +346,21 @@ impl Kernel {
         }
     }
 
-    /// The buffers the kernel reads, and the one it writes.
-    pub fn buffers(&self) -> (Vec<BufferId>, BufferId) {
+    /// The buffers the kernel reads, and those it writes (one, but for a cross-entropy that
+    /// also writes its gradient).
+    pub fn buffers(&self) -> (Vec<BufferId>, Vec<BufferId>) {
+        match self {
+            Kernel::SoftmaxCrossEntropy { logits, labels, out, grad, .. } => {
+                (vec![*logits, *labels], [*out].into_iter().chain(grad.map(|g| g.0)).collect())
+            }
+            other => {
+                let (reads, write) = other.reads_and_write();
+                (reads, vec![write])
+            }
+        }
+    }
+
+    fn reads_and_write(&self) -> (Vec<BufferId>, BufferId) {
         match self {
             Kernel::Loop { out, expr, .. } => (expr.loads().iter().map(|a| a.buffer).collect(), out.buffer),
             Kernel::MatMul { a, b, c, epilogue, .. } => {
@@ -345,7 +372,7 @@ impl Kernel {
             }
             Kernel::Im2Col { input, out, .. } | Kernel::Col2Im { input, out, .. } => (vec![*input], *out),
             Kernel::Softmax { input, out, .. } => (vec![*input], *out),
-            Kernel::SoftmaxCrossEntropy { logits, labels, out, .. } => (vec![*logits, *labels], *out),
+            Kernel::SoftmaxCrossEntropy { .. } => unreachable!("answered by `buffers`"),
             Kernel::MaxPool { input, out, mode, .. } => match mode {
                 PoolMode::Forward => (vec![*input], *out),
                 PoolMode::Grad(o) | PoolMode::Pick(o) => (vec![*input, *o], *out),
@@ -383,8 +410,8 @@ impl Program {
     pub fn drop_unused_temporaries(&mut self) {
         let mut used = vec![false; self.buffers.len()];
         for kernel in &self.kernels {
-            let (reads, write) = kernel.buffers();
-            for b in reads.into_iter().chain([write]) {
+            let (reads, writes) = kernel.buffers();
+            for b in reads.into_iter().chain(writes) {
                 used[b.0] = true;
             }
         }
@@ -521,7 +548,7 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
             whole(*input, w.n * w.c * w.h * w.w)?;
             whole(*out, w.n * w.c * w.kernel.0 * w.kernel.1 * w.ho * w.wo)?;
             distinct(*out, &[*input])?;
-            writable(kernel.buffers().1)?;
+            writable(kernel.buffers().1[0])?;
         }
         Kernel::Softmax { outer, len, inner, input, out, .. } => {
             whole(*input, outer * len * inner)?;
@@ -529,12 +556,17 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
             writable(*out)?;
             distinct(*out, &[*input])?;
         }
-        Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out } => {
+        Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out, grad } => {
             whole(*logits, rows * classes)?;
             whole(*labels, *rows)?;
             whole(*out, 1)?;
             writable(*out)?;
             distinct(*out, &[*logits, *labels])?;
+            if let Some((grad, _)) = grad {
+                whole(*grad, rows * classes)?;
+                writable(*grad)?;
+                distinct(*grad, &[*logits, *labels, *out])?;
+            }
         }
         Kernel::MaxPool { window: w, input, out, mode } => {
             whole(*input, w.n * w.c * w.h * w.w)?;
@@ -662,8 +694,15 @@ impl Program {
                 let op = if *log { "log_softmax" } else { "softmax" };
                 format!("{op} [{outer}, {len}, {inner}] {} = {}", name(out), name(input))
             }
-            Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out } => {
-                format!("softmax_cross_entropy {rows}x{classes} {} = {}, {}", name(out), name(logits), name(labels))
+            Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out, grad } => {
+                let grad = grad
+                    .map_or(String::new(), |(g, scale)| format!(" then {} = {scale} * (softmax - one_hot)", name(&g)));
+                format!(
+                    "softmax_cross_entropy {rows}x{classes} {} = {}, {}{grad}",
+                    name(out),
+                    name(logits),
+                    name(labels)
+                )
             }
             Kernel::MaxPool { window: w, input, out, mode } => match mode {
                 PoolMode::Forward => format!("maxpool {} {} = {}", window(w), name(out), name(input)),

@@ -11,7 +11,7 @@
 //! Every value that is stored gets a buffer; the function's results are written straight
 //! into the caller's buffers.
 
-use crate::fuse::fuse_epilogues;
+use crate::fuse::{fuse_cross_entropy_gradients, fuse_epilogues};
 use crate::kernel::{
     Access, Binary, Buffer, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Role, Unary, Window,
 };
@@ -207,6 +207,7 @@ pub fn lower(f: &Function) -> Result<Program, LowerError> {
     };
     lowerer.run()?;
     let mut program = lowerer.program;
+    fuse_cross_entropy_gradients(&mut program);
     fuse_epilogues(&mut program);
     Ok(program)
 }
@@ -524,7 +525,7 @@ impl Lowerer<'_> {
                 let classes = *logits_shape.last().unwrap_or(&1);
                 let rows = elements(&logits_shape) / classes.max(1);
                 let (logits, labels) = (self.buffer_of(args[0])?, self.buffer_of(args[1])?);
-                push(self, Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out });
+                push(self, Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out, grad: None });
             }
             Op::Conv2d { stride, pad } => {
                 let (x, w) = (self.shape(args[0]).to_vec(), self.shape(args[1]).to_vec());
