@@ -532,6 +532,26 @@ impl<'a, 'p> Gen<'a, 'p> {
         self.b.ins().store(MemFlagsData::trusted(), value, at, 0);
     }
 
+    /// Element `index + offset` of the buffer at `base`, with `offset` a constant: the
+    /// offset goes into the instruction, so that loads at several offsets from one index
+    /// share its address arithmetic (and the registers it needs).
+    fn load_offset(&mut self, base: Value, index: Value, offset: usize, vector: bool) -> Value {
+        let ty = if vector { types::F32X4 } else { types::F32 };
+        let flags = if vector { MemFlagsData::new().with_notrap() } else { MemFlagsData::trusted() };
+        match i32::try_from(offset * 4) {
+            Ok(bytes) if self.bounds.is_none() => {
+                let at = self.address(base, index);
+                self.b.ins().load(ty, flags, at, bytes)
+            }
+            _ => {
+                let index = self.b.ins().iadd_imm_s(index, offset as i64);
+                let index = self.checked(base, index, if vector { 4 } else { 1 });
+                let at = self.address(base, index);
+                self.b.ins().load(ty, flags, at, 0)
+            }
+        }
+    }
+
     // Vectors are read and written at any 4-byte boundary: buffers are f32 slices.
     fn load_vector(&mut self, base: Value, index: Value) -> Value {
         let index = self.checked(base, index, 4);
@@ -1221,32 +1241,29 @@ impl<'a, 'p> Gen<'a, 'p> {
         };
         let accumulators: Vec<[Variable; 2]> =
             (0..tile.rows).map(|_| [self.var(types::F32X4, zero), self.var(types::F32X4, zero)]).collect();
-        // Row starts of A for this tile.
-        let a_rows: Vec<Value> = (0..tile.rows)
-            .map(|r| {
-                let i = self.b.ins().iadd_imm_s(tile.i0, r as i64);
-                self.step(tile.a_start, i, a.row_stride)
-            })
-            .collect();
+        // Where the tile's first row starts in A.
+        let a_row0 = self.step(tile.a_start, tile.i0, a.row_stride);
         let panel_start = self.b.ins().imul_imm_s(panel, (p.k * PANEL) as i64);
         // The positions in the panel and in A's rows are carried from one step of k to the
         // next and advanced by their strides: computed from k instead, the code generator
         // recomputes each inside the loop with a multiplication. (Two steps of k per
         // iteration measured 15% slower than one.)
+        // The tile's rows of A are read at constant offsets from the first row's position,
+        // one index for all: an index per row kept five integers alive across the loop,
+        // which the register allocator spilled to the stack.
         let b_at = self.var(types::I64, panel_start);
-        let a_at: Vec<Variable> = a_rows.iter().map(|&start| self.var(types::I64, start)).collect();
+        let a_at = self.var(types::I64, a_row0);
         self.for_range(0, p.k, 1, &mut |g, _| {
             let at = g.b.use_var(b_at);
-            let b0 = g.load_vector(scratch, at);
-            let at4 = g.b.ins().iadd_imm_s(at, 4);
-            let b1 = g.load_vector(scratch, at4);
+            let b0 = g.load_offset(scratch, at, 0, true);
+            let b1 = g.load_offset(scratch, at, 4, true);
             let next = g.b.ins().iadd_imm_s(at, PANEL as i64);
             g.b.def_var(b_at, next);
-            for (acc, &row) in accumulators.iter().zip(&a_at) {
-                let at = g.b.use_var(row);
-                let x = g.load(a_base, at);
-                let next = g.b.ins().iadd_imm_s(at, a.col_stride as i64);
-                g.b.def_var(row, next);
+            let row0 = g.b.use_var(a_at);
+            let next = g.b.ins().iadd_imm_s(row0, a.col_stride as i64);
+            g.b.def_var(a_at, next);
+            for (r, acc) in accumulators.iter().enumerate() {
+                let x = g.load_offset(a_base, row0, r * a.row_stride, false);
                 let splat = g.b.ins().splat(types::F32X4, x);
                 for (h, bv) in [b0, b1].into_iter().enumerate() {
                     let product = g.b.ins().fmul(splat, bv);

@@ -186,14 +186,20 @@ fn check(seed: u64, size: usize) -> Result<(), String> {
 }
 
 /// Products generated and called from the library, with bounds checks, every kernel
-/// that can be split run in three parts on three threads.
-fn executors() -> &'static [JitExecutor; 2] {
-    static EXECUTORS: OnceLock<[JitExecutor; 2]> = OnceLock::new();
+/// that can be split run in three parts on three threads; and generated products without
+/// checks, on one thread.
+fn executors() -> &'static [JitExecutor; 3] {
+    static EXECUTORS: OnceLock<[JitExecutor; 3]> = OnceLock::new();
     EXECUTORS.get_or_init(|| {
-        [usize::MAX, 0].map(|library_products| {
+        let checked = [usize::MAX, 0].map(|library_products| {
             let options = Options { library_products, bounds_checks: true, parallel_flops: 0, ..Options::default() };
             JitExecutor::with_options(options).with_threads(3).expect("three threads start")
-        })
+        });
+        // And the code that runs without checks, whose addressing differs (offsets folded
+        // into instructions), with products generated.
+        let unchecked = JitExecutor::with_options(Options { library_products: usize::MAX, ..Options::default() });
+        let [a, b] = checked;
+        [a, b, unchecked]
     })
 }
 
