@@ -3,7 +3,7 @@
 //! finished step, compile time, and steady steps per second.
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
-use nnc_runtime::executor::{Batch, Executor};
+use nnc_runtime::executor::{Batch, Executor, Profile};
 use nnc_runtime::optim::State;
 use nnc_runtime::train::{config, model_and_args, training_gradient};
 use std::path::Path;
@@ -18,6 +18,8 @@ pub struct Options<'a> {
     pub seconds: f64,
     /// When the process started, for the time to the first step.
     pub started: Instant,
+    /// Show where a step's time goes.
+    pub profile: bool,
 }
 
 pub fn run(path: &Path, options: &Options<'_>, color: ColorChoice) -> ExitCode {
@@ -49,6 +51,13 @@ pub fn run(path: &Path, options: &Options<'_>, color: ColorChoice) -> ExitCode {
                     report.steps,
                     report.elapsed.as_secs_f64()
                 );
+                match &report.profile {
+                    Some(profile) => print_profile(profile),
+                    None if options.profile => {
+                        println!("  (the {} executor does not time the parts of a step)", options.executor.name())
+                    }
+                    None => {}
+                }
                 measured += 1;
             }
             Err(message) => {
@@ -68,12 +77,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The kernels by the time they took, longest first: share of the step, microseconds per
+/// step, GFLOP/s and what each computes.
+fn print_profile(profile: &Profile) {
+    let total: Duration = profile.parts.iter().map(|p| p.time).sum();
+    let steps = profile.steps.max(1) as f64;
+    let mut order: Vec<usize> = (0..profile.parts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(profile.parts[i].time));
+    println!("  where a step's time goes ({} kernels, timed one by one):", profile.parts.len());
+    println!("  {:>6}  {:>10}  {:>8}  kernel", "share", "µs/step", "GFLOP/s");
+    for i in order {
+        let part = &profile.parts[i];
+        let seconds = part.time.as_secs_f64() / steps;
+        let share = if total.is_zero() { 0.0 } else { part.time.as_secs_f64() / total.as_secs_f64() };
+        let gflops = if seconds > 0.0 { part.flops as f64 / seconds / 1e9 } else { 0.0 };
+        let mut what = part.what.clone();
+        if what.chars().count() > 110 {
+            what = what.chars().take(109).collect::<String>() + "…";
+        }
+        println!("  {:>5.1}%  {:>10.1}  {:>8.1}  k{i}: {what}", 100.0 * share, seconds * 1e6, gflops);
+    }
+}
+
 struct Report {
     batch: usize,
     compile: Duration,
     first_step: Duration,
     steps: usize,
     elapsed: Duration,
+    profile: Option<Profile>,
 }
 
 fn bench(
@@ -122,5 +154,6 @@ fn bench(
         }
         steps += 16;
     }
-    Ok(Report { batch, compile, first_step, steps, elapsed: started.elapsed() })
+    let elapsed = started.elapsed();
+    Ok(Report { batch, compile, first_step, steps, elapsed, profile: step.profile() })
 }

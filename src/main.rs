@@ -40,10 +40,19 @@ fn make_executor(
     executor: Executor,
     threads: Option<usize>,
 ) -> Result<Box<dyn nnc_runtime::executor::Executor>, String> {
+    make_measured_executor(executor, threads, false)
+}
+
+/// An executor, measuring the time of each part of a step when `profile` (compiled code).
+fn make_measured_executor(
+    executor: Executor,
+    threads: Option<usize>,
+    profile: bool,
+) -> Result<Box<dyn nnc_runtime::executor::Executor>, String> {
     Ok(match executor {
         Executor::Jit => {
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            Box::new(nnc_codegen::JitExecutor::new().with_threads(threads)?)
+            Box::new(nnc_codegen::JitExecutor::new().with_profile(profile).with_threads(threads)?)
         }
         Executor::Interp => Box::new(nnc_runtime::executor::InterpreterExecutor),
     })
@@ -146,6 +155,9 @@ enum Command {
         /// Seconds to measure each block.
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
+        /// Also show where a step's time goes, kernel by kernel (compiled code only).
+        #[arg(long)]
+        profile: bool,
     },
     /// A model's outputs for given weights and inputs, written as a .npy file.
     Predict {
@@ -260,15 +272,15 @@ fn main() -> ExitCode {
             let options = trace_cmd::Options { at: &at, mode, wrt: wrt.as_deref(), format, decimals };
             trace_cmd::run(&file, &name, &options, cli.color)
         }
-        Command::Bench { file, executor, threads, batch, seconds } => {
-            let executor = match make_executor(executor, threads) {
+        Command::Bench { file, executor, threads, batch, seconds, profile } => {
+            let executor = match make_measured_executor(executor, threads, profile) {
                 Ok(executor) => executor,
                 Err(message) => {
                     output::print_error(&message, cli.color);
                     return ExitCode::from(1);
                 }
             };
-            let options = bench_cmd::Options { executor: executor.as_ref(), batch, seconds, started };
+            let options = bench_cmd::Options { executor: executor.as_ref(), batch, seconds, started, profile };
             bench_cmd::run(&file, &options, cli.color)
         }
         Command::Predict { file, model, weights, input, output } => {

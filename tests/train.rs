@@ -426,14 +426,34 @@ fn bench_reports_the_time_to_the_first_step_and_steps_per_second() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("train Mlp (jit executor, 2 threads, batch 32)"), "{stdout}");
     assert!(stdout.contains("time to first step") && stdout.contains("steps per second"), "{stdout}");
+    assert!(!stdout.contains("where a step's time goes"), "{stdout}");
+
+    // With --profile, every kernel of the step with its share of the time.
+    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["bench", "--color", "never", "--seconds", "0.05", "--threads", "1", "--profile", "model.nn"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (_, table) = stdout.split_once("where a step's time goes (").expect("a profile");
+    let kernels: usize = table.split_once(' ').unwrap().0.parse().unwrap();
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert_eq!(rows.len(), kernels, "{stdout}");
+    let shares: f64 = rows.iter().map(|row| row.split('%').next().unwrap().trim().parse::<f64>().unwrap()).sum();
+    assert!((shares - 100.0).abs() < 0.5 + 0.05 * kernels as f64, "the shares add up to {shares}: {stdout}");
+    assert!(rows.iter().any(|row| row.contains("matmul 32x64x32")), "{stdout}");
+
     // No data is read: the bench runs where the data file is missing.
     std::fs::remove_file(dir.join("data/digits.csv.gz")).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["bench", "--color", "never", "--seconds", "0.05", "--executor", "interp", "model.nn"])
+        .args(["bench", "--color", "never", "--seconds", "0.05", "--executor", "interp", "--profile", "model.nn"])
         .current_dir(&dir)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("the interp executor does not time the parts of a step"), "{stdout}");
 }
 
 #[test]

@@ -10,13 +10,17 @@ use nnc_compiler::ir::Function;
 use nnc_runtime::executor::{
     Batch, Executor, Program as RunProgram, StepArguments, StepError, TrainStep, locate_not_finite, not_finite,
 };
+use nnc_runtime::executor::{PartTime, Profile};
 use nnc_runtime::optim::{Optimizer, State};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Compiles with Cranelift.
 #[derive(Clone, Debug)]
 pub struct JitExecutor {
     pub options: Options,
+    /// Measure the time of every kernel (`TrainStep::profile`).
+    pub profile: bool,
     threads: usize,
     /// The threads kernels are split over, started once; `None` for one thread.
     pool: Option<Arc<Crew>>,
@@ -24,7 +28,7 @@ pub struct JitExecutor {
 
 impl Default for JitExecutor {
     fn default() -> JitExecutor {
-        JitExecutor { options: Options::default(), threads: 1, pool: None }
+        JitExecutor { options: Options::default(), profile: false, threads: 1, pool: None }
     }
 }
 
@@ -49,6 +53,12 @@ impl JitExecutor {
     /// The executor with these options, on one thread.
     pub fn with_options(options: Options) -> JitExecutor {
         JitExecutor { options, ..Default::default() }
+    }
+
+    /// Measures the time of every kernel of the steps it compiles (`TrainStep::profile`).
+    pub fn with_profile(mut self, profile: bool) -> JitExecutor {
+        self.profile = profile;
+        self
     }
 
     /// Splits large kernels over `threads` threads (the calling one and a pool of the
@@ -99,6 +109,8 @@ pub(crate) struct Runner {
     /// Into how many parts each kernel is split.
     parts: Vec<usize>,
     pool: Option<Arc<Crew>>,
+    /// The time of each kernel summed over runs, and the runs, when profiling.
+    times: Option<(Vec<Duration>, u64)>,
     /// Buffer addresses, then the address of `report`.
     table: Vec<*mut f32>,
     /// Accesses outside a buffer found by code compiled with bounds checks.
@@ -124,6 +136,7 @@ impl Runner {
             }
         }
         let table = vec![std::ptr::null_mut(); program.buffers.len() + 1];
+        let times = executor.profile.then(|| (vec![Duration::ZERO; program.kernels.len()], 0));
         let pool = if threads > 1 { executor.pool.clone() } else { None };
         Ok(Runner {
             program,
@@ -134,6 +147,7 @@ impl Runner {
             scratch_stride,
             parts,
             pool,
+            times,
             table,
             report: Box::default(),
         })
@@ -174,7 +188,11 @@ impl Runner {
         // SAFETY: every address points at a buffer of the length the program was verified
         // against; outputs are arena buffers, distinct from the arguments; parts of a kernel
         // write disjoint elements and each has its own scratch area.
-        unsafe { launch.run(self.pool.as_deref()) };
+        let times = self.times.as_mut().map(|(times, runs)| {
+            *runs += 1;
+            times.as_mut_slice()
+        });
+        unsafe { launch.run(self.pool.as_deref(), times) };
         if let Some(((kernel, buffer, index), count)) = self.report.first() {
             let name = self.program.buffers.get(buffer as usize).map_or("the scratch area", |b| b.name.as_str());
             panic!(
@@ -215,14 +233,18 @@ impl Launch<'_> {
     ///
     /// # Safety
     /// As `Compiled::kernels` requires: the table points at live buffers of the right lengths.
-    unsafe fn run(&self, crew: Option<&Crew>) {
-        for (kernel, &parts) in self.kernels.iter().zip(self.parts) {
+    unsafe fn run(&self, crew: Option<&Crew>, mut times: Option<&mut [Duration]>) {
+        for (index, (kernel, &parts)) in self.kernels.iter().zip(self.parts).enumerate() {
+            let started = times.is_some().then(Instant::now);
             if let Some(crew) = crew
                 && parts > 1
             {
                 crew.run(parts, &|part| unsafe { self.run_part(kernel, part, parts) });
             } else {
                 unsafe { (kernel.entry)(self.table, 0, kernel.units as i64, self.scratch) };
+            }
+            if let (Some(times), Some(started)) = (times.as_deref_mut(), started) {
+                times[index] += started.elapsed();
             }
         }
     }
@@ -291,7 +313,25 @@ struct JitStep {
     function: Function,
 }
 
+impl Runner {
+    fn profile(&self) -> Option<Profile> {
+        let (times, runs) = self.times.as_ref()?;
+        let parts = self
+            .program
+            .kernels
+            .iter()
+            .zip(times)
+            .map(|(kernel, &time)| PartTime { what: self.program.kernel_text(kernel), flops: kernel.flops(), time })
+            .collect();
+        Some(Profile { steps: *runs, parts })
+    }
+}
+
 impl TrainStep for JitStep {
+    fn profile(&self) -> Option<Profile> {
+        self.runner.profile()
+    }
+
     fn step(&mut self, batch: &Batch<'_>, params: &mut [Vec<f32>], state: &mut State) -> Result<f32, StepError> {
         {
             let mut args: [&[f32]; 64] = [&[]; 64];

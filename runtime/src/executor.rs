@@ -33,6 +33,30 @@ pub trait TrainStep {
     /// `params` and `state` in place, and returns the batch's mean loss. When the loss or
     /// a gradient is not finite, nothing is updated.
     fn step(&mut self, batch: &Batch<'_>, params: &mut [Vec<f32>], state: &mut State) -> Result<f32, StepError>;
+
+    /// Where the time of the steps so far went, part by part, when the executor was asked
+    /// to measure it; `None` when it was not, or cannot.
+    fn profile(&self) -> Option<Profile> {
+        None
+    }
+}
+
+/// The time of each part of a step (a compiled kernel, say), summed over the steps run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    /// Steps measured.
+    pub steps: u64,
+    pub parts: Vec<PartTime>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartTime {
+    /// What the part computes, in the executor's own words (a kernel's text form).
+    pub what: String,
+    /// Floating-point operations of one run.
+    pub flops: u64,
+    /// Summed over all steps.
+    pub time: std::time::Duration,
 }
 
 /// One compiled function for one batch size (inference, evaluation).
