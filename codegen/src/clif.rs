@@ -1326,6 +1326,9 @@ impl<'a, 'p> Gen<'a, 'p> {
             let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
             if backward {
                 g.zero_run(image_base, plane_start, w.h * w.w);
+            } else if w.stride == (1, 1) && w.wo == w.w {
+                g.im2col_same_width(&w, plane, plane_start, image_base, cols_base);
+                return;
             }
             for kh in 0..w.kernel.0 {
                 for kw in 0..w.kernel.1 {
@@ -1374,6 +1377,54 @@ impl<'a, 'p> Gen<'a, 'p> {
                 }
             }
         });
+    }
+
+    /// The columns of one plane of a convolution of stride 1 whose output rows are as wide
+    /// as the input's. Then output element q of a kernel position reads input element
+    /// `q + delta` for one constant `delta`, so each row of columns is one long copy (rather
+    /// than a short run per output row, whose loop overhead dominated), after which the
+    /// columns that fall into the horizontal padding, which the copy filled from the
+    /// neighbouring rows, are set to 0.
+    fn im2col_same_width(&mut self, w: &Window, plane: Value, plane_start: Value, image_base: Value, cols_base: Value) {
+        let (p, plane_len) = (w.ho * w.wo, w.h * w.w);
+        for kh in 0..w.kernel.0 {
+            for kw in 0..w.kernel.1 {
+                // Row (plane, kh, kw) of the columns.
+                let plane_rows = self.b.ins().imul_imm_s(plane, (w.kernel.0 * w.kernel.1 * p) as i64);
+                let row = self.b.ins().iadd_imm_s(plane_rows, ((kh * w.kernel.1 + kw) * p) as i64);
+                let delta = (kh as i64 - w.pad.0 as i64) * w.w as i64 + (kw as i64 - w.pad.1 as i64);
+                // Output rows whose input row is inside the image.
+                let i0 = w.pad.0.saturating_sub(kh).min(w.ho);
+                let i1 = (w.h + w.pad.0).saturating_sub(kh).min(w.ho).max(i0);
+                self.zero_run(cols_base, row, i0 * w.wo);
+                let after = self.b.ins().iadd_imm_s(row, (i1 * w.wo) as i64);
+                self.zero_run(cols_base, after, (w.ho - i1) * w.wo);
+                // The copy, of the elements whose input lies inside the plane.
+                let first = (i0 * w.wo) as i64;
+                let first = first.max(-delta);
+                let end = ((i1 * w.wo) as i64).min(plane_len as i64 - delta).max(first);
+                let source = self.b.ins().iadd_imm_s(plane_start, first + delta);
+                let dest = self.b.ins().iadd_imm_s(row, first);
+                let run = Run { len: (end - first) as usize, source_stride: 1 };
+                self.move_run(image_base, source, cols_base, dest, run, false);
+                // The columns in the horizontal padding, on every copied row.
+                let j_low = w.pad.1.saturating_sub(kw).min(w.wo);
+                let j_high = (w.w + w.pad.1).saturating_sub(kw).min(w.wo).max(j_low);
+                let padding: Vec<usize> = (0..j_low).chain(j_high..w.wo).collect();
+                if padding.is_empty() || i1 == i0 {
+                    continue;
+                }
+                let zero = self.fconst(0.0);
+                let rows_start = self.b.ins().iadd_imm_s(row, (i0 * w.wo) as i64);
+                self.for_range(0, i1 - i0, 1, &mut |g, i| {
+                    let line = g.step(rows_start, i, w.wo);
+                    for &j in &padding {
+                        let at = g.b.ins().iadd_imm_s(line, j as i64);
+                        g.store(cols_base, at, zero);
+                    }
+                });
+            }
+        }
     }
 
     /// Moves a run between an image row and a row of columns, four at a time where the

@@ -126,7 +126,7 @@ pub const REDUCTIONS: [(&[usize], Option<usize>); 8] = [
     (&[2, 2, 2], Some(2)),
 ];
 /// (input [N, C, H, W], weight [O, C, kh, kw], stride, pad)
-pub const CONVS: [([usize; 4], [usize; 4], usize, usize); 8] = [
+pub const CONVS: [([usize; 4], [usize; 4], usize, usize); 10] = [
     ([1, 1, 3, 3], [1, 1, 2, 2], 1, 0),
     ([1, 1, 5, 5], [1, 1, 3, 3], 1, 0),
     ([2, 1, 4, 4], [2, 1, 3, 3], 1, 1),
@@ -135,6 +135,10 @@ pub const CONVS: [([usize; 4], [usize; 4], usize, usize); 8] = [
     ([2, 3, 4, 4], [2, 3, 1, 1], 1, 0),
     ([1, 1, 7, 7], [1, 1, 3, 3], 3, 0),
     ([1, 1, 4, 6], [2, 1, 3, 2], 1, 2),
+    // Output rows as wide as the input's (compiled as one long copy per kernel position):
+    // two columns of padding on each side; and output rows wholly in the padding.
+    ([1, 2, 6, 6], [2, 2, 5, 5], 1, 2),
+    ([1, 1, 3, 5], [1, 1, 1, 3], 1, 1),
 ];
 /// (input [N, C, H, W], kernel, stride)
 pub const POOLS: [([usize; 4], usize, usize); 11] = [
