@@ -1324,6 +1324,10 @@ impl<'a, 'p> Gen<'a, 'p> {
         // Each plane of the image meets its own rows of columns, so planes can be split.
         self.for_units(w.n * w.c, &mut |g, plane| {
             let plane_start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
+            if backward && w.stride == (1, 1) {
+                g.col2im_gather(&w, plane, plane_start, image_base, cols_base);
+                return;
+            }
             if backward {
                 g.zero_run(image_base, plane_start, w.h * w.w);
             } else if w.stride == (1, 1) && w.wo == w.w {
@@ -1421,6 +1425,78 @@ impl<'a, 'p> Gen<'a, 'p> {
                     for &j in &padding {
                         let at = g.b.ins().iadd_imm_s(line, j as i64);
                         g.store(cols_base, at, zero);
+                    }
+                });
+            }
+        }
+    }
+
+    /// col2im of one plane of a stride-1 convolution as a gather: each image element is the
+    /// sum of the columns' elements that came from it, in kernel order, written once. (As
+    /// a scatter, each kernel position added a short run into the image: nine passes over
+    /// it, each reading and writing it.) The image is cut into blocks of rows and of
+    /// columns within which the same kernel positions reach inside the output, so that the
+    /// loops need no test per element.
+    fn col2im_gather(&mut self, w: &Window, plane: Value, plane_start: Value, image_base: Value, cols_base: Value) {
+        let p = w.ho * w.wo;
+        // The kernel rows (or columns) whose output position is inside the output, for
+        // input row (or column) `x`: output position `x + pad - k`.
+        let reaching = |x: usize, pad: usize, kernel: usize, out: usize| -> Vec<usize> {
+            (0..kernel).filter(|&k| (x + pad).checked_sub(k).is_some_and(|o| o < out)).collect()
+        };
+        // Consecutive positions that the same kernel positions reach.
+        let blocks = |len: usize, pad: usize, kernel: usize, out: usize| -> Vec<(usize, usize, Vec<usize>)> {
+            let mut blocks: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+            for x in 0..len {
+                let ks = reaching(x, pad, kernel, out);
+                match blocks.last_mut() {
+                    Some((_, end, last)) if *last == ks => *end = x + 1,
+                    _ => blocks.push((x, x + 1, ks)),
+                }
+            }
+            blocks
+        };
+        let row_blocks = blocks(w.h, w.pad.0, w.kernel.0, w.ho);
+        let column_blocks = blocks(w.w, w.pad.1, w.kernel.1, w.wo);
+        let plane_rows = self.b.ins().imul_imm_s(plane, (w.kernel.0 * w.kernel.1 * p) as i64);
+        for (h0, h1, khs) in &row_blocks {
+            for (x0, x1, kws) in &column_blocks {
+                // Per kernel position (kh, kw), the element of the columns that image
+                // element (h, x) came from is `start + h * wo + x`.
+                let starts: Vec<i64> = khs
+                    .iter()
+                    .flat_map(|&kh| kws.iter().map(move |&kw| (kh, kw)))
+                    .map(|(kh, kw)| {
+                        ((kh * w.kernel.1 + kw) * p) as i64
+                            + (w.pad.0 as i64 - kh as i64) * w.wo as i64
+                            + (w.pad.1 as i64 - kw as i64)
+                    })
+                    .collect();
+                let width = x1 - x0;
+                let vector_end = x0 + width - width % 4;
+                self.for_range(*h0, *h1, 1, &mut |g, h| {
+                    let image_row = g.step(plane_start, h, w.w);
+                    let cols_row = g.step(plane_rows, h, w.wo);
+                    for (begin, end, step) in [(*x0, vector_end, 4), (vector_end, *x1, 1)] {
+                        g.for_range(begin, end, step, &mut |g, x| {
+                            let vector = step == 4;
+                            let mut total = None;
+                            for &start in &starts {
+                                let at = g.b.ins().iadd(cols_row, x);
+                                let at = g.b.ins().iadd_imm_s(at, start);
+                                let v = g.load_lanes(vector, cols_base, at);
+                                total = Some(match total {
+                                    Some(t) => g.b.ins().fadd(t, v),
+                                    None => v,
+                                });
+                            }
+                            let value = total.unwrap_or_else(|| {
+                                let zero = g.fconst(0.0);
+                                if vector { g.b.ins().splat(types::F32X4, zero) } else { zero }
+                            });
+                            let to = g.b.ins().iadd(image_row, x);
+                            g.store_lanes(vector, image_base, to, value);
+                        });
                     }
                 });
             }
