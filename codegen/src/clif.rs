@@ -1706,9 +1706,11 @@ impl<'a, 'p> Gen<'a, 'p> {
         let w = *w;
         // Windows of 2×2 at stride 2, the common case, run four windows at a time.
         let vector_columns = if w.kernel == (2, 2) && w.stride == (2, 2) { w.wo - w.wo % 4 } else { 0 };
-        // The vector path writes the cotangent of every input position it covers; where it
-        // covers them all, there is nothing to zero first.
-        let covered = vector_columns == w.wo && w.h == 2 * w.ho && w.w == 2 * w.wo;
+        // Where the windows tile the input (no overlap, no rows or columns left over), each
+        // window writes the cotangent of all its positions, and there is nothing to zero
+        // first; otherwise the windows add into a zeroed plane.
+        let tiled = w.kernel == w.stride && w.h == w.ho * w.stride.0 && w.w == w.wo * w.stride.1;
+        let covered = tiled || (vector_columns == w.wo && w.h == 2 * w.ho && w.w == 2 * w.wo);
         self.for_units(w.n * w.c, &mut |g, plane| {
             if matches!(mode, PoolMode::Grad(_)) && !covered {
                 // The cotangent of this plane of the input, which only its windows reach.
@@ -1717,13 +1719,16 @@ impl<'a, 'p> Gen<'a, 'p> {
             }
             g.for_range(0, w.ho, 1, &mut |g, i| {
                 g.for_range(0, vector_columns, 4, &mut |g, j| g.maxpool_four_windows(&w, [plane, i, j], bases, mode));
-                g.for_range(vector_columns, w.wo, 1, &mut |g, j| g.maxpool_window(&w, [plane, i, j], bases, mode));
+                g.for_range(vector_columns, w.wo, 1, &mut |g, j| {
+                    g.maxpool_window(&w, [plane, i, j], bases, mode, tiled)
+                });
             });
         });
     }
 
-    /// The window at output position `(plane, i, j)`.
-    fn maxpool_window(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode) {
+    /// The window at output position `(plane, i, j)`; with `tiled`, the cotangent of every
+    /// position of the window is written (0 but at its maximum), else added at the maximum.
+    fn maxpool_window(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode, tiled: bool) {
         // The first maximum of the window: its value and its index.
         let top_row = self.b.ins().imul_imm_s(i, w.stride.0 as i64);
         let left = self.b.ins().imul_imm_s(j, w.stride.1 as i64);
@@ -1749,6 +1754,18 @@ impl<'a, 'p> Gen<'a, 'p> {
             (PoolMode::Forward, _) => {
                 let x = self.load(bases.x, at);
                 self.store(bases.out, window, x);
+            }
+            (PoolMode::Grad(_), Some(grad)) if tiled => {
+                let gv = self.load(grad, window);
+                let zero = self.fconst(0.0);
+                for kh in 0..w.kernel.0 {
+                    for kw in 0..w.kernel.1 {
+                        let position = self.b.ins().iadd_imm_s(first, (kh * w.w + kw) as i64);
+                        let is_max = self.b.ins().icmp(IntCC::Equal, position, at);
+                        let share = self.b.ins().select(is_max, gv, zero);
+                        self.store(bases.out, position, share);
+                    }
+                }
             }
             (PoolMode::Grad(_), Some(grad)) => {
                 let gv = self.load(grad, window);
