@@ -668,7 +668,9 @@ impl<'a, 'p> Gen<'a, 'p> {
             Kernel::SoftmaxCrossEntropy { rows, classes, logits, labels, out, grad } => {
                 self.softmax_cross_entropy(*rows, *classes, *logits, *labels, *out, *grad)
             }
-            Kernel::MaxPool { window, input, out, mode } => self.maxpool(window, *input, *out, *mode),
+            Kernel::MaxPool { window, input, out, mode, epilogue } => {
+                self.maxpool(window, *input, *out, *mode, epilogue.as_ref())
+            }
             Kernel::AvgPool { window, input, out, backward } => self.avgpool(window, *input, *out, *backward),
         }
     }
@@ -1696,7 +1698,7 @@ impl<'a, 'p> Gen<'a, 'p> {
         self.b.ins().iadd(x, d)
     }
 
-    fn maxpool(&mut self, w: &Window, input: BufferId, out: BufferId, mode: PoolMode) {
+    fn maxpool(&mut self, w: &Window, input: BufferId, out: BufferId, mode: PoolMode, epilogue: Option<&Expr>) {
         let (x_base, out_base) = (self.base(input), self.base(out));
         let other_base = match mode {
             PoolMode::Grad(b) | PoolMode::Pick(b) => Some(self.base(b)),
@@ -1711,16 +1713,43 @@ impl<'a, 'p> Gen<'a, 'p> {
         // first; otherwise the windows add into a zeroed plane.
         let tiled = w.kernel == w.stride && w.h == w.ho * w.stride.0 && w.w == w.wo * w.stride.1;
         let covered = tiled || (vector_columns == w.wo && w.h == 2 * w.ho && w.w == 2 * w.wo);
+        // The epilogue's loads, output first, each with its stride along a row.
+        let epilogue = epilogue.map(|expr| {
+            let own = Access { buffer: out, offset: 0, strides: vec![w.c * w.h * w.w, w.h * w.w, w.w, 1] };
+            let loads: Vec<Access> = [own].into_iter().chain(expr.loads().into_iter().cloned()).collect();
+            let bases: Vec<Value> = loads.iter().map(|a| self.base(a.buffer)).collect();
+            (number_loads(expr, &mut 0), loads, bases)
+        });
         self.for_units(w.n * w.c, &mut |g, plane| {
+            let epilogue = epilogue.as_ref().map(|(expr, loads, bases)| {
+                // Where each access starts in this plane of example n and channel c.
+                let n = g.b.ins().udiv_imm_u(plane, w.c as i64);
+                let c = g.b.ins().urem_imm_u(plane, w.c as i64);
+                let starts = loads
+                    .iter()
+                    .map(|a| {
+                        let offset = g.iconst(a.offset);
+                        let offset = g.step(offset, n, a.strides[0]);
+                        g.step(offset, c, a.strides[1])
+                    })
+                    .collect();
+                let along_rows = loads.iter().map(|a| Access { strides: vec![a.strides[3]], ..a.clone() }).collect();
+                let row_strides = loads.iter().map(|a| a.strides[2]).collect();
+                let like_output = loads.iter().map(|a| a.strides == loads[0].strides).collect();
+                PoolEpilogue { expr, bases: bases.clone(), starts, along_rows, row_strides, like_output }
+            });
+            let epilogue = epilogue.as_ref();
             if matches!(mode, PoolMode::Grad(_)) && !covered {
                 // The cotangent of this plane of the input, which only its windows reach.
                 let start = g.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
                 g.zero_run(out_base, start, w.h * w.w);
             }
             g.for_range(0, w.ho, 1, &mut |g, i| {
-                g.for_range(0, vector_columns, 4, &mut |g, j| g.maxpool_four_windows(&w, [plane, i, j], bases, mode));
+                g.for_range(0, vector_columns, 4, &mut |g, j| {
+                    g.maxpool_four_windows(&w, [plane, i, j], bases, mode, epilogue)
+                });
                 g.for_range(vector_columns, w.wo, 1, &mut |g, j| {
-                    g.maxpool_window(&w, [plane, i, j], bases, mode, tiled)
+                    g.maxpool_window(&w, [plane, i, j], bases, mode, tiled, epilogue)
                 });
             });
         });
@@ -1728,7 +1757,15 @@ impl<'a, 'p> Gen<'a, 'p> {
 
     /// The window at output position `(plane, i, j)`; with `tiled`, the cotangent of every
     /// position of the window is written (0 but at its maximum), else added at the maximum.
-    fn maxpool_window(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode, tiled: bool) {
+    fn maxpool_window(
+        &mut self,
+        w: &Window,
+        [plane, i, j]: [Value; 3],
+        bases: PoolBases,
+        mode: PoolMode,
+        tiled: bool,
+        epilogue: Option<&PoolEpilogue<'_>>,
+    ) {
         // The first maximum of the window: its value and its index.
         let top_row = self.b.ins().imul_imm_s(i, w.stride.0 as i64);
         let left = self.b.ins().imul_imm_s(j, w.stride.1 as i64);
@@ -1764,6 +1801,13 @@ impl<'a, 'p> Gen<'a, 'p> {
                         let is_max = self.b.ins().icmp(IntCC::Equal, position, at);
                         let share = self.b.ins().select(is_max, gv, zero);
                         self.store(bases.out, position, share);
+                        if let Some(epilogue) = epilogue {
+                            let h = self.b.ins().imul_imm_s(i, w.stride.0 as i64);
+                            let h = self.b.ins().iadd_imm_s(h, kh as i64);
+                            let x = self.b.ins().imul_imm_s(j, w.stride.1 as i64);
+                            let x = self.b.ins().iadd_imm_s(x, kw as i64);
+                            self.pool_epilogue(epilogue, [h, x], position, false);
+                        }
                     }
                 }
             }
@@ -1792,7 +1836,14 @@ impl<'a, 'p> Gen<'a, 'p> {
     /// The 2×2 windows at output positions `(plane, i, j .. j + 4)`, in lanes: the two input
     /// rows are read as four vectors and split into the windows' four corners, which are
     /// compared in the order of the scalar loop (so the first maximum wins, as there).
-    fn maxpool_four_windows(&mut self, w: &Window, [plane, i, j]: [Value; 3], bases: PoolBases, mode: PoolMode) {
+    fn maxpool_four_windows(
+        &mut self,
+        w: &Window,
+        [plane, i, j]: [Value; 3],
+        bases: PoolBases,
+        mode: PoolMode,
+        epilogue: Option<&PoolEpilogue<'_>>,
+    ) {
         let plane_start = self.b.ins().imul_imm_s(plane, (w.h * w.w) as i64);
         let top = self.b.ins().imul_imm_s(i, (2 * w.w) as i64);
         let top = self.b.ins().iadd(top, plane_start);
@@ -1868,9 +1919,54 @@ impl<'a, 'p> Gen<'a, 'p> {
                     self.store_vector(bases.out, row, low);
                     let right = self.b.ins().iadd_imm_s(row, 4);
                     self.store_vector(bases.out, right, high);
+                    if let Some(epilogue) = epilogue {
+                        let h = self.b.ins().imul_imm_s(i, 2);
+                        let h = self.b.ins().iadd_imm_s(h, r as i64);
+                        let x = self.b.ins().imul_imm_s(j, 2);
+                        for (half, position) in [(0, row), (1, right)] {
+                            let x = self.b.ins().iadd_imm_s(x, 4 * half);
+                            self.pool_epilogue(epilogue, [h, x], position, true);
+                        }
+                    }
                 }
             }
             _ => unreachable!("pooling modes with a second input have its base"),
+        }
+    }
+
+    /// A pooling gradient's epilogue at input row `h`, column `x` of the plane (four
+    /// columns from `x` with `vector`), which is element `position` of the output, in
+    /// place: the element written is read back as the cotangent and replaced by the
+    /// expression.
+    fn pool_epilogue(&mut self, epilogue: &PoolEpilogue<'_>, [h, x]: [Value; 2], position: Value, vector: bool) {
+        let lanes = if vector && vectorizable(epilogue.expr, &epilogue.along_rows, 0, Combine::Assign) {
+            vec![(x, position, true)]
+        } else if vector {
+            (0..4)
+                .map(|lane| (self.b.ins().iadd_imm_s(x, lane), self.b.ins().iadd_imm_s(position, lane), false))
+                .collect()
+        } else {
+            vec![(x, position, false)]
+        };
+        for (x, position, vector) in lanes {
+            // Accesses laid out as the output (the activation the derivative reads) are at
+            // the output's position; others are placed from the row and column.
+            let offsets: Vec<Value> = (0..epilogue.bases.len())
+                .map(|k| {
+                    if epilogue.like_output[k] {
+                        return self.b.ins().iadd_imm_s(position, epilogue.along_rows[k].offset as i64);
+                    }
+                    let at = self.step(epilogue.starts[k], h, epilogue.row_strides[k]);
+                    self.step(at, x, epilogue.along_rows[k].strides[0])
+                })
+                .collect();
+            let bases = &epilogue.bases;
+            let value = if vector {
+                self.vector_expr(epilogue.expr, bases, &offsets, &epilogue.along_rows, 0, &[])
+            } else {
+                self.scalar_expr(epilogue.expr, bases, &offsets, &[])
+            };
+            self.store_lanes(vector, bases[0], offsets[0], value);
         }
     }
 
@@ -1911,6 +2007,19 @@ impl<'a, 'p> Gen<'a, 'p> {
 }
 
 /// The addresses a pooling kernel reads and writes.
+/// A pooling gradient's epilogue within one plane: per access (the output first), its base
+/// address, where it starts in the plane, its stride from row to row, and the access with
+/// its stride along a row alone.
+struct PoolEpilogue<'e> {
+    expr: &'e Numbered,
+    bases: Vec<Value>,
+    starts: Vec<Value>,
+    along_rows: Vec<Access>,
+    row_strides: Vec<usize>,
+    /// Whether each access has the output's strides.
+    like_output: Vec<bool>,
+}
+
 #[derive(Clone, Copy)]
 struct PoolBases {
     x: Value,

@@ -13,7 +13,7 @@
 //! k0: matmul 32x64x32 v5[32, 1] = x[64, 1] @ 0.weight[1, 64] then relu(add(v5[0, 32, 1], 0.bias[0, 0, 1]))
 //! ```
 
-use crate::kernel::{Access, Combine, Expr, Kernel, Matrix, Program, Role};
+use crate::kernel::{Access, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Role};
 
 /// Fuses every loop that can be fused into the product it reads.
 pub fn fuse_epilogues(program: &mut Program) {
@@ -26,6 +26,104 @@ pub fn fuse_epilogues(program: &mut Program) {
         index += 1;
     }
     program.drop_unused_temporaries();
+}
+
+/// Applies the loop that reads a max-pooling gradient (the activation's derivative before
+/// the pooling: `mul(g, step(x))`) as the gradient kernel's epilogue, where the windows tile
+/// the input so that the kernel writes every element of its output.
+pub fn fuse_pooling_epilogues(program: &mut Program) {
+    let mut index = 0;
+    while index < program.kernels.len() {
+        if let Some((reader, kernel)) = pooling_epilogue_of(program, index) {
+            program.kernels[index] = kernel;
+            program.kernels.remove(reader);
+        }
+        index += 1;
+    }
+    program.drop_unused_temporaries();
+}
+
+fn pooling_epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
+    let Kernel::MaxPool { window: w, input, out: gradient, mode: mode @ PoolMode::Grad(cotangent), epilogue: None } =
+        &program.kernels[index]
+    else {
+        return None;
+    };
+    let dims = [w.n, w.c, w.h, w.w];
+    let len: usize = dims.iter().product();
+    if !w.tiles() || program.buffer(*gradient).role != Role::Temp || program.buffer(*gradient).len != len {
+        return None;
+    }
+    let (reader, shape, out, expr) = single_loop_reader(program, index, *gradient, len)?;
+    if [*input, *cotangent].contains(&out.buffer) {
+        return None;
+    }
+    let groups = group_axes(shape, &dims)?;
+    // The loop must write its output where the kernel writes the gradient.
+    let own = vec![w.c * w.h * w.w, w.h * w.w, w.w, 1];
+    if out.offset != 0 || merge(&out.strides, shape, &groups)? != own {
+        return None;
+    }
+    let mut fused = expr.clone();
+    let mut mergeable = true;
+    fused.map_loads(&mut |load| {
+        if load.buffer == *gradient {
+            *load = Access { buffer: out.buffer, offset: 0, strides: own.clone() };
+        } else {
+            match merge(&load.strides, shape, &groups) {
+                // Four lanes along a row read consecutive elements or one.
+                Some(strides) if strides[3] <= 1 => load.strides = strides,
+                _ => mergeable = false,
+            }
+        }
+    });
+    if !mergeable {
+        return None;
+    }
+    let kernel = Kernel::MaxPool { window: *w, input: *input, out: out.buffer, mode: *mode, epilogue: Some(fused) };
+    Some((reader, kernel))
+}
+
+/// The one kernel after `index` that touches `buffer`, when it is an assigning loop over
+/// `len` elements that reads `buffer` in order (and reads no index), and moving it up to
+/// `index` changes nothing another kernel sees: its index, shape, output and expression.
+fn single_loop_reader(
+    program: &Program,
+    index: usize,
+    buffer: BufferId,
+    len: usize,
+) -> Option<(usize, &Vec<usize>, &Access, &Expr)> {
+    let touches = |kernel: &Kernel| {
+        let (reads, writes) = kernel.buffers();
+        writes.contains(&buffer) || reads.contains(&buffer)
+    };
+    let reader = (index + 1..program.kernels.len()).find(|&j| touches(&program.kernels[j]))?;
+    if program.kernels[reader + 1..].iter().any(touches) {
+        return None;
+    }
+    let Kernel::Loop { shape, out, expr, combine: Combine::Assign } = &program.kernels[reader] else {
+        return None;
+    };
+    if shape.iter().product::<usize>() != len {
+        return None;
+    }
+    let own = contiguous_strides(shape);
+    let loads = expr.loads();
+    let mut has_index = false;
+    expr_any(expr, &mut |e| has_index |= matches!(e, Expr::Index(_)));
+    if has_index || loads.iter().any(|l| l.buffer == buffer && (l.offset != 0 || l.strides != own)) {
+        return None;
+    }
+    for between in &program.kernels[index + 1..reader] {
+        let (reads, writes) = between.buffers();
+        if writes.contains(&out.buffer)
+            || loads.iter().any(|l| writes.contains(&l.buffer))
+            || reads.contains(&out.buffer)
+        {
+            return None;
+        }
+    }
+    Some((reader, shape, out, expr))
 }
 
 /// Computes the gradient of softmax cross-entropy in the kernel of the loss: the softmax of
@@ -217,8 +315,8 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 
 /// Splits the axes of `shape` into consecutive groups whose sizes are `dims`, from the
 /// right; axes of one element join any group. `None` when the sizes do not line up.
-fn group_axes(shape: &[usize], dims: &[usize; 3]) -> Option<[Vec<usize>; 3]> {
-    let mut groups: [Vec<usize>; 3] = Default::default();
+fn group_axes(shape: &[usize], dims: &[usize]) -> Option<Vec<Vec<usize>>> {
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); dims.len()];
     let mut axis = shape.len();
     for (group, &dim) in dims.iter().enumerate().rev() {
         let mut size = 1;
@@ -239,7 +337,7 @@ fn group_axes(shape: &[usize], dims: &[usize; 3]) -> Option<[Vec<usize>; 3]> {
 /// The strides of an access over the loop's axes, as three strides over the groups: within
 /// a group, each axis must step as the one inside it times its size (one stride through
 /// the group, as through one axis).
-fn merge(strides: &[usize], shape: &[usize], groups: &[Vec<usize>; 3]) -> Option<Vec<usize>> {
+fn merge(strides: &[usize], shape: &[usize], groups: &[Vec<usize>]) -> Option<Vec<usize>> {
     groups
         .iter()
         .map(|group| {
@@ -274,7 +372,7 @@ fn expr_any(expr: &Expr, f: &mut impl FnMut(&Expr)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{Buffer, BufferId, Unary};
+    use crate::kernel::{Buffer, Unary};
 
     /// `p = x @ w` (4×4 by 4×4), then `out = relu(p)`, with `extra` kernels after the product.
     fn product_then_relu(extra: Vec<Kernel>) -> Program {
@@ -381,10 +479,10 @@ mod tests {
     #[test]
     fn axes_group_into_matrices_rows_and_columns() {
         // A convolution's [N, O, H, W] output over products of O × (H·W).
-        assert_eq!(group_axes(&[64, 8, 28, 28], &[64, 8, 784]), Some([vec![0], vec![1], vec![2, 3]]));
+        assert_eq!(group_axes(&[64, 8, 28, 28], &[64, 8, 784]), Some(vec![vec![0], vec![1], vec![2, 3]]));
         // A linear layer's [B, out] over one product.
-        assert_eq!(group_axes(&[32, 10], &[1, 32, 10]), Some([vec![], vec![0], vec![1]]));
-        assert_eq!(group_axes(&[1, 32, 10], &[1, 32, 10]), Some([vec![], vec![1], vec![2]]));
+        assert_eq!(group_axes(&[32, 10], &[1, 32, 10]), Some(vec![vec![], vec![0], vec![1]]));
+        assert_eq!(group_axes(&[1, 32, 10], &[1, 32, 10]), Some(vec![vec![], vec![1], vec![2]]));
         // Sizes that straddle the groups.
         assert_eq!(group_axes(&[16, 20], &[1, 32, 10]), None);
     }

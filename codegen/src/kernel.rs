@@ -221,6 +221,14 @@ pub struct Window {
     pub pad: (usize, usize),
 }
 
+impl Window {
+    /// Whether the windows cover the input exactly once: no overlap, and no row or column
+    /// left over.
+    pub fn tiles(&self) -> bool {
+        self.kernel == self.stride && self.h == self.ho * self.stride.0 && self.w == self.wo * self.stride.1
+    }
+}
+
 /// One loop nest.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
@@ -267,7 +275,12 @@ pub enum Kernel {
     },
     /// Max pooling; `Grad` sends each window's cotangent to its maximum, `Pick` reads
     /// `other` at each window's maximum.
-    MaxPool { window: Window, input: BufferId, out: BufferId, mode: PoolMode },
+    ///
+    /// A gradient over windows that tile the input may have an `epilogue`, applied to each
+    /// element of `out` right after it is written (the activation's derivative before the
+    /// pooling): its loads have four strides, over the `[N, C, H, W]` positions of the
+    /// input, and the load of `out` at its own strides is the pooled cotangent.
+    MaxPool { window: Window, input: BufferId, out: BufferId, mode: PoolMode, epilogue: Option<Expr> },
     /// Average pooling forward, or its cotangent (`backward`) spread over each window.
     AvgPool { window: Window, input: BufferId, out: BufferId, backward: bool },
 }
@@ -299,9 +312,11 @@ impl Kernel {
             Kernel::SoftmaxCrossEntropy { rows, classes, grad, .. } => {
                 (if grad.is_some() { 8 } else { 4 }) * (rows * classes) as u64
             }
-            Kernel::MaxPool { window: w, .. } | Kernel::AvgPool { window: w, .. } => {
-                (w.n * w.c * w.ho * w.wo * w.kernel.0 * w.kernel.1) as u64
+            Kernel::MaxPool { window: w, epilogue, .. } => {
+                let positions = (w.n * w.c * w.ho * w.wo * w.kernel.0 * w.kernel.1) as u64;
+                positions * (1 + epilogue.as_ref().map_or(0, |e| e.size() as u64))
             }
+            Kernel::AvgPool { window: w, .. } => (w.n * w.c * w.ho * w.wo * w.kernel.0 * w.kernel.1) as u64,
         }
     }
 
@@ -336,11 +351,14 @@ impl Kernel {
                     *g = f(*g);
                 }
             }
-            Kernel::MaxPool { input, out, mode, .. } => {
+            Kernel::MaxPool { input, out, mode, epilogue, .. } => {
                 *input = f(*input);
                 *out = f(*out);
                 if let PoolMode::Grad(o) | PoolMode::Pick(o) = mode {
                     *o = f(*o);
+                }
+                if let Some(e) = epilogue {
+                    e.map_loads(&mut |a| access(a));
                 }
             }
         }
@@ -373,10 +391,16 @@ impl Kernel {
             Kernel::Im2Col { input, out, .. } | Kernel::Col2Im { input, out, .. } => (vec![*input], *out),
             Kernel::Softmax { input, out, .. } => (vec![*input], *out),
             Kernel::SoftmaxCrossEntropy { .. } => unreachable!("answered by `buffers`"),
-            Kernel::MaxPool { input, out, mode, .. } => match mode {
-                PoolMode::Forward => (vec![*input], *out),
-                PoolMode::Grad(o) | PoolMode::Pick(o) => (vec![*input, *o], *out),
-            },
+            Kernel::MaxPool { input, out, mode, epilogue, .. } => {
+                let mut reads = match mode {
+                    PoolMode::Forward => vec![*input],
+                    PoolMode::Grad(o) | PoolMode::Pick(o) => vec![*input, *o],
+                };
+                if let Some(e) = epilogue {
+                    reads.extend(e.loads().iter().map(|l| l.buffer).filter(|&l| l != *out));
+                }
+                (reads, *out)
+            }
             Kernel::AvgPool { input, out, .. } => (vec![*input], *out),
         }
     }
@@ -568,8 +592,32 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
                 distinct(*grad, &[*logits, *labels, *out])?;
             }
         }
-        Kernel::MaxPool { window: w, input, out, mode } => {
+        Kernel::MaxPool { window: w, input, out, mode, epilogue } => {
             whole(*input, w.n * w.c * w.h * w.w)?;
+            if let Some(expr) = epilogue {
+                if !matches!(mode, PoolMode::Grad(_)) || !w.tiles() {
+                    return Err("an epilogue of pooling other than the gradient of tiling windows".into());
+                }
+                let dims = [w.n, w.c, w.h, w.w];
+                let own = Access { buffer: *out, offset: 0, strides: vec![w.c * w.h * w.w, w.h * w.w, w.w, 1] };
+                for load in expr.loads() {
+                    if load.buffer == *out {
+                        if *load != own {
+                            return Err("the epilogue reads the gradient at another element".into());
+                        }
+                        continue;
+                    }
+                    if load.strides.len() != 4 {
+                        return Err("an epilogue load without four strides".into());
+                    }
+                    within(load.buffer, load.last_index(&dims))?;
+                }
+                let mut indexless = true;
+                expr.visit(&mut |e| indexless &= !matches!(e, Expr::Index(_)));
+                if !indexless {
+                    return Err("an epilogue reads a loop index".into());
+                }
+            }
             let (out_len, other) = match mode {
                 PoolMode::Forward => (w.n * w.c * w.ho * w.wo, None),
                 PoolMode::Grad(g) => (w.n * w.c * w.h * w.w, Some((*g, w.n * w.c * w.ho * w.wo))),
@@ -704,11 +752,18 @@ impl Program {
                     name(labels)
                 )
             }
-            Kernel::MaxPool { window: w, input, out, mode } => match mode {
-                PoolMode::Forward => format!("maxpool {} {} = {}", window(w), name(out), name(input)),
-                PoolMode::Grad(g) => format!("maxpool_grad {} {} = {}, {}", window(w), name(out), name(input), name(g)),
-                PoolMode::Pick(p) => format!("maxpool_pick {} {} = {}, {}", window(w), name(out), name(input), name(p)),
-            },
+            Kernel::MaxPool { window: w, input, out, mode, epilogue } => {
+                let then = epilogue.as_ref().map_or(String::new(), |e| format!(" then {}", self.expr_text(e)));
+                match mode {
+                    PoolMode::Forward => format!("maxpool {} {} = {}", window(w), name(out), name(input)),
+                    PoolMode::Grad(g) => {
+                        format!("maxpool_grad {} {} = {}, {}{then}", window(w), name(out), name(input), name(g))
+                    }
+                    PoolMode::Pick(p) => {
+                        format!("maxpool_pick {} {} = {}, {}", window(w), name(out), name(input), name(p))
+                    }
+                }
+            }
             Kernel::AvgPool { window: w, input, out, backward } => {
                 let op = if *backward { "avgpool_grad" } else { "avgpool" };
                 format!("{op} {} {} = {}", window(w), name(out), name(input))

@@ -11,7 +11,7 @@
 //! Every value that is stored gets a buffer; the function's results are written straight
 //! into the caller's buffers.
 
-use crate::fuse::{fuse_cross_entropy_gradients, fuse_epilogues};
+use crate::fuse::{fuse_cross_entropy_gradients, fuse_epilogues, fuse_pooling_epilogues};
 use crate::kernel::{
     Access, Binary, Buffer, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Role, Unary, Window,
 };
@@ -209,6 +209,7 @@ pub fn lower(f: &Function) -> Result<Program, LowerError> {
     let mut program = lowerer.program;
     fuse_cross_entropy_gradients(&mut program);
     fuse_epilogues(&mut program);
+    fuse_pooling_epilogues(&mut program);
     Ok(program)
 }
 
@@ -658,7 +659,7 @@ impl Lowerer<'_> {
                     Op::MaxPool2dGrad { .. } => PoolMode::Grad(self.buffer_of(args[1])?),
                     _ => PoolMode::Pick(self.buffer_of(args[1])?),
                 };
-                push(self, Kernel::MaxPool { window, input, out, mode });
+                push(self, Kernel::MaxPool { window, input, out, mode, epilogue: None });
             }
             Op::AvgPool2d { kernel, stride } => {
                 let x = self.shape(args[0]).to_vec();
