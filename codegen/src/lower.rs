@@ -615,18 +615,21 @@ impl Lowerer<'_> {
                     pad: *pad,
                 };
                 let (input, grad) = (self.buffer_of(args[0])?, self.buffer_of(args[1])?);
-                // dW (O × CKK) = sum over examples of G (O × P) @ cols^T (P × CKK).
+                // dW^T (CKK × O) = sum over examples of cols (CKK × P) @ G^T (P × O), written
+                // transposed into dW (O × CKK). The library packs the right-hand matrix, and G^T
+                // has O columns where cols^T has CKK: as G @ cols^T the step measured 1.4x
+                // slower (MNIST CNN second convolution: 24.5 against 34.3 GFLOP/s).
                 let (ckk, p) = (window.c * window.kernel.0 * window.kernel.1, window.ho * window.wo);
                 let cols = self.columns(input, &window);
-                let a = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p) };
-                let b = Matrix { batch_stride: ckk * p, ..Matrix::rows(cols, p).transposed() };
-                let c = Matrix::rows(out, ckk);
+                let a = Matrix { batch_stride: ckk * p, ..Matrix::rows(cols, p) };
+                let b = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p).transposed() };
+                let c = Matrix::rows(out, ckk).transposed();
                 push(
                     self,
                     Kernel::MatMul {
                         batch: window.n,
-                        m: window.o,
-                        n: ckk,
+                        m: ckk,
+                        n: window.o,
                         k: p,
                         a,
                         b,
