@@ -570,7 +570,9 @@ impl Lowerer<'_> {
                     pad: *pad,
                 };
                 let (grad, weight) = (self.buffer_of(args[0])?, self.buffer_of(args[1])?);
-                // Per example: dcols (CKK × P) = W^T (CKK × O) @ G (O × P), then back to the image.
+                // Per example: dcols (CKK × P) = W^T (CKK × O) @ G (O × P), then back to the image;
+                // computed as its transpose, G^T @ W, so that the library packs the small W
+                // (measured 1.3-1.4x faster on the MNIST CNN's second convolution).
                 let (ckk, p) = (window.c * window.kernel.0 * window.kernel.1, window.ho * window.wo);
                 let direct = is_pointwise(&window);
                 let dcols = if direct {
@@ -579,15 +581,15 @@ impl Lowerer<'_> {
                     let name = format!("{}.cols", self.program.buffer(out).name);
                     self.add_buffer(&name, window.n * ckk * p, Role::Temp)
                 };
-                let a = Matrix::rows(weight, ckk).transposed();
-                let b = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p) };
-                let c = Matrix { batch_stride: ckk * p, ..Matrix::rows(dcols, p) };
+                let a = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p).transposed() };
+                let b = Matrix::rows(weight, ckk);
+                let c = Matrix { batch_stride: ckk * p, ..Matrix::rows(dcols, p).transposed() };
                 push(
                     self,
                     Kernel::MatMul {
                         batch: window.n,
-                        m: ckk,
-                        n: p,
+                        m: p,
+                        n: ckk,
                         k: window.o,
                         a,
                         b,
