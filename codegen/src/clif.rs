@@ -596,22 +596,20 @@ impl<'a, 'p> Gen<'a, 'p> {
             body(self, i);
             return;
         }
-        let header = self.b.create_block();
+        // The loop runs at least twice, so it tests at its end: one branch per iteration
+        // instead of a jump back to a test at the top.
         let inside = self.b.create_block();
         let exit = self.b.create_block();
-        self.b.append_block_param(header, types::I64);
+        self.b.append_block_param(inside, types::I64);
         let first = self.iconst(start);
-        self.b.ins().jump(header, &[first.into()]);
-        self.b.switch_to_block(header);
-        let i = self.b.block_params(header)[0];
-        let more = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, i, end as i64);
-        self.b.ins().brif(more, inside, &[], exit, &[]);
+        self.b.ins().jump(inside, &[first.into()]);
         self.b.switch_to_block(inside);
-        self.b.seal_block(inside);
+        let i = self.b.block_params(inside)[0];
         body(self, i);
         let next = self.b.ins().iadd_imm_s(i, step as i64);
-        self.b.ins().jump(header, &[next.into()]);
-        self.b.seal_block(header);
+        let more = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, next, end as i64);
+        self.b.ins().brif(more, inside, &[next.into()], exit, &[]);
+        self.b.seal_block(inside);
         self.b.switch_to_block(exit);
         self.b.seal_block(exit);
     }
