@@ -177,6 +177,11 @@ unsafe extern "C" fn nnc_gemm(
     c_cs: isize,
     accumulate: u32,
 ) {
+    if crate::microkernel::takes(k, b_cs, c_cs) {
+        // SAFETY: as the caller promises; the kernel checked the CPU and the strides.
+        unsafe { crate::microkernel::product([m, n, k], a, [a_rs, a_cs], b, b_rs, c, c_rs, accumulate != 0) };
+        return;
+    }
     let keep = if accumulate != 0 { 1.0 } else { 0.0 };
     // SAFETY: as the caller promises.
     unsafe {

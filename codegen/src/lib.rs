@@ -8,6 +8,7 @@ mod fuse;
 mod jit;
 pub mod kernel;
 mod lower;
+mod microkernel;
 
 pub use clif::{BoundsReport, Compiled, CompiledKernel, LIBRARY_PRODUCTS, Options, PARALLEL_FLOPS, compile};
 pub use jit::JitExecutor;

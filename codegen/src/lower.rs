@@ -570,9 +570,10 @@ impl Lowerer<'_> {
                     pad: *pad,
                 };
                 let (grad, weight) = (self.buffer_of(args[0])?, self.buffer_of(args[1])?);
-                // Per example: dcols (CKK × P) = W^T (CKK × O) @ G (O × P), then back to the image;
-                // computed as its transpose, G^T @ W, so that the library packs the small W
-                // (measured 1.3-1.4x faster on the MNIST CNN's second convolution).
+                // Per example: dcols (CKK × P) = W^T (CKK × O) @ G (O × P), then back to the image.
+                // B and C are contiguous rows with a short k, which the AVX-512 kernel takes
+                // (`microkernel.rs`); the library took this product at 34 GFLOP/s as it is and
+                // at 44-48 as its transpose, G^T @ W.
                 let (ckk, p) = (window.c * window.kernel.0 * window.kernel.1, window.ho * window.wo);
                 let direct = is_pointwise(&window);
                 let dcols = if direct {
@@ -581,15 +582,15 @@ impl Lowerer<'_> {
                     let name = format!("{}.cols", self.program.buffer(out).name);
                     self.add_buffer(&name, window.n * ckk * p, Role::Temp)
                 };
-                let a = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p).transposed() };
-                let b = Matrix::rows(weight, ckk);
-                let c = Matrix { batch_stride: ckk * p, ..Matrix::rows(dcols, p).transposed() };
+                let a = Matrix::rows(weight, ckk).transposed();
+                let b = Matrix { batch_stride: window.o * p, ..Matrix::rows(grad, p) };
+                let c = Matrix { batch_stride: ckk * p, ..Matrix::rows(dcols, p) };
                 push(
                     self,
                     Kernel::MatMul {
                         batch: window.n,
-                        m: p,
-                        n: ckk,
+                        m: ckk,
+                        n: p,
                         k: window.o,
                         a,
                         b,
