@@ -209,6 +209,31 @@ unsafe extern "C" fn nnc_gemm(
     }
 }
 
+/// `c = Σ over the batch of a_t @ b_t` by the AVX-512 dot-product kernel.
+///
+/// # Safety
+/// As `microkernel::dot_products` requires; generated code passes only views the kernel
+/// verifier checked, on a CPU `takes_dot_products` accepted.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn nnc_dot_products(
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: usize,
+    a: *const f32,
+    a_rs: isize,
+    a_bs: isize,
+    b: *const f32,
+    b_cs: isize,
+    b_bs: isize,
+    c: *mut f32,
+    c_rs: isize,
+    c_cs: isize,
+) {
+    // SAFETY: as the caller promises.
+    unsafe { crate::microkernel::dot_products([m, n, k, batch], a, [a_rs, a_bs], b, [b_cs, b_bs], c, [c_rs, c_cs]) }
+}
+
 /// The functions generated code may call, by name, with their arity.
 const MATH: [(&str, usize); 8] = [
     ("nnc_expf", 1),
@@ -258,6 +283,7 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
         jit.symbol(name, math_pointer(name));
     }
     jit.symbol("nnc_gemm", nnc_gemm as *const u8);
+    jit.symbol("nnc_dot_products", nnc_dot_products as *const u8);
     jit.symbol("nnc_out_of_bounds", nnc_out_of_bounds as *const u8);
     let mut module = JITModule::new(jit);
     let pointer = module.target_config().pointer_type();
@@ -271,6 +297,15 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
         let id = module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?;
         math_ids.insert(name, id);
     }
+    // fn(m, n, k, batch, a, a_rs, a_bs, b, b_cs, b_bs, c, c_rs, c_cs)
+    let dot_products_id = {
+        let mut sig = module.make_signature();
+        let operands = [types::I64; 4].into_iter().chain([pointer, types::I64, types::I64].repeat(3));
+        for ty in operands {
+            sig.params.push(AbiParam::new(ty));
+        }
+        module.declare_function("nnc_dot_products", Linkage::Import, &sig).map_err(|e| e.to_string())?
+    };
     let gemm_id = {
         let mut sig = module.make_signature();
         for ty in [types::I64; 3].into_iter().chain([pointer, types::I64, types::I64].repeat(3)) {
@@ -317,6 +352,7 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
                 math.insert(*name, module.declare_func_in_func(*id, builder.func));
             }
             let gemm = module.declare_func_in_func(gemm_id, builder.func);
+            let dot_products = module.declare_func_in_func(dot_products_id, builder.func);
             let bounds = options.bounds_checks.then(|| module.declare_func_in_func(bounds_id, builder.func));
             let mut generator = Gen {
                 b: builder,
@@ -327,6 +363,7 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
                 pointer,
                 math,
                 gemm,
+                dot_products,
                 bounds,
                 kernel_index: index,
                 library_products: options.library_products,
@@ -401,6 +438,8 @@ struct Gen<'a, 'p> {
     pointer: types::Type,
     math: HashMap<&'static str, FuncRef>,
     gemm: FuncRef,
+    /// `nnc_dot_products`, the AVX-512 sums of products over a batch.
+    dot_products: FuncRef,
     /// `nnc_out_of_bounds`, when accesses are checked.
     bounds: Option<FuncRef>,
     kernel_index: usize,
@@ -1114,6 +1153,36 @@ impl<'a, 'p> Gen<'a, 'p> {
     /// stored, the others added).
     fn library_matmul(&mut self, p: Product, a: &Matrix, b: &Matrix, c: &Matrix, epilogue: Option<&Expr>) {
         let bases = [a, b, c].map(|m| self.base(m.buffer));
+        if (p.accumulate || p.batch == 1)
+            && epilogue.is_none()
+            && crate::microkernel::takes_dot_products(a.col_stride, b.row_stride)
+        {
+            // A sum of products whose elements are dot products of contiguous rows and
+            // columns (a convolution's weight gradient): one call for the whole batch, split
+            // over the rows of C.
+            let (first, end) = self.unit_range(p.m);
+            let count = self.b.ins().isub(end, first);
+            let mut args = vec![count, self.iconst(p.n), self.iconst(p.k), self.iconst(p.batch)];
+            for (which, (matrix, &base)) in [a, b, c].into_iter().zip(&bases).enumerate() {
+                let start = self.iconst(matrix.offset);
+                // The slice of rows moves A and C.
+                let start = if which == 1 { start } else { self.step(start, first, matrix.row_stride) };
+                let start = self.checked(base, start, 1);
+                args.push(self.address(base, start));
+                let strides = match which {
+                    0 => [matrix.row_stride, matrix.batch_stride],
+                    1 => [matrix.col_stride, matrix.batch_stride],
+                    _ => [matrix.row_stride, matrix.col_stride],
+                };
+                args.extend(strides.map(|s| self.iconst(s)));
+            }
+            let has_rows = self.b.ins().icmp(IntCC::UnsignedLessThan, first, end);
+            let call = self.dot_products;
+            self.when(has_rows, &mut |g| {
+                g.b.ins().call(call, &args);
+            });
+            return;
+        }
         if p.batch > 1 && !p.accumulate {
             self.for_units(p.batch, &mut |g, index| {
                 let whole = (g.iconst(0), g.iconst(p.m));
