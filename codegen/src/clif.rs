@@ -1820,9 +1820,17 @@ impl<'a, 'p> Gen<'a, 'p> {
                 g.for_range(0, vector_columns, 4, &mut |g, j| {
                     g.maxpool_four_windows(&w, [plane, i, j], bases, mode, epilogue)
                 });
-                g.for_range(vector_columns, w.wo, 1, &mut |g, j| {
-                    g.maxpool_window(&w, [plane, i, j], bases, mode, tiled, epilogue)
-                });
+                // The windows left over: four again, overlapping those before, where writing a
+                // window twice writes the same values (never when the gradient adds).
+                let rewritable = !matches!(mode, PoolMode::Grad(_)) || tiled;
+                if vector_columns > 0 && vector_columns < w.wo && rewritable {
+                    let j = g.iconst(w.wo - 4);
+                    g.maxpool_four_windows(&w, [plane, i, j], bases, mode, epilogue);
+                } else {
+                    g.for_range(vector_columns, w.wo, 1, &mut |g, j| {
+                        g.maxpool_window(&w, [plane, i, j], bases, mode, tiled, epilogue)
+                    });
+                }
             });
         });
     }
