@@ -213,8 +213,10 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn product(m: usize, n: usize, operands: &Operands) {
-        for i0 in (0..m).step_by(ROWS) {
-            for j0 in (0..n).step_by(COLS) {
+        // Column blocks outside: the k × 32 block of B a column block reads stays in the
+        // first-level cache for every block of rows.
+        for j0 in (0..n).step_by(COLS) {
+            for i0 in (0..m).step_by(ROWS) {
                 let cols = COLS.min(n - j0);
                 // SAFETY: rows i0.. and columns j0..j0 + cols lie inside the matrices.
                 unsafe {
