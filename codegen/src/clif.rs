@@ -1783,7 +1783,7 @@ impl<'a, 'p> Gen<'a, 'p> {
         // Where the windows tile the input (no overlap, no rows or columns left over), each
         // window writes the cotangent of all its positions, and there is nothing to zero
         // first; otherwise the windows add into a zeroed plane.
-        let tiled = w.kernel == w.stride && w.h == w.ho * w.stride.0 && w.w == w.wo * w.stride.1;
+        let tiled = w.tiles();
         let covered = tiled || (vector_columns == w.wo && w.h == 2 * w.ho && w.w == 2 * w.wo);
         // The epilogue's loads, output first, each with its stride along a row.
         let epilogue = epilogue.map(|expr| {
@@ -2169,9 +2169,7 @@ fn number_loads(expr: &Expr, next: &mut usize) -> Numbered {
 fn canonical(shape: &[usize], out: &Access, expr: &Expr) -> (Vec<usize>, Vec<Access>) {
     let mut accesses = vec![out.clone()];
     accesses.extend(expr.loads().into_iter().cloned());
-    let mut uses_index = false;
-    expr_any(expr, &mut |e| uses_index |= matches!(e, Expr::Index(_)));
-    if uses_index {
+    if expr.reads_index() {
         return (shape.to_vec(), accesses);
     }
     let keep: Vec<usize> = (0..shape.len()).filter(|&a| shape[a] != 1).collect();
@@ -2194,18 +2192,6 @@ fn canonical(shape: &[usize], out: &Access, expr: &Expr) -> (Vec<usize>, Vec<Acc
         }
     }
     (dims, accesses)
-}
-
-fn expr_any(expr: &Expr, f: &mut impl FnMut(&Expr)) {
-    f(expr);
-    match expr {
-        Expr::Unary(_, x) => expr_any(x, f),
-        Expr::Binary(_, a, b) => {
-            expr_any(a, f);
-            expr_any(b, f);
-        }
-        _ => {}
-    }
 }
 
 /// Whether the innermost axis `level` can run four lanes at a time: every load steps by 0

@@ -13,13 +13,19 @@
 //! k0: matmul 32x64x32 v5[32, 1] = x[64, 1] @ 0.weight[1, 64] then relu(add(v5[0, 32, 1], 0.bias[0, 0, 1]))
 //! ```
 
-use crate::kernel::{Access, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Role};
+use crate::kernel::{Access, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Role, contiguous_strides};
 
 /// Fuses every loop that can be fused into the product it reads.
 pub fn fuse_epilogues(program: &mut Program) {
+    fuse_readers(program, epilogue_of);
+}
+
+/// Replaces each kernel for which `fused` gives a kernel and the index of the loop it took
+/// in, removing that loop, then drops the temporaries no longer used.
+fn fuse_readers(program: &mut Program, fused: fn(&Program, usize) -> Option<(usize, Kernel)>) {
     let mut index = 0;
     while index < program.kernels.len() {
-        if let Some((reader, kernel)) = epilogue_of(program, index) {
+        if let Some((reader, kernel)) = fused(program, index) {
             program.kernels[index] = kernel;
             program.kernels.remove(reader);
         }
@@ -32,15 +38,7 @@ pub fn fuse_epilogues(program: &mut Program) {
 /// the pooling: `mul(g, step(x))`) as the gradient kernel's epilogue, where the windows tile
 /// the input so that the kernel writes every element of its output.
 pub fn fuse_pooling_epilogues(program: &mut Program) {
-    let mut index = 0;
-    while index < program.kernels.len() {
-        if let Some((reader, kernel)) = pooling_epilogue_of(program, index) {
-            program.kernels[index] = kernel;
-            program.kernels.remove(reader);
-        }
-        index += 1;
-    }
-    program.drop_unused_temporaries();
+    fuse_readers(program, pooling_epilogue_of);
 }
 
 fn pooling_epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
@@ -109,11 +107,11 @@ fn single_loop_reader(
     }
     let own = contiguous_strides(shape);
     let loads = expr.loads();
-    let mut has_index = false;
-    expr_any(expr, &mut |e| has_index |= matches!(e, Expr::Index(_)));
-    if has_index || loads.iter().any(|l| l.buffer == buffer && (l.offset != 0 || l.strides != own)) {
+    if expr.reads_index() || loads.iter().any(|l| l.buffer == buffer && (l.offset != 0 || l.strides != own)) {
         return None;
     }
+    // Moving the loop up to `index` must not change what it reads or what others read: no
+    // kernel in between writes what the loop reads or writes, or reads what it writes.
     for between in &program.kernels[index + 1..reader] {
         let (reads, writes) = between.buffers();
         if writes.contains(&out.buffer)
@@ -224,44 +222,9 @@ fn epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
     if program.buffer(product).role != Role::Temp || !contiguous || program.buffer(product).len != batch * m * n {
         return None;
     }
-    // Its one reader: the next kernel that touches it, and no kernel after that one.
-    let touches = |kernel: &Kernel| {
-        let (reads, writes) = kernel.buffers();
-        writes.contains(&product) || reads.contains(&product)
-    };
-    let reader = (index + 1..program.kernels.len()).find(|&j| touches(&program.kernels[j]))?;
-    if program.kernels[reader + 1..].iter().any(touches) {
+    let (reader, shape, out, expr) = single_loop_reader(program, index, product, batch * m * n)?;
+    if out.buffer == a.buffer || out.buffer == b.buffer {
         return None;
-    }
-    let Kernel::Loop { shape, out, expr, combine: Combine::Assign } = &program.kernels[reader] else {
-        return None;
-    };
-    if shape.iter().product::<usize>() != batch * m * n || out.buffer == a.buffer || out.buffer == b.buffer {
-        return None;
-    }
-    let mut has_index = false;
-    let mut product_read_in_order = true;
-    let own = contiguous_strides(shape);
-    let loads = expr.loads();
-    for load in &loads {
-        if load.buffer == product {
-            product_read_in_order &= load.offset == 0 && load.strides == own;
-        }
-    }
-    expr_any(expr, &mut |e| has_index |= matches!(e, Expr::Index(_)));
-    if has_index || !product_read_in_order {
-        return None;
-    }
-    // Moving the loop up to the product must not change what it reads or what others read:
-    // no kernel in between writes what the loop reads or writes, or reads what it writes.
-    for between in &program.kernels[index + 1..reader] {
-        let (reads, writes) = between.buffers();
-        if writes.contains(&out.buffer)
-            || loads.iter().any(|l| writes.contains(&l.buffer))
-            || reads.contains(&out.buffer)
-        {
-            return None;
-        }
     }
     // The loop's axes, grouped into the product's (matrix, row, column).
     let groups = group_axes(shape, &[batch, m, n])?;
@@ -300,17 +263,6 @@ fn epilogue_of(program: &Program, index: usize) -> Option<(usize, Kernel)> {
         epilogue: Some(fused),
     };
     Some((reader, kernel))
-}
-
-/// Row-major strides of `shape`, 0 on axes of one element (as lowering reads a stored value).
-fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![0; shape.len()];
-    let mut stride = 1;
-    for axis in (0..shape.len()).rev() {
-        strides[axis] = if shape[axis] == 1 { 0 } else { stride };
-        stride *= shape[axis];
-    }
-    strides
 }
 
 /// Splits the axes of `shape` into consecutive groups whose sizes are `dims`, from the
@@ -355,18 +307,6 @@ fn merge(strides: &[usize], shape: &[usize], groups: &[Vec<usize>]) -> Option<Ve
             Some(stride)
         })
         .collect()
-}
-
-fn expr_any(expr: &Expr, f: &mut impl FnMut(&Expr)) {
-    f(expr);
-    match expr {
-        Expr::Unary(_, x) => expr_any(x, f),
-        Expr::Binary(_, a, b) => {
-            expr_any(a, f);
-            expr_any(b, f);
-        }
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,17 @@
 
 use std::fmt::{self, Write};
 
+/// Row-major strides of `shape`, 0 on axes of one element: how loops read a stored value.
+pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; shape.len()];
+    let mut stride = 1;
+    for axis in (0..shape.len()).rev() {
+        strides[axis] = if shape[axis] == 1 { 0 } else { stride };
+        stride *= shape[axis];
+    }
+    strides
+}
+
 /// A buffer of the program, by index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BufferId(pub usize);
@@ -147,6 +158,13 @@ impl Expr {
             }
             Expr::Const(_) | Expr::Index(_) => {}
         }
+    }
+
+    /// Whether the expression reads a loop index.
+    pub fn reads_index(&self) -> bool {
+        let mut reads = false;
+        self.visit(&mut |e| reads |= matches!(e, Expr::Index(_)));
+        reads
     }
 
     /// The number of operations, to keep fusion from growing loops without bound.
@@ -547,24 +565,7 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
                     return Err("an accumulating product has an epilogue".into());
                 }
                 let own = Access { buffer: c.buffer, offset: c.offset, strides: c.epilogue_strides() };
-                let dims = [*batch, *m, *n];
-                for load in expr.loads() {
-                    if load.buffer == c.buffer {
-                        if *load != own {
-                            return Err("the epilogue reads the product's output at another element".into());
-                        }
-                        continue;
-                    }
-                    if load.strides.len() != 3 {
-                        return Err("an epilogue load without three strides".into());
-                    }
-                    within(load.buffer, load.last_index(&dims))?;
-                }
-                let mut indexless = true;
-                expr.visit(&mut |e| indexless &= !matches!(e, Expr::Index(_)));
-                if !indexless {
-                    return Err("an epilogue reads a loop index".into());
-                }
+                verify_epilogue(expr, &own, &[*batch, *m, *n], &within)?;
             }
         }
         Kernel::Im2Col { window: w, input, out } | Kernel::Col2Im { window: w, input: out, out: input } => {
@@ -598,25 +599,8 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
                 if !matches!(mode, PoolMode::Grad(_)) || !w.tiles() {
                     return Err("an epilogue of pooling other than the gradient of tiling windows".into());
                 }
-                let dims = [w.n, w.c, w.h, w.w];
                 let own = Access { buffer: *out, offset: 0, strides: vec![w.c * w.h * w.w, w.h * w.w, w.w, 1] };
-                for load in expr.loads() {
-                    if load.buffer == *out {
-                        if *load != own {
-                            return Err("the epilogue reads the gradient at another element".into());
-                        }
-                        continue;
-                    }
-                    if load.strides.len() != 4 {
-                        return Err("an epilogue load without four strides".into());
-                    }
-                    within(load.buffer, load.last_index(&dims))?;
-                }
-                let mut indexless = true;
-                expr.visit(&mut |e| indexless &= !matches!(e, Expr::Index(_)));
-                if !indexless {
-                    return Err("an epilogue reads a loop index".into());
-                }
+                verify_epilogue(expr, &own, &[w.n, w.c, w.h, w.w], &within)?;
             }
             let (out_len, other) = match mode {
                 PoolMode::Forward => (w.n * w.c * w.ho * w.wo, None),
@@ -645,6 +629,33 @@ fn verify_kernel(program: &Program, kernel: &Kernel) -> Result<(), String> {
                 return Err("a pooling window reaches past the input".into());
             }
         }
+    }
+    Ok(())
+}
+
+/// An epilogue over the elements of a kernel's output of shape `dims`: it reads the output
+/// only at the element it replaces (`own`), every other load stays inside its buffer over
+/// `dims`, and it reads no loop index.
+fn verify_epilogue(
+    expr: &Expr,
+    own: &Access,
+    dims: &[usize],
+    within: &dyn Fn(BufferId, Option<usize>) -> Result<(), String>,
+) -> Result<(), String> {
+    for load in expr.loads() {
+        if load.buffer == own.buffer {
+            if load != own {
+                return Err("the epilogue reads the kernel's output at another element".into());
+            }
+            continue;
+        }
+        if load.strides.len() != dims.len() {
+            return Err(format!("an epilogue load without {} strides", dims.len()));
+        }
+        within(load.buffer, load.last_index(dims))?;
+    }
+    if expr.reads_index() {
+        return Err("an epilogue reads a loop index".into());
     }
     Ok(())
 }

@@ -14,6 +14,7 @@
 use crate::fuse::{fuse_cross_entropy_gradients, fuse_epilogues, fuse_pooling_epilogues};
 use crate::kernel::{
     Access, Binary, Buffer, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Role, Unary, Window,
+    contiguous_strides,
 };
 use nnc_compiler::ir::{Function, Op, Value};
 
@@ -54,16 +55,6 @@ struct Lowerer<'f> {
 /// A 1×1 convolution with stride 1 and no padding: its columns are its input.
 fn is_pointwise(w: &Window) -> bool {
     w.kernel == (1, 1) && w.stride == (1, 1) && w.pad == (0, 0)
-}
-
-fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![0; shape.len()];
-    let mut stride = 1;
-    for axis in (0..shape.len()).rev() {
-        strides[axis] = if shape[axis] == 1 { 0 } else { stride };
-        stride *= shape[axis];
-    }
-    strides
 }
 
 fn elements(shape: &[usize]) -> usize {
