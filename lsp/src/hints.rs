@@ -22,6 +22,16 @@ pub enum HintMode {
 }
 
 impl HintMode {
+    /// The mode that shows shapes, parameter counts, both or neither.
+    pub fn from_switches(shapes: bool, params: bool) -> HintMode {
+        match (shapes, params) {
+            (true, true) => HintMode::Both,
+            (true, false) => HintMode::Shapes,
+            (false, true) => HintMode::Params,
+            (false, false) => HintMode::None,
+        }
+    }
+
     fn shapes(self) -> bool {
         matches!(self, HintMode::Both | HintMode::Shapes)
     }

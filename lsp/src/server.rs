@@ -146,12 +146,20 @@ struct Settings {
 }
 
 impl Settings {
-    /// Reads `{"inlayHints": "shapes"}` or `{"nnc": {"inlayHints": "shapes"}}`; `None` when
-    /// the value says nothing about them.
+    /// Reads `{"inlayHints": "shapes"}` or `{"nnc": {"inlayHints": "shapes"}}`, or the form
+    /// editors with one switch per setting send, `{"inlayHints": {"shapes": true, "params":
+    /// false}}` (a switch left out counts as on); `None` when the value says nothing about them.
     fn read(value: &Value) -> Option<Settings> {
         let section = value.get("nnc").unwrap_or(value);
         let mode = section.get("inlayHints")?;
-        serde_json::from_value::<HintMode>(mode.clone()).ok().map(|inlay_hints| Settings { inlay_hints })
+        let inlay_hints = match mode {
+            Value::Object(switches) => {
+                let on = |name: &str| switches.get(name).and_then(Value::as_bool).unwrap_or(true);
+                HintMode::from_switches(on("shapes"), on("params"))
+            }
+            _ => serde_json::from_value::<HintMode>(mode.clone()).ok()?,
+        };
+        Some(Settings { inlay_hints })
     }
 }
 
@@ -596,5 +604,19 @@ mod tests {
         let error = failed.expect_err("the panic is an error");
         assert_eq!((error.code, error.message.as_ref()), (jsonrpc::ErrorCode::InternalError, "hover failed: a bug"));
         assert_eq!(runtime.block_on(isolated("hover", || 7)), Ok(7));
+    }
+
+    #[test]
+    fn settings_are_read_as_a_word_or_as_switches() {
+        let read = |text: &str| Settings::read(&serde_json::from_str(text).unwrap()).map(|s| s.inlay_hints);
+        assert_eq!(read(r#"{"inlayHints": "shapes"}"#), Some(HintMode::Shapes));
+        assert_eq!(read(r#"{"nnc": {"inlayHints": "none"}}"#), Some(HintMode::None));
+        assert_eq!(read(r#"{"nnc": {"inlayHints": {"shapes": true, "params": false}}}"#), Some(HintMode::Shapes));
+        assert_eq!(read(r#"{"inlayHints": {"shapes": false, "params": true}}"#), Some(HintMode::Params));
+        assert_eq!(read(r#"{"inlayHints": {"shapes": false, "params": false}}"#), Some(HintMode::None));
+        assert_eq!(read(r#"{"inlayHints": {"params": false}}"#), Some(HintMode::Shapes));
+        assert_eq!(read(r#"{"inlayHints": {}}"#), Some(HintMode::Both));
+        assert_eq!(read(r#"{"inlayHints": "sideways"}"#), None);
+        assert_eq!(read(r#"{"path": "/usr/bin/nnc"}"#), None);
     }
 }
