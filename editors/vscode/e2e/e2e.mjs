@@ -78,6 +78,14 @@ async function groupTexts(page) {
   );
 }
 
+/** Puts the cursor on `line` of the active editor with Go to Line (Ctrl+G). */
+async function goToLine(page, line) {
+  await page.locator(".editor-group-container.active .monaco-editor textarea").first().focus();
+  await page.keyboard.press("Control+G");
+  await page.keyboard.type(String(line));
+  await page.keyboard.press("Enter");
+}
+
 async function runCommand(page, title) {
   await page.keyboard.press("F1");
   const input = page.locator(".quick-input-widget input");
@@ -176,10 +184,7 @@ try {
   const conv = layerRows.find((row) => row.layer.startsWith("conv2d"));
   // Show hover (Ctrl+K Ctrl+I) with the cursor on `conv2d`, as a keyboard user would; the
   // mouse hover of a headless browser is less dependable.
-  await page.locator(".editor-group-container.active .monaco-editor textarea").first().focus();
-  await page.keyboard.press("Control+G");
-  await page.keyboard.type(String(conv.line));
-  await page.keyboard.press("Enter");
+  await goToLine(page, conv.line);
   await page.keyboard.press("Home");
   await page.keyboard.press("ArrowRight");
   await page.keyboard.press("Control+K");
@@ -201,10 +206,7 @@ try {
 
   step("introducing a shape error: reshape(1, 8, 8) becomes reshape(1, 8, 9)");
   const reshape = layerRows.find((row) => row.layer.startsWith("reshape"));
-  await page.locator(".editor-group-container.active .monaco-editor textarea").first().focus();
-  await page.keyboard.press("Control+G");
-  await page.keyboard.type(String(reshape.line));
-  await page.keyboard.press("Enter");
+  await goToLine(page, reshape.line);
   await page.keyboard.press("End");
   // The cursor is after the hint-free line's last character, the closing parenthesis.
   await page.keyboard.press("ArrowLeft");
