@@ -20,6 +20,19 @@ fn model_name(expr: &nnc_grammar::Expr) -> Option<&str> {
     }
 }
 
+/// The loss of the first `train` block of the model `model`, if it names one.
+pub(crate) fn training_loss(file: &nnc_grammar::File, model: &str) -> Option<String> {
+    file.items.iter().find_map(|item| match item {
+        Item::Train(train) if model_name(&train.model) == Some(model) => {
+            train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
+                ExprKind::Name(loss) => Some(loss.clone()),
+                _ => None,
+            })
+        }
+        _ => None,
+    })
+}
+
 /// Optimises (if asked), verifies and prints one function. Returns whether it verified.
 #[allow(clippy::too_many_arguments)]
 fn show(
@@ -79,7 +92,7 @@ fn show_kernels(f: &Function, printed: usize, color: ColorChoice) -> bool {
 }
 
 /// A function argument's shape: as declared, with symbols kept; a scalar when undeclared.
-fn declared(shape: Option<&nnc_grammar::Shape>) -> Shape {
+pub(crate) fn declared(shape: Option<&nnc_grammar::Shape>) -> Shape {
     let Some(shape) = shape else { return Shape(Vec::new()) };
     Shape(
         shape
@@ -146,15 +159,7 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
             }
             Item::Model(def) if name.is_none_or(|n| n == def.name.name) => {
                 // With `--grad` or `--jvp`, the loss of the model's `train` block, if it has one.
-                let loss = analysis.file.items.iter().find_map(|item| match item {
-                    Item::Train(train) if model_name(&train.model) == Some(def.name.name.as_str()) => {
-                        train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
-                            ExprKind::Name(loss) => Some(loss.clone()),
-                            _ => None,
-                        })
-                    }
-                    _ => None,
-                });
+                let loss = training_loss(&analysis.file, &def.name.name);
                 let derivative = options.grad || options.jvp;
                 let lowered = match (&loss, derivative) {
                     (Some(loss), true) => {

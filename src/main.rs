@@ -3,6 +3,7 @@
 mod bench_cmd;
 mod check;
 mod fmt_cmd;
+mod graph_cmd;
 mod interchange_cmd;
 mod ir_cmd;
 mod lsp_cmd;
@@ -138,6 +139,28 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         decimals: usize,
     },
+    /// The computational graph of a file's functions and models as Graphviz DOT, or as SVG
+    /// or PNG drawn by Graphviz's `dot`.
+    Graph {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// The function or model to draw; without it, every one (one `digraph` each).
+        name: Option<String>,
+        /// Draw the adjoint code of reverse mode beside the primal graph.
+        #[arg(long)]
+        grad: bool,
+        /// Optimise first, as `nnc ir --opt` does.
+        #[arg(long)]
+        opt: bool,
+        /// The output format (by default from the extension of `--output`, else `dot`);
+        /// `svg` and `png` need Graphviz's `dot` program.
+        #[arg(long, value_enum)]
+        format: Option<graph_cmd::Format>,
+        /// Where to write; standard output without it. With several graphs and a picture
+        /// format, `out.svg` becomes `out-NAME.svg` for each.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// The speed of each `train` block's training step on random data of its shapes.
     Bench {
         /// The `.nn` file.
@@ -271,6 +294,10 @@ fn main() -> ExitCode {
             let mode = mode.as_deref().and_then(nnc_compiler::ir::mode_of);
             let options = trace_cmd::Options { at: &at, mode, wrt: wrt.as_deref(), format, decimals };
             trace_cmd::run(&file, &name, &options, cli.color)
+        }
+        Command::Graph { file, name, grad, opt, format, output } => {
+            let options = graph_cmd::Options { grad, opt, format, output: output.as_deref() };
+            graph_cmd::run(&file, name.as_deref(), &options, cli.color)
         }
         Command::Bench { file, executor, threads, batch, seconds, profile } => {
             let executor = match make_measured_executor(executor, threads, profile) {

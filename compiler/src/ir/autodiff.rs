@@ -139,6 +139,8 @@ pub fn forward(f: &Function, wrt: &[usize]) -> (Function, Vec<(Value, Value)>) {
         values: f.values.clone(),
         params: f.params.clone(),
         span: f.span,
+        // The primal values keep their ids, so the model's statements keep their values.
+        layers: f.layers.clone(),
         ..Function::default()
     };
     let mut tangent: HashMap<Value, Value> = HashMap::new();

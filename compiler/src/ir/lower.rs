@@ -2,7 +2,7 @@
 //! other functions are inlined, so the IR is the whole evaluation trace.
 
 use super::ops::Op;
-use super::{Function, ParamInit, Tensor, Type, Value};
+use super::{Function, LayerGroup, ParamInit, Tensor, Type, Value};
 use crate::builtins::{self, Kind};
 use crate::shapes::Dim;
 use crate::shapes::Shape;
@@ -729,6 +729,8 @@ impl Lowerer<'_> {
         let mut current = input;
         let mut index = 0;
         for stmt in &def.body {
+            // The values this statement creates start here (see `LayerGroup`).
+            let first = self.f.values.len() as u32;
             match stmt {
                 Stmt::Input(input_stmt) => {
                     let mut dims = Vec::new();
@@ -806,6 +808,12 @@ impl Lowerer<'_> {
                     });
                 }
                 Stmt::Error(span) => return Err(error("this statement has errors", *span)),
+            }
+            // Only the model being lowered records its statements: a model used as a layer
+            // is one statement of its caller, and its values fall in that statement's range.
+            if self.depth == 0 && matches!(stmt, Stmt::Let(_) | Stmt::Expr(_)) {
+                let values = first..self.f.values.len() as u32;
+                self.f.layers.push(LayerGroup { span: stmt.span(), values });
             }
         }
         current.ok_or_else(|| error(format!("`{}` has no input", def.name.name), def.name.span))

@@ -3,6 +3,7 @@
 //! `x1, x2`, intermediates `v1, v2, ...`, outputs.
 
 mod autodiff;
+mod graph;
 mod interp;
 mod lower;
 mod ops;
@@ -14,6 +15,7 @@ mod trace;
 mod verify;
 
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
+pub use graph::{GraphOptions, graph_dot};
 pub use interp::{Interpreter, Precision, Tensor, eval_function};
 pub use lower::{LowerError, lower_fn, lower_loss, lower_loss_and_output, lower_model, lower_training_loss};
 pub use ops::Op;
@@ -83,6 +85,21 @@ pub struct Function {
     pub dropout_masks: Vec<(usize, f64)>,
     /// Arguments that are `param`s with an initialiser written in the source, by name.
     pub param_inits: Vec<(String, ParamInit)>,
+    /// For a lowered model: the values each computing statement of its body (a layer line
+    /// or a `let`) created, in source order. Empty for functions and for IR read from text.
+    pub layers: Vec<LayerGroup>,
+}
+
+/// The values that one top-level statement of a model body created: the parameters of its
+/// layers and the instructions that compute it, so that a drawing can group them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerGroup {
+    /// The statement in the source, such as `conv2d(8, kernel = 3, pad = 1)`.
+    pub span: Span,
+    /// The ids of the values created while lowering the statement. Values are numbered in
+    /// the order they are created, so one statement's values are a range; transformations
+    /// that build on a clone of the function (`reverse`, `optimize`) keep these ids.
+    pub values: std::ops::Range<u32>,
 }
 
 /// The initialiser written for a `param`: `zeros`, `normal(0, 0.01)`, ...

@@ -30,7 +30,7 @@ fn operand(f: &Function, value: Value) -> String {
 }
 
 /// The attributes of an op, in brackets after its name: `sum[axis=1]`, `reshape[B, 64]`.
-fn attributes(op: &Op) -> String {
+pub(crate) fn attributes(op: &Op) -> String {
     match op {
         Op::Reshape(shape) | Op::Broadcast(shape) | Op::SumTo(shape) => format!("{shape}"),
         Op::Sum { axis } | Op::Mean { axis } | Op::ReduceMax { axis } => match axis {

@@ -58,16 +58,20 @@ fn marked(name: &str, mark: char) -> String {
     }
 }
 
-struct Names<'a> {
-    f: &'a Function,
-    names: HashMap<Value, String>,
+/// The names a trace writes values by: the lecture's where `names` has one, else the IR's.
+pub(crate) struct Names<'a> {
+    pub(crate) f: &'a Function,
+    pub(crate) names: HashMap<Value, String>,
 }
 
 impl Names<'_> {
-    fn of(&self, v: Value) -> String {
+    pub(crate) fn of(&self, v: Value) -> String {
+        if let Some(name) = self.names.get(&v) {
+            return name.clone();
+        }
         match self.f.def(v).map(|i| &i.op) {
             Some(Op::Const(c)) => number(*c),
-            _ => self.names.get(&v).cloned().unwrap_or_else(|| self.f.name_of(v).to_string()),
+            _ => self.f.name_of(v).to_string(),
         }
     }
 
@@ -76,7 +80,7 @@ impl Names<'_> {
     }
 
     /// The primal expression of an instruction.
-    fn primal(&self, op: &Op, args: &[Value]) -> String {
+    pub(crate) fn primal(&self, op: &Op, args: &[Value]) -> String {
         let a = |i: usize| self.of(args[i]);
         match op {
             Op::Add => format!("{} + {}", a(0), a(1)),
