@@ -15,12 +15,14 @@ fn array(path: &Path, color: ColorChoice) -> Result<Array, ExitCode> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run_predict(
     file: &Path,
     model: Option<&str>,
     weights: &Path,
     input: &Path,
     output: &Path,
+    given: &[String],
     color: ColorChoice,
 ) -> ExitCode {
     let result = (|| {
@@ -30,7 +32,11 @@ pub fn run_predict(
             ExitCode::from(2)
         })?;
         let inputs = array(input, color)?;
-        let (def, args) = (choice.model, choice.args);
+        let (def, mut args) = (choice.model, choice.args);
+        crate::export_cmd::bind_args(def, given, &mut args).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(2)
+        })?;
         let out = predict(&analysis.file, def, &args, weights, &inputs, &input.display().to_string()).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(1)

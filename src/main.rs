@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod check;
+mod export_cmd;
 mod fmt_cmd;
 mod graph_cmd;
 mod interchange_cmd;
@@ -197,6 +198,28 @@ enum Command {
         /// Where to write the outputs (.npy).
         #[arg(long, default_value = "predictions.npy")]
         output: PathBuf,
+        /// A size the model leaves open, as NAME=SIZE (see `nnc export --arg`).
+        #[arg(long = "arg", value_name = "NAME=SIZE")]
+        args: Vec<String>,
+    },
+    /// A model's inference graph and weights as an ONNX file (opset 18), with the batch as a
+    /// dynamic dimension.
+    Export {
+        /// The `.nn` file.
+        file: PathBuf,
+        /// The model to export.
+        model: String,
+        /// Where to write the ONNX model.
+        #[arg(long, value_name = "FILE.onnx")]
+        onnx: PathBuf,
+        /// The weights (safetensors, PyTorch names, as `save` writes them); without it, the
+        /// weights a training run of the model starts from.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// A size the model leaves open, as NAME=SIZE: an argument without a default, or a
+        /// size of its input such as `in` of `input x: [B, in]`. Repeat for several.
+        #[arg(long = "arg", value_name = "NAME=SIZE")]
+        args: Vec<String>,
     },
     /// One batch's loss, outputs and parameter gradients for given weights, as safetensors.
     Grad {
@@ -310,8 +333,12 @@ fn main() -> ExitCode {
             let options = bench_cmd::Options { executor: executor.as_ref(), batch, seconds, started, profile };
             bench_cmd::run(&file, &options, cli.color)
         }
-        Command::Predict { file, model, weights, input, output } => {
-            interchange_cmd::run_predict(&file, model.as_deref(), &weights, &input, &output, cli.color)
+        Command::Predict { file, model, weights, input, output, args } => {
+            interchange_cmd::run_predict(&file, model.as_deref(), &weights, &input, &output, &args, cli.color)
+        }
+        Command::Export { file, model, onnx, weights, args } => {
+            let options = export_cmd::Options { onnx: &onnx, weights: weights.as_deref(), args: &args };
+            export_cmd::run(&file, &model, &options, cli.color)
         }
         Command::Grad { file, model, weights, input, labels, out, loss } => {
             interchange_cmd::run_grad(&file, &model, &weights, &input, &labels, &out, loss.as_deref(), cli.color)

@@ -81,7 +81,8 @@ fn named<'a>(args: &'a [Arg], name: &str, position: usize) -> Option<&'a Expr> {
         .map(|a| &a.value)
 }
 
-fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
+/// The model name and arguments of a `train` block's `Model(args)` or `Model`.
+pub fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
     match &expr.unparenthesized().kind {
         ExprKind::Name(name) => Some((name, &[])),
         ExprKind::Call { callee, args } => Some((&callee.name, args)),
@@ -227,6 +228,27 @@ fn initializer(name: &str, shape: &[usize], params: &[(String, Vec<usize>)], wri
         }
     }
     Init::Default { fan_in }
+}
+
+/// The first values of parameters of these names and shapes, drawn from `seed` in order.
+fn initial_values(shapes: &[(String, Vec<usize>)], written: &[(String, ParamInit)], seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    shapes
+        .iter()
+        .map(|(name, shape)| initializer(name, shape, shapes, written).fill(shape.iter().product(), &mut rng))
+        .collect()
+}
+
+/// The weights a `train` block with this `seed` starts from, for the arguments of the model
+/// function `f` (as `lower_model` makes it) after its input: the same numbers `nnc run`
+/// draws, since a training step's parameters come in the same order.
+pub fn initial_weights(f: &Function, seed: u64) -> Vec<checkpoint::NamedTensor> {
+    let shapes: Vec<(String, Vec<usize>)> = f.params[1..]
+        .iter()
+        .map(|p| (p.name.clone(), f.ty(p.value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect()))
+        .collect();
+    let values = initial_values(&shapes, &f.param_inits, seed);
+    shapes.into_iter().zip(values).map(|((name, shape), values)| (name, shape, values)).collect()
 }
 
 /// The loss gradient of a model for one batch size: its arguments are the input, the
@@ -434,14 +456,9 @@ pub fn train(
             (p.name.clone(), grad.ty(p.value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect())
         })
         .collect();
-    let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut params: Vec<Vec<f32>> = shapes
-        .iter()
-        .map(|(name, shape)| {
-            let values =
-                initializer(name, shape, &shapes, &grad.param_inits).fill(shape.iter().product(), &mut init_rng);
-            values.into_iter().map(|v| v as f32).collect()
-        })
+    let mut params: Vec<Vec<f32>> = initial_values(&shapes, &grad.param_inits, config.seed)
+        .into_iter()
+        .map(|values| values.into_iter().map(|v| v as f32).collect())
         .collect();
     if let Some(path) = &config.init {
         // Start from given weights, checked by name and shape.

@@ -725,6 +725,13 @@ impl Lowerer<'_> {
             };
             self.dims.insert(param.name.name.clone(), value);
         }
+        // Values given for other names bind the size symbols of the input statement, such as
+        // `in` of `input x: [B, in]`, for a model lowered on its own rather than as a layer.
+        if input.is_none() {
+            for (name, value) in args {
+                self.dims.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
         let mut scope: HashMap<String, Value> = HashMap::new();
         let mut current = input;
         let mut index = 0;

@@ -6,6 +6,7 @@ mod autodiff;
 mod graph;
 mod interp;
 mod lower;
+mod onnx;
 mod ops;
 mod opt;
 mod parse;
@@ -18,6 +19,10 @@ pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
 pub use graph::{GraphOptions, graph_dot};
 pub use interp::{Interpreter, Precision, Tensor, eval_function};
 pub use lower::{LowerError, lower_fn, lower_loss, lower_loss_and_output, lower_model, lower_training_loss};
+pub use onnx::{
+    ONNX_FLOAT, ONNX_INT64, ONNX_IR_VERSION, ONNX_OPSET, OnnxAttr, OnnxConstant, OnnxData, OnnxDim, OnnxError,
+    OnnxGraph, OnnxNode, OnnxValue, to_onnx,
+};
 pub use ops::Op;
 pub use opt::optimize;
 pub use parse::{ParseError, parse_function};

@@ -1,5 +1,6 @@
 //! The op registry: every primitive of the IR with, in one place, its shape rule, its
-//! reference evaluation, its reverse-mode rule (VJP) and its forward-mode rule (JVP).
+//! reference evaluation, its reverse-mode rule (VJP), its forward-mode rule (JVP) and its
+//! ONNX form.
 //!
 //! A VJP rule gets the op's inputs, its output and the cotangent of the output, and returns
 //! one optional cotangent per input, in the output's (broadcast) shape: the autodiff driver
@@ -7,6 +8,7 @@
 //! the inputs (`None` for zero) and returns the tangent of the output.
 
 use super::interp::Tensor;
+use super::onnx::{ONNX_FLOAT, ONNX_INT64, OnnxArg, OnnxAttr, OnnxData, OnnxEmit};
 use super::{Function, Value};
 use crate::shapes::{Dim, Shape};
 use nnc_grammar::Span;
@@ -137,6 +139,9 @@ pub(crate) type VjpRule = fn(&mut Emit<'_>, &Op, &[Value], Value, Value, &[bool]
 /// A forward-mode rule: `(emit, op, inputs, output, input tangents)` to the output tangent.
 pub(crate) type JvpRule = fn(&mut Emit<'_>, &Op, &[Value], Value, &[Option<Value>]) -> Option<Value>;
 
+/// An ONNX rule: `(emit, op, operands, result)`; the nodes it writes define the result's name.
+pub(crate) type OnnxRule = fn(&mut OnnxEmit<'_>, &Op, &[OnnxArg], &OnnxArg) -> Result<(), String>;
+
 /// The rules of one primitive.
 pub(crate) struct Rules {
     pub shape: fn(&Op, &[&Shape]) -> Result<Shape, String>,
@@ -144,6 +149,8 @@ pub(crate) struct Rules {
     pub eval: fn(&Op, &[&Tensor], &mut Tensor),
     pub vjp: VjpRule,
     pub jvp: JvpRule,
+    /// Writes the op as ONNX operators, or says why it has none.
+    pub onnx: OnnxRule,
 }
 
 impl Op {
@@ -575,6 +582,65 @@ fn const_shape(op: &Op, _: &[&Shape]) -> Result<Shape, String> {
 }
 
 // ---------------------------------------------------------------------------------------
+// ONNX helpers.
+
+/// The ONNX operator `op_type` of the same operands, whose broadcasting (NumPy's) and
+/// meaning are this op's.
+fn onnx_same(e: &mut OnnxEmit<'_>, op_type: &'static str, x: &[OnnxArg], y: &OnnxArg) -> Result<(), String> {
+    let inputs: Vec<&str> = x.iter().map(|a| a.name.as_str()).collect();
+    e.node(op_type, &inputs, &y.name, Vec::new());
+    Ok(())
+}
+
+/// A comparison, whose boolean result ONNX casts to the 0 or 1 this op gives.
+fn onnx_compare(e: &mut OnnxEmit<'_>, op_type: &'static str, inputs: &[&str], y: &OnnxArg) -> Result<(), String> {
+    let test = e.temp(&y.name, op_type, inputs, Vec::new());
+    e.node("Cast", &[&test], &y.name, vec![("to", OnnxAttr::Int(ONNX_FLOAT))]);
+    Ok(())
+}
+
+/// `Reshape` of `x` to the result's shape.
+fn onnx_reshape(e: &mut OnnxEmit<'_>, x: &str, y: &OnnxArg) -> Result<(), String> {
+    let dims = e.reshape_dims(&y.shape)?;
+    let shape = e.ints(&format!("{}/shape", y.name), dims);
+    e.node("Reshape", &[x, &shape], &y.name, Vec::new());
+    Ok(())
+}
+
+/// A reduction over one axis, or all of them, that drops the reduced axes.
+fn onnx_reduce(e: &mut OnnxEmit<'_>, op_type: &'static str, op: &Op, x: &[OnnxArg], y: &OnnxArg) -> Result<(), String> {
+    let axis = match op {
+        Op::Sum { axis } | Op::Mean { axis } | Op::ReduceMax { axis } => *axis,
+        _ => unreachable!(),
+    };
+    let keepdims = vec![("keepdims", OnnxAttr::Int(0))];
+    match axis {
+        Some(axis) => {
+            let axes = e.ints(&format!("{}/axes", y.name), vec![axis as i64]);
+            e.node(op_type, &[&x[0].name, &axes], &y.name, keepdims);
+        }
+        None => e.node(op_type, &[&x[0].name], &y.name, keepdims),
+    }
+    Ok(())
+}
+
+/// Pooling without padding, windows that fit only, as this op pools.
+fn onnx_pool(e: &mut OnnxEmit<'_>, op_type: &'static str, op: &Op, x: &[OnnxArg], y: &OnnxArg) -> Result<(), String> {
+    let (kernel, stride) = pool_params(op);
+    let attributes = vec![
+        ("kernel_shape", OnnxAttr::Ints(vec![kernel.0 as i64, kernel.1 as i64])),
+        ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
+    ];
+    e.node(op_type, &[&x[0].name], &y.name, attributes);
+    Ok(())
+}
+
+/// The ONNX rule of the ops only derivative code contains.
+fn no_onnx(_: &mut OnnxEmit<'_>, op: &Op, _: &[OnnxArg], _: &OnnxArg) -> Result<(), String> {
+    Err(format!("`{}` belongs to derivative code, and an ONNX model holds the inference graph only", op.name()))
+}
+
+// ---------------------------------------------------------------------------------------
 // Constants.
 
 static CONST: Rules = Rules {
@@ -585,6 +651,11 @@ static CONST: Rules = Rules {
     },
     vjp: no_vjp,
     jvp: no_jvp,
+    onnx: |e, op, _, y| {
+        let Op::Const(c) = op else { unreachable!() };
+        e.constant_named(&y.name, Vec::new(), OnnxData::Float(vec![*c as f32]));
+        Ok(())
+    },
 };
 
 static SIZE: Rules = Rules {
@@ -595,6 +666,12 @@ static SIZE: Rules = Rules {
     },
     vjp: no_vjp,
     jvp: no_jvp,
+    onnx: |e, op, _, y| {
+        let Op::Size(dim) = op else { unreachable!() };
+        let size = e.size(&y.name, dim)?;
+        e.node("Identity", &[&size], &y.name, Vec::new());
+        Ok(())
+    },
 };
 
 static LITERAL: Rules = Rules {
@@ -605,6 +682,12 @@ static LITERAL: Rules = Rules {
     },
     vjp: no_vjp,
     jvp: no_jvp,
+    onnx: |e, op, _, y| {
+        let Op::Literal { shape, data } = op else { unreachable!() };
+        let dims = shape.iter().map(|&d| d as i64).collect();
+        e.constant_named(&y.name, dims, OnnxData::Float(data.iter().map(|&v| v as f32).collect()));
+        Ok(())
+    },
 };
 
 // ---------------------------------------------------------------------------------------
@@ -616,6 +699,7 @@ static NEG: Rules = Rules {
     eval: |_, x, out| map(x[0], out, |v| -v),
     vjp: |e, _, _, _, g, _| vec![Some(e.neg(g))],
     jvp: |e, _, _, _, t| t[0].map(|t| e.neg(t)),
+    onnx: |e, _, x, y| onnx_same(e, "Neg", x, y),
 };
 
 static EXP: Rules = Rules {
@@ -624,6 +708,7 @@ static EXP: Rules = Rules {
     // d exp(x) = exp(x) dx = y dx
     vjp: |e, _, _, y, g, _| vec![Some(e.mul(g, y))],
     jvp: |e, _, _, y, t| e.mul_opt(t[0], y),
+    onnx: |e, _, x, y| onnx_same(e, "Exp", x, y),
 };
 
 static LN: Rules = Rules {
@@ -632,6 +717,7 @@ static LN: Rules = Rules {
     // d ln(x) = dx / x
     vjp: |e, _, x, _, g, _| vec![Some(e.div(g, x[0]))],
     jvp: |e, _, x, _, t| t[0].map(|t| e.div(t, x[0])),
+    onnx: |e, _, x, y| onnx_same(e, "Log", x, y),
 };
 
 static SQRT: Rules = Rules {
@@ -649,6 +735,7 @@ static SQRT: Rules = Rules {
         let twice = e.mul(two, y);
         Some(e.div(t, twice))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Sqrt", x, y),
 };
 
 static SIN: Rules = Rules {
@@ -664,6 +751,7 @@ static SIN: Rules = Rules {
         let cos = e.op(Op::Cos, &[x[0]]);
         Some(e.mul(cos, t))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Sin", x, y),
 };
 
 static COS: Rules = Rules {
@@ -681,6 +769,7 @@ static COS: Rules = Rules {
         let product = e.mul(sin, t);
         Some(e.neg(product))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Cos", x, y),
 };
 
 /// `1 + y^2` or `1 - y^2`, the derivatives of tan and tanh in terms of their output.
@@ -703,6 +792,7 @@ static TAN: Rules = Rules {
         let d = one_plus_square(e, y, true);
         Some(e.mul(d, t))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Tan", x, y),
 };
 
 static TANH: Rules = Rules {
@@ -718,6 +808,7 @@ static TANH: Rules = Rules {
         let d = one_plus_square(e, y, false);
         Some(e.mul(d, t))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Tanh", x, y),
 };
 
 /// `y (1 - y)`, the derivative of the sigmoid in terms of its output.
@@ -739,6 +830,7 @@ static SIGMOID: Rules = Rules {
         let d = sigmoid_slope(e, y);
         Some(e.mul(d, t))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Sigmoid", x, y),
 };
 
 static RELU: Rules = Rules {
@@ -754,6 +846,7 @@ static RELU: Rules = Rules {
         let step = e.op(Op::Step, &[x[0]]);
         Some(e.mul(step, t))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Relu", x, y),
 };
 
 static ABS: Rules = Rules {
@@ -768,6 +861,7 @@ static ABS: Rules = Rules {
         let sign = e.op(Op::Sign, &[x[0]]);
         Some(e.mul(sign, t))
     },
+    onnx: |e, _, x, y| onnx_same(e, "Abs", x, y),
 };
 
 static STEP: Rules = Rules {
@@ -775,6 +869,10 @@ static STEP: Rules = Rules {
     eval: |_, x, out| map(x[0], out, |v| if v > 0.0 { 1.0 } else { 0.0 }),
     vjp: no_vjp,
     jvp: no_jvp,
+    onnx: |e, _, x, y| {
+        let zero = e.floats(&format!("{}/zero", y.name), Vec::new(), vec![0.0]);
+        onnx_compare(e, "Greater", &[&x[0].name, &zero], y)
+    },
 };
 
 static SIGN: Rules = Rules {
@@ -792,6 +890,7 @@ static SIGN: Rules = Rules {
     },
     vjp: no_vjp,
     jvp: no_jvp,
+    onnx: |e, _, x, y| onnx_same(e, "Sign", x, y),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -802,6 +901,7 @@ static ADD: Rules = Rules {
     eval: |_, x, out| zip(x[0], x[1], out, |a, b| a + b),
     vjp: |_, _, _, _, g, _| vec![Some(g), Some(g)],
     jvp: |e, _, _, _, t| e.sum_opt(t[0], t[1]),
+    onnx: |e, _, x, y| onnx_same(e, "Add", x, y),
 };
 
 static SUB: Rules = Rules {
@@ -814,6 +914,7 @@ static SUB: Rules = Rules {
         (None, Some(b)) => Some(e.neg(b)),
         (None, None) => None,
     },
+    onnx: |e, _, x, y| onnx_same(e, "Sub", x, y),
 };
 
 static MUL: Rules = Rules {
@@ -826,6 +927,7 @@ static MUL: Rules = Rules {
         let db = t[1].map(|t| e.mul(x[0], t));
         e.sum_opt(da, db)
     },
+    onnx: |e, _, x, y| onnx_same(e, "Mul", x, y),
 };
 
 static DIV: Rules = Rules {
@@ -850,6 +952,7 @@ static DIV: Rules = Rules {
         });
         e.sum_opt(da, db)
     },
+    onnx: |e, _, x, y| onnx_same(e, "Div", x, y),
 };
 
 static POW: Rules = Rules {
@@ -886,6 +989,7 @@ static POW: Rules = Rules {
         });
         e.sum_opt(da, db)
     },
+    onnx: |e, _, x, y| onnx_same(e, "Pow", x, y),
 };
 
 /// The masks that route the derivative of max(a, b) or min(a, b): to `a` where `a` is the
@@ -914,6 +1018,7 @@ static MAX: Rules = Rules {
     eval: |_, x, out| zip(x[0], x[1], out, f64::max),
     vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, true),
     jvp: |e, _, x, _, t| extremum_jvp(e, x, t, true),
+    onnx: |e, _, x, y| onnx_same(e, "Max", x, y),
 };
 
 static MIN: Rules = Rules {
@@ -921,6 +1026,7 @@ static MIN: Rules = Rules {
     eval: |_, x, out| zip(x[0], x[1], out, f64::min),
     vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, false),
     jvp: |e, _, x, _, t| extremum_jvp(e, x, t, false),
+    onnx: |e, _, x, y| onnx_same(e, "Min", x, y),
 };
 
 static GREATER_EQ: Rules = Rules {
@@ -928,6 +1034,7 @@ static GREATER_EQ: Rules = Rules {
     eval: |_, x, out| zip(x[0], x[1], out, |a, b| if a >= b { 1.0 } else { 0.0 }),
     vjp: no_vjp,
     jvp: no_jvp,
+    onnx: |e, _, x, y| onnx_compare(e, "GreaterOrEqual", &[&x[0].name, &x[1].name], y),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1007,6 +1114,7 @@ static MATMUL: Rules = Rules {
         let db = t[1].map(|t| e.op(Op::MatMul, &[x[0], t]));
         e.sum_opt(da, db)
     },
+    onnx: |e, _, x, y| onnx_same(e, "MatMul", x, y),
 };
 
 static TRANSPOSE: Rules = Rules {
@@ -1021,6 +1129,16 @@ static TRANSPOSE: Rules = Rules {
     eval: |_, x, out| x[0].transpose_into(out),
     vjp: |e, _, _, _, g, _| vec![Some(e.op(Op::Transpose, &[g]))],
     jvp: |e, _, _, _, t| t[0].map(|t| e.op(Op::Transpose, &[t])),
+    onnx: |e, _, x, y| {
+        let rank = x[0].shape.rank();
+        if rank < 2 {
+            return onnx_same(e, "Identity", x, y);
+        }
+        let mut perm: Vec<i64> = (0..rank as i64).collect();
+        perm.swap(rank - 2, rank - 1);
+        e.node("Transpose", &[&x[0].name], &y.name, vec![("perm", OnnxAttr::Ints(perm))]);
+        Ok(())
+    },
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1040,6 +1158,7 @@ static RESHAPE: Rules = Rules {
         vec![Some(e.op(Op::Reshape(shape), &[g]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+    onnx: |e, _, x, y| onnx_reshape(e, &x[0].name, y),
 };
 
 /// The concrete sizes of a shape; the interpreter runs only functions whose shapes are known.
@@ -1066,6 +1185,27 @@ static BROADCAST: Rules = Rules {
         vec![Some(e.op(Op::SumTo(shape), &[g]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+    onnx: |e, _, x, y| {
+        // `Expand` broadcasts the input with the shape it is given, so a size of 1 keeps the
+        // input's own size: that is how the batch, unknown until the model runs, is kept.
+        let offset = y.shape.rank() - x[0].shape.rank().min(y.shape.rank());
+        let mut dims = Vec::with_capacity(y.shape.rank());
+        for (i, dim) in y.shape.0.iter().enumerate() {
+            match dim.as_const() {
+                Some(n) => dims.push(n as i64),
+                None if i >= offset && x[0].shape.0[i - offset] == *dim => dims.push(1),
+                None => {
+                    return Err(format!(
+                        "broadcasting {} to {} makes a size known only when it runs",
+                        x[0].shape, y.shape
+                    ));
+                }
+            }
+        }
+        let shape = e.ints(&format!("{}/shape", y.name), dims);
+        e.node("Expand", &[&x[0].name, &shape], &y.name, Vec::new());
+        Ok(())
+    },
 };
 
 static SUM_TO: Rules = Rules {
@@ -1089,6 +1229,22 @@ static SUM_TO: Rules = Rules {
         vec![Some(e.op(Op::Broadcast(shape), &[g]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+    onnx: |e, _, x, y| {
+        // The broadcast axes: the leading ones the target lacks, and those where it has 1.
+        let (from, to) = (&x[0].shape, &y.shape);
+        let offset = from.rank() - to.rank().min(from.rank());
+        let one = Dim::constant(1);
+        let axes: Vec<i64> = (0..from.rank())
+            .filter(|&i| i < offset || (to.0[i - offset] == one && from.0[i] != one))
+            .map(|i| i as i64)
+            .collect();
+        if axes.is_empty() {
+            return onnx_reshape(e, &x[0].name, y);
+        }
+        let axes = e.ints(&format!("{}/axes", y.name), axes);
+        let summed = e.temp(&y.name, "ReduceSum", &[&x[0].name, &axes], vec![("keepdims", OnnxAttr::Int(1))]);
+        onnx_reshape(e, &summed, y)
+    },
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1129,6 +1285,7 @@ static SUM: Rules = Rules {
         _ => unreachable!(),
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+    onnx: |e, op, x, y| onnx_reduce(e, "ReduceSum", op, x, y),
 };
 
 /// `1 / n` for the elements a mean combines.
@@ -1164,6 +1321,7 @@ static MEAN: Rules = Rules {
         _ => unreachable!(),
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+    onnx: |e, op, x, y| onnx_reduce(e, "ReduceMean", op, x, y),
 };
 
 static REDUCE_MAX: Rules = Rules {
@@ -1195,6 +1353,7 @@ static REDUCE_MAX: Rules = Rules {
         }
         _ => unreachable!(),
     },
+    onnx: |e, op, x, y| onnx_reduce(e, "ReduceMax", op, x, y),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1226,6 +1385,11 @@ static SOFTMAX: Rules = Rules {
         }
         _ => unreachable!(),
     },
+    onnx: |e, op, x, y| {
+        let Op::Softmax { axis } = op else { unreachable!() };
+        e.node("Softmax", &[&x[0].name], &y.name, vec![("axis", OnnxAttr::Int(*axis as i64))]);
+        Ok(())
+    },
 };
 
 static LOG_SOFTMAX: Rules = Rules {
@@ -1254,6 +1418,11 @@ static LOG_SOFTMAX: Rules = Rules {
         }
         _ => unreachable!(),
     },
+    onnx: |e, op, x, y| {
+        let Op::LogSoftmax { axis } = op else { unreachable!() };
+        e.node("LogSoftmax", &[&x[0].name], &y.name, vec![("axis", OnnxAttr::Int(*axis as i64))]);
+        Ok(())
+    },
 };
 
 static ONE_HOT: Rules = Rules {
@@ -1279,6 +1448,14 @@ static ONE_HOT: Rules = Rules {
     },
     vjp: no_vjp,
     jvp: no_jvp,
+    onnx: |e, op, x, y| {
+        let Op::OneHot { classes } = op else { unreachable!() };
+        let labels = e.temp(&y.name, "Cast", &[&x[0].name], vec![("to", OnnxAttr::Int(ONNX_INT64))]);
+        let depth = e.ints(&format!("{}/depth", y.name), vec![*classes as i64]);
+        let values = e.floats(&format!("{}/values", y.name), vec![2], vec![0.0, 1.0]);
+        e.node("OneHot", &[&labels, &depth, &values], &y.name, vec![("axis", OnnxAttr::Int(-1))]);
+        Ok(())
+    },
 };
 
 static MSE: Rules = Rules {
@@ -1313,6 +1490,12 @@ static MSE: Rules = Rules {
         let product = e.mul(d, dt);
         let scaled = e.mul(two, product);
         Some(e.op(Op::Mean { axis: None }, &[scaled]))
+    },
+    onnx: |e, _, x, y| {
+        let d = e.temp(&y.name, "Sub", &[&x[0].name, &x[1].name], Vec::new());
+        let squared = e.temp(&y.name, "Mul", &[&d, &d], Vec::new());
+        e.node("ReduceMean", &[&squared], &y.name, vec![("keepdims", OnnxAttr::Int(0))]);
+        Ok(())
     },
 };
 
@@ -1352,6 +1535,13 @@ static SOFTMAX_CROSS_ENTROPY: Rules = Rules {
         let product = e.mul(diff, t);
         let per_row = e.op(Op::Sum { axis: Some(1) }, &[product]);
         Some(e.op(Op::Mean { axis: None }, &[per_row]))
+    },
+    onnx: |e, _, x, y| {
+        // The labels are class numbers held as reals; the ONNX loss takes them as integers,
+        // and averages over the batch by default, as this op does.
+        let labels = e.temp(&y.name, "Cast", &[&x[1].name], vec![("to", OnnxAttr::Int(ONNX_INT64))]);
+        e.node("SoftmaxCrossEntropyLoss", &[&x[0].name, &labels], &y.name, Vec::new());
+        Ok(())
     },
 };
 
@@ -1533,6 +1723,14 @@ static CONV2D: Rules = Rules {
         let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
         e.sum_opt(a, b)
     },
+    onnx: |e, op, x, y| {
+        let (stride, pad) = conv_params(op);
+        let pads = vec![pad.0 as i64, pad.1 as i64, pad.0 as i64, pad.1 as i64];
+        let strides = vec![stride.0 as i64, stride.1 as i64];
+        let attributes = vec![("pads", OnnxAttr::Ints(pads)), ("strides", OnnxAttr::Ints(strides))];
+        e.node("Conv", &[&x[0].name, &x[1].name], &y.name, attributes);
+        Ok(())
+    },
 };
 
 static CONV2D_INPUT_GRAD: Rules = Rules {
@@ -1566,6 +1764,7 @@ static CONV2D_INPUT_GRAD: Rules = Rules {
         let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
         e.sum_opt(a, b)
     },
+    onnx: no_onnx,
 };
 
 static CONV2D_WEIGHT_GRAD: Rules = Rules {
@@ -1598,6 +1797,7 @@ static CONV2D_WEIGHT_GRAD: Rules = Rules {
         let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
         e.sum_opt(a, b)
     },
+    onnx: no_onnx,
 };
 
 fn pool_params(op: &Op) -> ((usize, usize), (usize, usize)) {
@@ -1661,6 +1861,7 @@ static MAXPOOL2D: Rules = Rules {
         let (kernel, stride) = pool_params(op);
         t[0].map(|t| e.op(Op::MaxPool2dPick { kernel, stride }, &[x[0], t]))
     },
+    onnx: |e, op, x, y| onnx_pool(e, "MaxPool", op, x, y),
 };
 
 static MAXPOOL2D_GRAD: Rules = Rules {
@@ -1676,6 +1877,7 @@ static MAXPOOL2D_GRAD: Rules = Rules {
         vec![None, needs[1].then(|| e.op(Op::MaxPool2dPick { kernel, stride }, &[x[0], z]))]
     },
     jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
+    onnx: no_onnx,
 };
 
 static MAXPOOL2D_PICK: Rules = Rules {
@@ -1689,6 +1891,7 @@ static MAXPOOL2D_PICK: Rules = Rules {
         vec![None, needs[1].then(|| e.op(Op::MaxPool2dGrad { kernel, stride }, &[x[0], z]))]
     },
     jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
+    onnx: no_onnx,
 };
 
 fn avgpool_eval(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), y: &mut Tensor) {
@@ -1715,6 +1918,7 @@ static AVGPOOL2D: Rules = Rules {
         vec![Some(e.op(Op::AvgPool2dGrad { kernel, stride, input }, &[g]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+    onnx: |e, op, x, y| onnx_pool(e, "AveragePool", op, x, y),
 };
 
 static AVGPOOL2D_GRAD: Rules = Rules {
@@ -1751,4 +1955,5 @@ static AVGPOOL2D_GRAD: Rules = Rules {
         vec![Some(e.op(Op::AvgPool2d { kernel, stride }, &[z]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
+    onnx: no_onnx,
 };

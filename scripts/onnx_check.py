@@ -1,0 +1,212 @@
+"""Checks nnc's ONNX export against the reference implementations.
+
+For every model of every example: train it where the example trains it (with the data the
+project bundles), export it with `nnc export`, run `onnx.checker.check_model` on the file,
+run it in onnxruntime on a batch of inputs, and compare with `nnc predict` on the same batch
+and weights. Run by `scripts/onnx-check`, which makes the virtual environment.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+TOLERANCE = 1e-4
+BATCH = 5
+# The size given to arguments without a default and to input sizes such as `in`.
+OPEN_SIZE = 6
+
+
+def run(command, cwd=None, stdout_only=False):
+    """Runs a command; returns (exit code, output)."""
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    return done.returncode, done.stdout if stdout_only else done.stdout + done.stderr
+
+
+def train_blocks(text):
+    """The spans of the `train Model ... { ... }` blocks of a file, with the model's name."""
+    blocks = []
+    for match in re.finditer(r"^train\s+(\w+)[^{]*\{", text, re.M):
+        depth, i = 1, match.end()
+        while depth and i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        blocks.append((match.group(1), match.start(), i))
+    return blocks
+
+
+def with_saves(text):
+    """The file with every `train` block saving its weights to `trained-Model.safetensors`."""
+    out, last = [], 0
+    for model, start, end in train_blocks(text):
+        block = text[start:end]
+        block = re.sub(r"^\s*save\s*=.*\n", "", block, flags=re.M)
+        closing = block.rstrip().rfind("}")
+        block = block[:closing] + f'    save = "trained-{model}.safetensors"\n' + block[closing:]
+        out += [text[last:start], block]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def data_files(text):
+    """The data files a file's `train` blocks read, relative to the file."""
+    return re.findall(r'(?:csv|idx)\(\s*"([^"]+)"(?:\s*,\s*"([^"]+)")?', text)
+
+
+def write_safetensors(path, tensors):
+    """Writes f32 tensors (name -> array) as a safetensors file."""
+    header, offset, blobs = {}, 0, []
+    for name, array in tensors.items():
+        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
+
+
+def open_sizes(report):
+    """`--arg` settings for a model's arguments without a value and its input's open sizes."""
+    settings = []
+    for arg in report["args"]:
+        if arg["value"] == arg["name"]:
+            settings += ["--arg", f"{arg['name']}={OPEN_SIZE}"]
+    for dim in (report.get("input_shape") or [])[1:]:
+        if not dim.isdigit() and re.fullmatch(r"[A-Za-z_]\w*", dim) and dim not in [a["name"] for a in report["args"]]:
+            settings += ["--arg", f"{dim}={OPEN_SIZE}"]
+    return settings
+
+
+def check_model(nnc, source, report, weights, work):
+    """Exports one model and compares onnxruntime with `nnc predict`; returns a result row."""
+    name = report["model"]
+    settings = open_sizes(report)
+    onnx_path = work / f"{source.stem}-{name}.onnx"
+    command = [nnc, "export", str(source), name, "--onnx", str(onnx_path), *settings]
+    if weights:
+        command += ["--weights", str(weights)]
+    code, output = run(command)
+    if code != 0:
+        return {"model": name, "ok": False, "why": "nnc export failed:\n" + output}
+    model = onnx.load(str(onnx_path))
+    onnx.checker.check_model(model, full_check=True)
+    graph_input = model.graph.input[0]
+    dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    if not isinstance(dims[0], str):
+        return {"model": name, "ok": False, "why": f"the batch dimension is not dynamic: {dims}"}
+    shape = [BATCH] + [int(d) for d in dims[1:]]
+    rng = np.random.default_rng(len(name))
+    x = rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+    x_path = work / f"{source.stem}-{name}.input.npy"
+    np.save(x_path, x)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {graph_input.name: x})[0]
+    if not weights:
+        # The export holds the weights a run starts from; `nnc predict` gets the same ones.
+        weights = work / f"{source.stem}-{name}.initial.safetensors"
+        names = {w.name for w in model.graph.input[1:]} | {
+            i.name for i in model.graph.initializer if "/" not in i.name
+        }
+        write_safetensors(
+            weights, {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name in names}
+        )
+    predicted_path = work / f"{source.stem}-{name}.nnc.npy"
+    code, output = run(
+        [nnc, "predict", str(source), name, "--weights", str(weights), "--input", str(x_path),
+         "--output", str(predicted_path), *settings]
+    )
+    if code != 0:
+        return {"model": name, "ok": False, "why": "nnc predict failed:\n" + output}
+    predicted = np.load(predicted_path)
+    if predicted.shape != expected.shape:
+        return {"model": name, "ok": False, "why": f"shapes differ: nnc {predicted.shape}, onnxruntime {expected.shape}"}
+    difference = float(np.max(np.abs(predicted.astype(np.float64) - expected.astype(np.float64))))
+    return {
+        "model": name,
+        "ok": difference < TOLERANCE,
+        "difference": difference,
+        "nodes": len(model.graph.node),
+        "ops": sorted({n.op_type for n in model.graph.node}),
+        "shape": list(expected.shape),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nnc", required=True, help="the nnc binary")
+    parser.add_argument(
+        "folders", nargs="*", default=["examples", "tests/onnx"], help="folders of .nn files (examples, every op)"
+    )
+    parser.add_argument("--keep", help="keep the exported files in this folder")
+    options = parser.parse_args()
+    nnc = str(Path(options.nnc).resolve())
+    work = Path(options.keep).resolve() if options.keep else Path(tempfile.mkdtemp(prefix="nnc-onnx-"))
+    if work.exists() and options.keep:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    # Train in a copy, so that the examples' own folder gets no weights files.
+    sources = []
+    for i, folder in enumerate(options.folders):
+        copy = work / f"{i}-{Path(folder).name}"
+        shutil.copytree(Path(folder), copy, ignore=shutil.ignore_patterns("*.safetensors*", "runs", "*.onnx"))
+        sources += sorted(copy.glob("*.nn"))
+    failures, rows = 0, []
+    print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}; batch {BATCH}, tolerance {TOLERANCE}")
+    for source in sources:
+        copy = source.parent
+        text = source.read_text()
+        code, output = run([nnc, "summary", str(source), "--format", "json"], stdout_only=True)
+        if code != 0:
+            print(f"{source.name}: nnc summary failed\n{output}")
+            failures += 1
+            continue
+        reports = json.loads(output) if output.strip() else []
+        if not reports:
+            print(f"{source.name}: no models")
+            continue
+        trained = {}
+        blocks = train_blocks(text)
+        missing = [p for pair in data_files(text) for p in pair if p and not (source.parent / p).exists()]
+        if blocks and not missing:
+            source.write_text(with_saves(text))
+            code, output = run([nnc, "run", str(source), "--out", str(work / "runs" / source.stem)], cwd=copy)
+            if code != 0:
+                print(f"{source.name}: nnc run failed\n{output}")
+                failures += 1
+                continue
+            trained = {m: copy / f"trained-{m}.safetensors" for m, _, _ in blocks}
+        for report in reports:
+            weights = trained.get(report["model"])
+            row = check_model(nnc, source, report, weights, work)
+            row["file"] = source.name
+            row["weights"] = "trained" if weights else ("initial (data not bundled)" if missing else "initial")
+            rows.append(row)
+            if row["ok"]:
+                print(
+                    f"ok    {source.name:22} {row['model']:22} {row['weights']:27} output {row['shape']}, "
+                    f"{row['nodes']} nodes, max |nnc - onnxruntime| = {row['difference']:.2e}"
+                )
+            else:
+                failures += 1
+                print(f"FAIL  {source.name:22} {row['model']:22} {row.get('why') or row}")
+    ops = sorted({op for row in rows for op in row.get("ops", [])})
+    print(f"{len(rows) - failures} of {len(rows)} models agree; ONNX operators used: {', '.join(ops)}")
+    if not options.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+//! `nnc export`: a model's inference graph and weights as an ONNX file, for onnxruntime,
+//! TensorRT and the importers of other frameworks.
+
+use crate::output::{ColorChoice, analyze_checked, print_error};
+use nnc_compiler::ir::{ONNX_OPSET, OnnxDim, OnnxValue, lower_model, optimize, to_onnx};
+use nnc_compiler::shapes::format_count;
+use nnc_grammar::{Item, LineIndex};
+use nnc_runtime::train::{call_parts, initial_weights, model_and_args};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub struct Options<'a> {
+    pub onnx: &'a Path,
+    pub weights: Option<&'a Path>,
+    /// Values of the model's arguments and input sizes, as `width=16`.
+    pub args: &'a [String],
+}
+
+/// The names a model's `--arg` may set: its arguments and the size symbols of its input.
+fn settable(def: &nnc_grammar::ModelDef) -> Vec<String> {
+    let mut names: Vec<String> = def.params.iter().map(|p| p.name.name.clone()).collect();
+    for stmt in &def.body {
+        if let nnc_grammar::Stmt::Input(input) = stmt {
+            for dim in input.shape.dims.iter().skip(1) {
+                if let nnc_grammar::ExprKind::Name(name) = &dim.kind {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Adds `name=value` settings to the argument values, checking each against the model.
+pub fn bind_args(
+    def: &nnc_grammar::ModelDef,
+    given: &[String],
+    args: &mut std::collections::HashMap<String, nnc_compiler::shapes::Dim>,
+) -> Result<(), String> {
+    let names = settable(def);
+    for setting in given {
+        let Some((name, value)) = setting.split_once('=') else {
+            return Err(format!("`--arg {setting}` needs the form NAME=SIZE, such as `--arg width=16`"));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if !names.iter().any(|n| n == name) {
+            let known = if names.is_empty() {
+                "it has none".to_string()
+            } else {
+                format!("they are {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+            };
+            return Err(format!("`{}` has no argument or input size `{name}`; {known}", def.name.name));
+        }
+        match value.parse::<u32>() {
+            Ok(n) if n > 0 => {
+                args.insert(name.to_string(), nnc_compiler::shapes::Dim::constant(i128::from(n)));
+            }
+            _ => return Err(format!("`--arg {setting}`: `{value}` is not a size (a whole number above 0)")),
+        }
+    }
+    Ok(())
+}
+
+pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) -> ExitCode {
+    let fail = |message: String, code: u8| {
+        print_error(&message, color);
+        ExitCode::from(code)
+    };
+    let analysis = match analyze_checked(file, color) {
+        Ok(analysis) => analysis,
+        Err(code) => return code,
+    };
+    let file_name = file.display().to_string();
+    let choice = match model_and_args(&analysis.file, Some(model)) {
+        Ok(choice) => choice,
+        Err(message) => {
+            let known: Vec<&str> = analysis.shapes.models.iter().map(|m| m.name.as_str()).collect();
+            let hint = match nnc_grammar::closest(model, known.iter().copied()) {
+                Some(close) => format!("; did you mean `{close}`?"),
+                None if known.is_empty() => "; it defines no models".to_string(),
+                None => format!(
+                    "; its models are {}",
+                    known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            return fail(format!("`{file_name}`: {message}{hint}"), 2);
+        }
+    };
+    let (def, mut args) = (choice.model, choice.args);
+    if let Err(message) = bind_args(def, options.args, &mut args) {
+        return fail(message, 2);
+    }
+    let lines = LineIndex::new(&analysis.text);
+    let locate = |span: nnc_grammar::Span| {
+        let position = lines.position(&analysis.text, span.start);
+        format!("{file_name}:{}:{}", position.line + 1, position.char_column + 1)
+    };
+    let located = |message: &str, span: nnc_grammar::Span| {
+        let position = lines.position(&analysis.text, span.start);
+        let line = analysis.text.lines().nth(position.line).unwrap_or("").trim();
+        format!("cannot export `{model}` to ONNX: {message}\n  --> {}\n   | {line}", locate(span))
+    };
+    let f = match lower_model(&analysis.file, def, &args, None) {
+        Ok(f) => optimize(&f),
+        Err(error) => return fail(located(&error.message, error.span), 1),
+    };
+    let graph = match to_onnx(&f, 1) {
+        Ok(graph) => graph,
+        Err(error) => {
+            // An unknown size of the interface is the model's, not one line's.
+            let span = if error.span == def.span { def.name.span } else { error.span };
+            let names = settable(def);
+            let unset: Vec<&String> = names.iter().filter(|n| !args.contains_key(*n)).collect();
+            let hint = match unset.first() {
+                Some(name) => format!("\n  help: or give it here, such as `--arg {name}=16`"),
+                None => String::new(),
+            };
+            return fail(format!("{}{hint}", located(&error.message, span)), 1);
+        }
+    };
+    let (weights, origin) = match options.weights {
+        Some(path) => match nnc_runtime::checkpoint::load(path) {
+            Ok(tensors) => (tensors, path.display().to_string()),
+            Err(message) => return fail(message, 1),
+        },
+        None => {
+            let seed = train_seed(&analysis.file, model);
+            (initial_weights(&f, seed), format!("the initial weights of seed {seed} (no --weights given)"))
+        }
+    };
+    let weights: Vec<nnc_onnx::Weight> = weights
+        .into_iter()
+        .map(|(name, shape, values)| (name, shape, values.into_iter().map(|v| v as f32).collect()))
+        .collect();
+    let doc = def.doc.as_ref().map(|d| d.text.trim().to_string()).unwrap_or_default();
+    let mut metadata = vec![("source".to_string(), file_name.clone()), ("weights".to_string(), origin.clone())];
+    metadata.extend(args.iter().map(|(k, v)| (format!("argument {k}"), v.to_string())));
+    metadata.sort();
+    let info = nnc_onnx::ModelInfo { doc, metadata, locate: &locate };
+    let proto = match nnc_onnx::model_proto(&graph, &weights, &info) {
+        Ok(proto) => proto,
+        Err(message) => {
+            let from = options.weights.map_or(String::new(), |p| format!("{}: ", p.display()));
+            return fail(format!("cannot export `{model}` to ONNX: {from}{message}"), 1);
+        }
+    };
+    let bytes = nnc_onnx::encode(&proto);
+    if let Err(error) = std::fs::write(options.onnx, &bytes) {
+        return fail(format!("cannot write `{}`: {error}", options.onnx.display()), 1);
+    }
+    let params: usize =
+        weights.iter().filter(|(n, _, _)| graph.weights.iter().any(|w| w.name == *n)).map(|(_, _, v)| v.len()).sum();
+    let dynamic: Vec<String> = graph
+        .inputs
+        .iter()
+        .flat_map(|v| &v.dims)
+        .filter_map(|d| match d {
+            OnnxDim::Symbol(s) => Some(s.clone()),
+            OnnxDim::Fixed(_) => None,
+        })
+        .collect();
+    println!(
+        "wrote `{model}` to {} ({} bytes): ONNX opset {ONNX_OPSET}, {} nodes, {} weights ({} params) from {origin}",
+        options.onnx.display(),
+        bytes.len(),
+        graph.nodes.len(),
+        graph.weights.len(),
+        format_count(&nnc_compiler::shapes::Dim::constant(params as i128)),
+    );
+    let interface = |values: &[OnnxValue]| values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+    let batch = match dynamic.first() {
+        Some(symbol) => format!("; `{symbol}` is a dynamic dimension"),
+        None => String::new(),
+    };
+    println!("  input {}, output {}{batch}", interface(&graph.inputs), interface(&graph.outputs));
+    ExitCode::SUCCESS
+}
+
+/// The seed of the model's `train` block, or 0.
+fn train_seed(file: &nnc_grammar::File, model: &str) -> u64 {
+    file.items
+        .iter()
+        .find_map(|item| match item {
+            Item::Train(train) if call_parts(&train.model).is_some_and(|(m, _)| m == model) => {
+                nnc_runtime::train::config(file, train, Path::new("."), None).ok().map(|c| c.seed)
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn value_text(value: &OnnxValue) -> String {
+    let dims: Vec<String> = value
+        .dims
+        .iter()
+        .map(|d| match d {
+            OnnxDim::Fixed(n) => n.to_string(),
+            OnnxDim::Symbol(s) => s.clone(),
+        })
+        .collect();
+    format!("{} [{}]", value.name, dims.join(", "))
+}
