@@ -3,7 +3,9 @@
 For every model of every example: train it where the example trains it (with the data the
 project bundles), export it with `nnc export`, run `onnx.checker.check_model` on the file,
 run it in onnxruntime on a batch of inputs, and compare with `nnc predict` on the same batch
-and weights. Run by `scripts/onnx-check`, which makes the virtual environment.
+and weights. Then the same for its loss and gradients (`nnc export --grad` against
+`nnc grad`; the loss of its `train` block, or mse). Run by `scripts/onnx-check`, which
+makes the virtual environment.
 """
 
 import argparse
@@ -77,6 +79,70 @@ def write_safetensors(path, tensors):
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
 
 
+def read_safetensors(path):
+    """The tensors (name -> f64 array) of a safetensors file of f32 values."""
+    data = Path(path).read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    body = data[8 + length :]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        tensors[name] = np.frombuffer(body[begin:end], dtype="<f4").reshape(info["shape"]).astype(np.float64)
+    return tensors
+
+
+def check_gradients(nnc, source, report, weights, work, x, classes, loss):
+    """Exports the loss and its gradients (`nnc export --grad`), runs them in onnxruntime,
+    and compares with `nnc grad` on the same batch; returns (ok, text). `loss` is the
+    `--loss` setting for a model without a `train` block."""
+    name = report["model"]
+    onnx_path = work / f"{source.stem}-{name}.grad.onnx"
+    settings = open_sizes(report) + loss
+    code, output = run(
+        [nnc, "export", str(source), name, "--grad", "--onnx", str(onnx_path), "--weights", str(weights), *settings]
+    )
+    if code != 0:
+        # Convolution and pooling gradients have no ONNX form; the error names the op.
+        errors = [line for line in output.splitlines() if line.startswith("error")]
+        first = errors[0] if errors else output.strip() or "no output"
+        return None, f"gradient graph not exported: {first}", []
+    model = onnx.load(str(onnx_path))
+    onnx.checker.check_model(model, full_check=True)
+    targets = model.graph.input[1]
+    target_dims = [d.dim_param or d.dim_value for d in targets.type.tensor_type.shape.dim]
+    rng = np.random.default_rng(7)
+    if len(target_dims) == 1:
+        t = rng.integers(0, classes, size=[x.shape[0]]).astype(np.float32)
+    else:
+        t = rng.uniform(0.05, 0.95, size=[x.shape[0]] + [int(d) for d in target_dims[1:]]).astype(np.float32)
+    t_path = work / f"{source.stem}-{name}.labels.npy"
+    np.save(t_path, t)
+    x_path = work / f"{source.stem}-{name}.input.npy"
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    results = dict(zip(names, session.run(None, {model.graph.input[0].name: x, targets.name: t})))
+    grads_path = work / f"{source.stem}-{name}.grads.safetensors"
+    code, output = run(
+        [nnc, "grad", str(source), name, "--weights", str(weights), "--input", str(x_path), "--labels", str(t_path),
+         "--out", str(grads_path), *settings]
+    )
+    if code != 0:
+        return False, "nnc grad failed:\n" + output, []
+    expected = read_safetensors(grads_path)
+    worst = 0.0
+    for output_name, value in results.items():
+        key = "loss" if output_name == "loss" else output_name.removesuffix("_bar")
+        if key not in expected:
+            return False, f"`nnc grad` wrote no `{key}`", []
+        worst = max(worst, float(np.max(np.abs(np.asarray(value, np.float64) - expected[key].reshape(np.shape(value))))))
+    ok = worst < TOLERANCE
+    text = f"loss and {len(results) - 1} gradients: max |nnc grad - onnxruntime| = {worst:.2e}, {len(model.graph.node)} nodes"
+    return ok, text, sorted({n.op_type for n in model.graph.node})
+
+
 def open_sizes(report):
     """`--arg` settings for a model's arguments without a value and its input's open sizes."""
     settings = []
@@ -89,7 +155,7 @@ def open_sizes(report):
     return settings
 
 
-def check_model(nnc, source, report, weights, work):
+def check_model(nnc, source, report, weights, work, has_train):
     """Exports one model and compares onnxruntime with `nnc predict`; returns a result row."""
     name = report["model"]
     settings = open_sizes(report)
@@ -133,12 +199,16 @@ def check_model(nnc, source, report, weights, work):
     if predicted.shape != expected.shape:
         return {"model": name, "ok": False, "why": f"shapes differ: nnc {predicted.shape}, onnxruntime {expected.shape}"}
     difference = float(np.max(np.abs(predicted.astype(np.float64) - expected.astype(np.float64))))
+    loss = [] if has_train else ["--loss", "mse"]
+    *gradients, gradient_ops = check_gradients(nnc, source, report, weights, work, x, expected.shape[-1], loss)
     return {
+        "gradients": gradients,
         "model": name,
-        "ok": difference < TOLERANCE,
+        "ok": difference < TOLERANCE and gradients[0] is not False,
         "difference": difference,
         "nodes": len(model.graph.node),
         "ops": sorted({n.op_type for n in model.graph.node}),
+        "gradient_ops": gradient_ops,
         "shape": list(expected.shape),
     }
 
@@ -189,20 +259,28 @@ def main():
             trained = {m: copy / f"trained-{m}.safetensors" for m, _, _ in blocks}
         for report in reports:
             weights = trained.get(report["model"])
-            row = check_model(nnc, source, report, weights, work)
+            has_train = any(m == report["model"] for m, _, _ in blocks)
+            row = check_model(nnc, source, report, weights, work, has_train)
             row["file"] = source.name
             row["weights"] = "trained" if weights else ("initial (data not bundled)" if missing else "initial")
             rows.append(row)
             if row["ok"]:
                 print(
                     f"ok    {source.name:22} {row['model']:22} {row['weights']:27} output {row['shape']}, "
-                    f"{row['nodes']} nodes, max |nnc - onnxruntime| = {row['difference']:.2e}"
+                    f"{row['nodes']} nodes, max |nnc predict - onnxruntime| = {row['difference']:.2e}"
                 )
             else:
                 failures += 1
                 print(f"FAIL  {source.name:22} {row['model']:22} {row.get('why') or row}")
+            verdict, text = row.get("gradients", [None, ""])
+            if text:
+                mark = {True: "ok", False: "FAIL", None: "--"}[verdict]
+                print(f"{mark:5} {'':22} {'':22} {'':27} {text}")
     ops = sorted({op for row in rows for op in row.get("ops", [])})
-    print(f"{len(rows) - failures} of {len(rows)} models agree; ONNX operators used: {', '.join(ops)}")
+    gradient_ops = sorted({op for row in rows for op in row.get("gradient_ops", [])})
+    graded = sum(1 for row in rows if row.get("gradients", [None])[0])
+    print(f"{len(rows) - failures} of {len(rows)} models agree; ONNX operators of their graphs: {', '.join(ops)}")
+    print(f"{graded} gradient graphs agree with `nnc grad`; their operators: {', '.join(gradient_ops)}")
     if not options.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0

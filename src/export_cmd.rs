@@ -2,7 +2,7 @@
 //! TensorRT and the importers of other frameworks.
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
-use nnc_compiler::ir::{ONNX_OPSET, OnnxDim, OnnxValue, lower_model, optimize, to_onnx};
+use nnc_compiler::ir::{ONNX_OPSET, OnnxDim, OnnxValue, lower_loss, lower_model, optimize, reverse, to_onnx};
 use nnc_compiler::shapes::format_count;
 use nnc_grammar::{Item, LineIndex};
 use nnc_runtime::train::{call_parts, initial_weights, model_and_args};
@@ -14,6 +14,10 @@ pub struct Options<'a> {
     pub weights: Option<&'a Path>,
     /// Values of the model's arguments and input sizes, as `width=16`.
     pub args: &'a [String],
+    /// Export the loss and its gradient by every parameter instead of the model.
+    pub grad: bool,
+    /// The loss of `grad`, when the model has no `train` block.
+    pub loss: Option<&'a str>,
 }
 
 /// The names a model's `--arg` may set: its arguments and the size symbols of its input.
@@ -100,20 +104,41 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         let line = analysis.text.lines().nth(position.line).unwrap_or("").trim();
         format!("cannot export `{model}` to ONNX: {message}\n  --> {}\n   | {line}", locate(span))
     };
-    let f = match lower_model(&analysis.file, def, &args, None) {
+    // The inference graph, or the loss and its gradients: a function of the input and the
+    // targets whose results are the loss and one gradient per parameter.
+    let (lowered, data_inputs) = if options.grad {
+        let Some(loss) = options.loss.map(str::to_string).or(choice.loss) else {
+            return fail(
+                format!(
+                    "`{model}` has no `train` block to take the loss from; give `--loss cross_entropy`, `mse` or `bce`"
+                ),
+                2,
+            );
+        };
+        let lowered = lower_loss(&analysis.file, def, &args, &loss, None).map(|f| {
+            let params: Vec<usize> = (2..f.params.len()).collect();
+            reverse(&f, &params).0
+        });
+        (lowered, 2)
+    } else {
+        (lower_model(&analysis.file, def, &args, None), 1)
+    };
+    let f = match lowered {
         Ok(f) => optimize(&f),
         Err(error) => return fail(located(&error.message, error.span), 1),
     };
-    let graph = match to_onnx(&f, 1) {
+    let graph = match to_onnx(&f, data_inputs) {
         Ok(graph) => graph,
         Err(error) => {
             // An unknown size of the interface is the model's, not one line's.
             let span = if error.span == def.span { def.name.span } else { error.span };
-            let names = settable(def);
-            let unset: Vec<&String> = names.iter().filter(|n| !args.contains_key(*n)).collect();
-            let hint = match unset.first() {
-                Some(name) => format!("\n  help: or give it here, such as `--arg {name}=16`"),
-                None => String::new(),
+            let hint = match (&error.open_size, options.grad) {
+                (Some(name), _) => format!(
+                    "\n  help: give it a default in the model's header, a value in its `train` block's call, \
+                     or one here, such as `--arg {name}=16`"
+                ),
+                (None, true) => "\n  help: without `--grad`, the model's inference graph exports".to_string(),
+                (None, false) => String::new(),
             };
             return fail(format!("{}{hint}", located(&error.message, span)), 1);
         }
@@ -125,7 +150,7 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         },
         None => {
             let seed = train_seed(&analysis.file, model);
-            (initial_weights(&f, seed), format!("the initial weights of seed {seed} (no --weights given)"))
+            (initial_weights(&f, data_inputs, seed), format!("the initial weights of seed {seed} (no --weights given)"))
         }
     };
     let weights: Vec<nnc_onnx::Weight> = weights

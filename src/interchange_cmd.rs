@@ -60,6 +60,7 @@ pub fn run_grad(
     labels: &Path,
     out: &Path,
     loss: Option<&str>,
+    given: &[String],
     color: ColorChoice,
 ) -> ExitCode {
     let result = (|| {
@@ -68,7 +69,11 @@ pub fn run_grad(
             print_error(&e, color);
             ExitCode::from(2)
         })?;
-        let (def, args) = (choice.model, choice.args);
+        let (def, mut args) = (choice.model, choice.args);
+        crate::export_cmd::bind_args(def, given, &mut args).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(2)
+        })?;
         let Some(loss) = loss.map(str::to_string).or(choice.loss) else {
             print_error(
                 &format!(

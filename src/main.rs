@@ -203,7 +203,7 @@ enum Command {
         args: Vec<String>,
     },
     /// A model's inference graph and weights as an ONNX file (opset 18), with the batch as a
-    /// dynamic dimension.
+    /// dynamic dimension; or with `--grad`, its loss and gradients.
     Export {
         /// The `.nn` file.
         file: PathBuf,
@@ -220,6 +220,13 @@ enum Command {
         /// size of its input such as `in` of `input x: [B, in]`. Repeat for several.
         #[arg(long = "arg", value_name = "NAME=SIZE")]
         args: Vec<String>,
+        /// Export the training loss and its gradient by every parameter instead: inputs `x`
+        /// and `t` (labels or targets), outputs `loss` and `NAME_bar` per parameter.
+        #[arg(long)]
+        grad: bool,
+        /// The loss of `--grad`, when the model has no `train` block.
+        #[arg(long, requires = "grad", value_parser = ["cross_entropy", "mse", "bce"])]
+        loss: Option<String>,
     },
     /// One batch's loss, outputs and parameter gradients for given weights, as safetensors.
     Grad {
@@ -242,6 +249,9 @@ enum Command {
         /// The loss, when the model has no `train` block.
         #[arg(long)]
         loss: Option<String>,
+        /// A size the model leaves open, as NAME=SIZE (see `nnc export --arg`).
+        #[arg(long = "arg", value_name = "NAME=SIZE")]
+        args: Vec<String>,
     },
     /// Parse, resolve names and check FILEs; print diagnostics, exit 1 on errors.
     Check {
@@ -336,12 +346,18 @@ fn main() -> ExitCode {
         Command::Predict { file, model, weights, input, output, args } => {
             interchange_cmd::run_predict(&file, model.as_deref(), &weights, &input, &output, &args, cli.color)
         }
-        Command::Export { file, model, onnx, weights, args } => {
-            let options = export_cmd::Options { onnx: &onnx, weights: weights.as_deref(), args: &args };
+        Command::Export { file, model, onnx, weights, args, grad, loss } => {
+            let options = export_cmd::Options {
+                onnx: &onnx,
+                weights: weights.as_deref(),
+                args: &args,
+                grad,
+                loss: loss.as_deref(),
+            };
             export_cmd::run(&file, &model, &options, cli.color)
         }
-        Command::Grad { file, model, weights, input, labels, out, loss } => {
-            interchange_cmd::run_grad(&file, &model, &weights, &input, &labels, &out, loss.as_deref(), cli.color)
+        Command::Grad { file, model, weights, input, labels, out, loss, args } => {
+            interchange_cmd::run_grad(&file, &model, &weights, &input, &labels, &out, loss.as_deref(), &args, cli.color)
         }
         Command::Check { files, format } => check::run(&files, format, cli.color),
         Command::Fmt { files, check } => fmt_cmd::run(&files, check, cli.color),

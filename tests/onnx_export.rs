@@ -183,3 +183,29 @@ fn without_weights_the_export_holds_the_weights_a_run_starts_from() {
     let seed = proto.metadata_props.iter().find(|p| p.key.as_deref() == Some("weights")).unwrap();
     assert!(seed.value.as_deref().unwrap().contains("seed 11"));
 }
+
+#[test]
+fn the_gradient_graph_takes_inputs_and_targets_and_returns_the_loss_and_every_gradient() {
+    let dir = scratch("grad");
+    let proto = export(&example("digits_cnn.nn"), "DigitsCnn", &["--grad"], &dir);
+    let graph = proto.graph.unwrap();
+    let inputs: Vec<(&str, Vec<String>)> = graph.input.iter().map(|v| (v.name.as_deref().unwrap(), dims(v))).collect();
+    assert_eq!(inputs, [("x", vec!["B".to_string(), "64".to_string()]), ("t", vec!["B".to_string()])]);
+    let outputs: Vec<&str> = graph.output.iter().map(|v| v.name.as_deref().unwrap()).collect();
+    assert_eq!(
+        outputs,
+        ["loss", "1.weight_bar", "1.bias_bar", "4.weight_bar", "4.bias_bar", "8.weight_bar", "8.bias_bar"]
+    );
+    assert!(dims(&graph.output[0]).is_empty(), "the loss is a scalar");
+    let ops: std::collections::HashSet<&str> = graph.node.iter().map(|n| n.op_type.as_deref().unwrap()).collect();
+    for op in ["ConvTranspose", "ScatterElements", "SoftmaxCrossEntropyLoss", "OneHot"] {
+        assert!(ops.contains(op), "no {op} in {ops:?}");
+    }
+
+    let output = nnc(&["export", &example("residual.nn"), "Deep", "--grad", "--onnx", "d.onnx"], &dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("give `--loss cross_entropy`, `mse` or `bce`"), "{stderr}");
+    let proto = export(&example("residual.nn"), "Deep", &["--grad", "--loss", "bce"], &dir);
+    assert_eq!(proto.graph.unwrap().input[1].name.as_deref(), Some("t"));
+}

@@ -129,6 +129,10 @@ fn attribute(name: &str, value: &OnnxAttr) -> proto::AttributeProto {
             proto.r#type = Some(AttributeType::Float as i32);
             proto.f = Some(*f);
         }
+        OnnxAttr::String(s) => {
+            proto.r#type = Some(AttributeType::String as i32);
+            proto.s = Some(s.as_bytes().to_vec());
+        }
     }
     proto
 }

@@ -239,11 +239,11 @@ fn initial_values(shapes: &[(String, Vec<usize>)], written: &[(String, ParamInit
         .collect()
 }
 
-/// The weights a `train` block with this `seed` starts from, for the arguments of the model
-/// function `f` (as `lower_model` makes it) after its input: the same numbers `nnc run`
-/// draws, since a training step's parameters come in the same order.
-pub fn initial_weights(f: &Function, seed: u64) -> Vec<checkpoint::NamedTensor> {
-    let shapes: Vec<(String, Vec<usize>)> = f.params[1..]
+/// The weights a `train` block with this `seed` starts from, for the arguments of `f` from
+/// `first` on (after the input of a model, or the input and targets of its loss): the same
+/// numbers `nnc run` draws, since a training step's parameters come in the same order.
+pub fn initial_weights(f: &Function, first: usize, seed: u64) -> Vec<checkpoint::NamedTensor> {
+    let shapes: Vec<(String, Vec<usize>)> = f.params[first..]
         .iter()
         .map(|p| (p.name.clone(), f.ty(p.value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect()))
         .collect();

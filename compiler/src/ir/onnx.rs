@@ -39,6 +39,7 @@ pub enum OnnxAttr {
     Int(i64),
     Ints(Vec<i64>),
     Float(f32),
+    String(&'static str),
 }
 
 /// One ONNX operator application.
@@ -86,6 +87,8 @@ pub struct OnnxGraph {
 pub struct OnnxError {
     pub message: String,
     pub span: Span,
+    /// The size symbol without a value that stopped the export, if that is what did.
+    pub open_size: Option<String>,
 }
 
 /// An operand of an op's ONNX rule: the tensor's name in the graph and its shape.
@@ -125,6 +128,24 @@ impl OnnxEmit<'_> {
             name: format!("{output}/{op_type}"),
             inputs: inputs.iter().map(|s| s.to_string()).collect(),
             outputs: vec![output.to_string()],
+            attributes,
+            span: self.span,
+        });
+    }
+
+    /// Appends a node with several outputs, such as `MaxPool` with the indices of the maxima.
+    pub fn node_outputs(
+        &mut self,
+        op_type: &'static str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attributes: Vec<(&'static str, OnnxAttr)>,
+    ) {
+        self.graph.nodes.push(OnnxNode {
+            op_type,
+            name: format!("{}/{op_type}", outputs[0]),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
             attributes,
             span: self.span,
         });
@@ -182,26 +203,62 @@ impl OnnxEmit<'_> {
         Ok(dims)
     }
 
+    /// A shape as an i64 tensor computed when the model runs: the known sizes as constants,
+    /// the batch read from the input's shape. Every size must be known or the batch itself.
+    pub fn shape_tensor(&mut self, base: &str, shape: &Shape) -> Result<String, String> {
+        let known: Option<Vec<i64>> = shape.0.iter().map(|d| d.as_const().map(|n| n as i64)).collect();
+        if let Some(dims) = known {
+            return Ok(self.ints(&format!("{base}/shape"), dims));
+        }
+        let source = match (&self.batch_source, &self.batch) {
+            (Some(source), Some(_)) => source.clone(),
+            _ => return Err(format!("the shape {shape} has sizes known only when it runs")),
+        };
+        let batch = self.temp(base, "Shape", &[&source], vec![("start", OnnxAttr::Int(0)), ("end", OnnxAttr::Int(1))]);
+        let mut parts = Vec::new();
+        for dim in &shape.0 {
+            match dim.as_const() {
+                Some(n) => parts.push(self.ints(&format!("{base}/dim"), vec![n as i64])),
+                None if self.batch.as_ref().is_some_and(|b| *dim == Dim::symbol(b)) => parts.push(batch.clone()),
+                None => return Err(format!("the size {dim} of {shape} is neither known nor the batch")),
+            }
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Ok(self.temp(base, "Concat", &parts, vec![("axis", OnnxAttr::Int(0))]))
+    }
+
     /// Whether `dim` depends on no symbol but the batch.
     fn only_batch(&self, dim: &Dim) -> bool {
         let symbols = dim.symbols();
         !symbols.is_empty() && symbols.iter().all(|s| Some(s) == self.batch.as_ref())
     }
 
-    /// The value of a dimension as an f32 scalar tensor: a constant, or the batch size read
-    /// from the input's shape when the model runs.
+    /// The value of a dimension as an f32 scalar tensor: a constant, or a multiple of the
+    /// batch size, read from the input's shape when the model runs.
     pub fn size(&mut self, base: &str, dim: &Dim) -> Result<String, String> {
         if let Some(n) = dim.as_const() {
             return Ok(self.floats(base, Vec::new(), vec![n as f32]));
         }
-        let source = match (&self.batch_source, &self.batch) {
-            (Some(source), Some(batch)) if *dim == Dim::symbol(batch) => source.clone(),
-            _ => return Err(format!("the size {dim} is not the batch, the only size ONNX reads when it runs")),
+        let not_batch =
+            || format!("the size {dim} is not a multiple of the batch, the only size ONNX reads when it runs");
+        let (source, batch) = match (&self.batch_source, &self.batch) {
+            (Some(source), Some(batch)) => (source.clone(), Dim::symbol(batch)),
+            _ => return Err(not_batch()),
         };
+        // `dim` = factor × batch, the form of the element counts that means divide by.
+        let factor = dim.floor_div(&batch).and_then(|q| q.as_const()).filter(|&q| q > 0).ok_or_else(not_batch)?;
+        if batch.checked_mul(&Dim::constant(factor)).ok().as_ref() != Some(dim) {
+            return Err(not_batch());
+        }
         let shape = self.temp(base, "Shape", &[&source], vec![("start", OnnxAttr::Int(0)), ("end", OnnxAttr::Int(1))]);
         let float = self.temp(base, "Cast", &[&shape], vec![("to", OnnxAttr::Int(ONNX_FLOAT))]);
         let scalar = self.ints(&format!("{base}/scalar"), Vec::new());
-        Ok(self.temp(base, "Reshape", &[&float, &scalar], Vec::new()))
+        let size = self.temp(base, "Reshape", &[&float, &scalar], Vec::new());
+        if factor == 1 {
+            return Ok(size);
+        }
+        let factor = self.floats(&format!("{base}/factor"), Vec::new(), vec![factor as f32]);
+        Ok(self.temp(base, "Mul", &[&size, &factor], Vec::new()))
     }
 }
 
@@ -231,8 +288,11 @@ pub fn to_onnx(f: &Function, data_inputs: usize) -> Result<OnnxGraph, OnnxError>
     let mut names: HashMap<Value, String> = HashMap::new();
     let interface = |value: Value, name: &str| -> Result<OnnxValue, OnnxError> {
         let dims = f.ty(value).shape.0.iter().map(|d| onnx_dim(d, batch.as_deref())).collect::<Result<_, _>>();
-        dims.map(|dims| OnnxValue { name: name.to_string(), dims })
-            .map_err(|message| OnnxError { message: format!("`{name}`: {message}"), span: f.span })
+        dims.map(|dims| OnnxValue { name: name.to_string(), dims }).map_err(|(message, open_size)| OnnxError {
+            message: format!("`{name}`: {message}"),
+            span: f.span,
+            open_size,
+        })
     };
     for (i, param) in f.params.iter().enumerate() {
         let name = unique(&mut used, &param.name);
@@ -270,6 +330,7 @@ pub fn to_onnx(f: &Function, data_inputs: usize) -> Result<OnnxGraph, OnnxError>
         (inst.op.rules().onnx)(&mut emit, &inst.op, &args, &out).map_err(|reason| OnnxError {
             message: format!("the op `{}` has no ONNX form here: {reason}", inst.op.name()),
             span: inst.span,
+            open_size: None,
         })?;
         names.insert(inst.result, name);
     }
@@ -297,8 +358,9 @@ pub fn to_onnx(f: &Function, data_inputs: usize) -> Result<OnnxGraph, OnnxError>
     Ok(graph)
 }
 
-/// A dimension of the interface: known, or the batch symbol.
-fn onnx_dim(dim: &Dim, batch: Option<&str>) -> Result<OnnxDim, String> {
+/// A dimension of the interface: known, or the batch symbol; else why not, with the first
+/// symbol that has no value.
+fn onnx_dim(dim: &Dim, batch: Option<&str>) -> Result<OnnxDim, (String, Option<String>)> {
     if let Some(n) = dim.as_const() {
         return Ok(OnnxDim::Fixed(n as i64));
     }
@@ -306,14 +368,13 @@ fn onnx_dim(dim: &Dim, batch: Option<&str>) -> Result<OnnxDim, String> {
     match batch {
         Some(batch) if symbols.iter().all(|s| s == batch) => Ok(OnnxDim::Symbol(dim.to_string())),
         _ => {
-            let unknown: Vec<String> =
-                symbols.iter().filter(|s| Some(s.as_str()) != batch).map(|s| format!("`{s}`")).collect();
-            Err(format!(
-                "the size `{}` has no value; ONNX needs every size but the batch, so give {} a value \
-                 (a default in the model's header, or in the `train` block's call)",
-                dim,
-                unknown.join(", ")
-            ))
+            let unknown: Vec<&String> = symbols.iter().filter(|s| Some(s.as_str()) != batch).collect();
+            let named: Vec<String> = unknown.iter().map(|s| format!("`{s}`")).collect();
+            let message = format!(
+                "the size `{dim}` has no value; ONNX needs every size but the batch, so give {} a value",
+                named.join(", ")
+            );
+            Err((message, unknown.first().map(|s| s.to_string())))
         }
     }
 }

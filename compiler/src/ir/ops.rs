@@ -635,9 +635,17 @@ fn onnx_pool(e: &mut OnnxEmit<'_>, op_type: &'static str, op: &Op, x: &[OnnxArg]
     Ok(())
 }
 
-/// The ONNX rule of the ops only derivative code contains.
-fn no_onnx(_: &mut OnnxEmit<'_>, op: &Op, _: &[OnnxArg], _: &OnnxArg) -> Result<(), String> {
-    Err(format!("`{}` belongs to derivative code, and an ONNX model holds the inference graph only", op.name()))
+/// The flat indices (over the whole input, as `MaxPool` numbers them) of each pooling
+/// window's maximum, from `MaxPool`'s second output.
+fn onnx_argmax(e: &mut OnnxEmit<'_>, op: &Op, x: &str, base: &str) -> String {
+    let (kernel, stride) = pool_params(op);
+    let attributes = vec![
+        ("kernel_shape", OnnxAttr::Ints(vec![kernel.0 as i64, kernel.1 as i64])),
+        ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
+    ];
+    let (pooled, indices) = (e.fresh(&format!("{base}/pooled")), e.fresh(&format!("{base}/argmax")));
+    e.node_outputs("MaxPool", &[x], &[&pooled, &indices], attributes);
+    indices
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1186,23 +1194,7 @@ static BROADCAST: Rules = Rules {
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
     onnx: |e, _, x, y| {
-        // `Expand` broadcasts the input with the shape it is given, so a size of 1 keeps the
-        // input's own size: that is how the batch, unknown until the model runs, is kept.
-        let offset = y.shape.rank() - x[0].shape.rank().min(y.shape.rank());
-        let mut dims = Vec::with_capacity(y.shape.rank());
-        for (i, dim) in y.shape.0.iter().enumerate() {
-            match dim.as_const() {
-                Some(n) => dims.push(n as i64),
-                None if i >= offset && x[0].shape.0[i - offset] == *dim => dims.push(1),
-                None => {
-                    return Err(format!(
-                        "broadcasting {} to {} makes a size known only when it runs",
-                        x[0].shape, y.shape
-                    ));
-                }
-            }
-        }
-        let shape = e.ints(&format!("{}/shape", y.name), dims);
+        let shape = e.shape_tensor(&y.name, &y.shape)?;
         e.node("Expand", &[&x[0].name, &shape], &y.name, Vec::new());
         Ok(())
     },
@@ -1764,7 +1756,28 @@ static CONV2D_INPUT_GRAD: Rules = Rules {
         let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
         e.sum_opt(a, b)
     },
-    onnx: no_onnx,
+    onnx: |e, op, x, y| {
+        // The transposed convolution, with the output padding that gives back the input's
+        // size when the stride dropped rows or columns at the end.
+        let Op::Conv2dInputGrad { stride, pad, input } = op else { unreachable!() };
+        let (out_h, out_w) = concrete_pair(&x[0].shape, 2);
+        let (kh, kw) = concrete_pair(&x[1].shape, 2);
+        let extra =
+            |size: usize, out: usize, k: usize, s: usize, p: usize| (size + 2 * p) as i64 - (k + (out - 1) * s) as i64;
+        let attributes = vec![
+            ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
+            ("pads", OnnxAttr::Ints(vec![pad.0 as i64, pad.1 as i64, pad.0 as i64, pad.1 as i64])),
+            (
+                "output_padding",
+                OnnxAttr::Ints(vec![
+                    extra(input.0, out_h, kh, stride.0, pad.0),
+                    extra(input.1, out_w, kw, stride.1, pad.1),
+                ]),
+            ),
+        ];
+        e.node("ConvTranspose", &[&x[0].name, &x[1].name], &y.name, attributes);
+        Ok(())
+    },
 };
 
 static CONV2D_WEIGHT_GRAD: Rules = Rules {
@@ -1797,7 +1810,31 @@ static CONV2D_WEIGHT_GRAD: Rules = Rules {
         let b = t[1].map(|t| e.op(op.clone(), &[x[0], t]));
         e.sum_opt(a, b)
     },
-    onnx: no_onnx,
+    onnx: |e, op, x, y| {
+        // dW[o, c] = sum over n of x[n, c] correlated with g[n, o] dilated by the stride: a
+        // convolution with the batch as the channels, images and cotangents swapped in and
+        // out of the batch axis, cut to the kernel's size.
+        let Op::Conv2dWeightGrad { stride, pad, kernel } = op else { unreachable!() };
+        let (h, w) = concrete_pair(&x[0].shape, 2);
+        let (out_h, out_w) = concrete_pair(&x[1].shape, 2);
+        let swap = || vec![("perm", OnnxAttr::Ints(vec![1, 0, 2, 3]))];
+        let images = e.temp(&y.name, "Transpose", &[&x[0].name], swap());
+        let cotangents = e.temp(&y.name, "Transpose", &[&x[1].name], swap());
+        let attributes = vec![
+            ("dilations", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
+            ("pads", OnnxAttr::Ints(vec![pad.0 as i64, pad.1 as i64, pad.0 as i64, pad.1 as i64])),
+        ];
+        let mut full = e.temp(&y.name, "Conv", &[&images, &cotangents], attributes);
+        let size = (h + 2 * pad.0 - (out_h - 1) * stride.0, w + 2 * pad.1 - (out_w - 1) * stride.1);
+        if size != *kernel {
+            let starts = e.ints(&format!("{}/starts", y.name), vec![0, 0]);
+            let ends = e.ints(&format!("{}/ends", y.name), vec![kernel.0 as i64, kernel.1 as i64]);
+            let axes = e.ints(&format!("{}/axes", y.name), vec![2, 3]);
+            full = e.temp(&y.name, "Slice", &[&full, &starts, &ends, &axes], Vec::new());
+        }
+        e.node("Transpose", &[&full], &y.name, swap());
+        Ok(())
+    },
 };
 
 fn pool_params(op: &Op) -> ((usize, usize), (usize, usize)) {
@@ -1877,7 +1914,21 @@ static MAXPOOL2D_GRAD: Rules = Rules {
         vec![None, needs[1].then(|| e.op(Op::MaxPool2dPick { kernel, stride }, &[x[0], z]))]
     },
     jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
-    onnx: no_onnx,
+    onnx: |e, op, x, y| {
+        // Each window's cotangent is added at the flat index of its maximum, which `MaxPool`
+        // gives as its second output.
+        let indices = onnx_argmax(e, op, &x[0].name, &y.name);
+        let shape = e.temp(&y.name, "Shape", &[&x[0].name], Vec::new());
+        let zeros = e.temp(&y.name, "ConstantOfShape", &[&shape], Vec::new());
+        let flat = e.ints(&format!("{}/flat", y.name), vec![-1]);
+        let zeros = e.temp(&y.name, "Reshape", &[&zeros, &flat], Vec::new());
+        let indices = e.temp(&y.name, "Reshape", &[&indices, &flat], Vec::new());
+        let values = e.temp(&y.name, "Reshape", &[&x[1].name, &flat], Vec::new());
+        let attributes = vec![("axis", OnnxAttr::Int(0)), ("reduction", OnnxAttr::String("add"))];
+        let added = e.temp(&y.name, "ScatterElements", &[&zeros, &indices, &values], attributes);
+        e.node("Reshape", &[&added, &shape], &y.name, Vec::new());
+        Ok(())
+    },
 };
 
 static MAXPOOL2D_PICK: Rules = Rules {
@@ -1891,7 +1942,13 @@ static MAXPOOL2D_PICK: Rules = Rules {
         vec![None, needs[1].then(|| e.op(Op::MaxPool2dGrad { kernel, stride }, &[x[0], z]))]
     },
     jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
-    onnx: no_onnx,
+    onnx: |e, op, x, y| {
+        let indices = onnx_argmax(e, op, &x[0].name, &y.name);
+        let flat = e.ints(&format!("{}/flat", y.name), vec![-1]);
+        let values = e.temp(&y.name, "Reshape", &[&x[1].name, &flat], Vec::new());
+        e.node("Gather", &[&values, &indices], &y.name, vec![("axis", OnnxAttr::Int(0))]);
+        Ok(())
+    },
 };
 
 fn avgpool_eval(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), y: &mut Tensor) {
@@ -1955,5 +2012,27 @@ static AVGPOOL2D_GRAD: Rules = Rules {
         vec![Some(e.op(Op::AvgPool2d { kernel, stride }, &[z]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
-    onnx: no_onnx,
+    onnx: |e, op, x, y| {
+        // A transposed convolution of each channel with a window of 1 / (kh kw).
+        let Op::AvgPool2dGrad { kernel, stride, input } = op else { unreachable!() };
+        let channels = x[0].shape.0[1].as_const().ok_or("symbolic channels")? as usize;
+        let (out_h, out_w) = concrete_pair(&x[0].shape, 2);
+        let share = 1.0 / (kernel.0 * kernel.1) as f32;
+        let dims = vec![channels as i64, 1, kernel.0 as i64, kernel.1 as i64];
+        let spread = e.floats(&format!("{}/spread", y.name), dims, vec![share; channels * kernel.0 * kernel.1]);
+        let extra = |size: usize, out: usize, k: usize, s: usize| size as i64 - (k + (out - 1) * s) as i64;
+        let attributes = vec![
+            ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
+            ("group", OnnxAttr::Int(channels as i64)),
+            (
+                "output_padding",
+                OnnxAttr::Ints(vec![
+                    extra(input.0, out_h, kernel.0, stride.0),
+                    extra(input.1, out_w, kernel.1, stride.1),
+                ]),
+            ),
+        ];
+        e.node("ConvTranspose", &[&x[0].name, &spread], &y.name, attributes);
+        Ok(())
+    },
 };
