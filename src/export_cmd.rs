@@ -170,8 +170,8 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         }
     };
     let bytes = nnc_onnx::encode(&proto);
-    if let Err(error) = std::fs::write(options.onnx, &bytes) {
-        return fail(format!("cannot write `{}`: {error}", options.onnx.display()), 1);
+    if let Err(message) = nnc_runtime::checkpoint::write_atomically(options.onnx, &bytes) {
+        return fail(message, 1);
     }
     let params: usize =
         weights.iter().filter(|(n, _, _)| graph.weights.iter().any(|w| w.name == *n)).map(|(_, _, v)| v.len()).sum();

@@ -217,7 +217,7 @@ fn path_for(output: &Path, name: &str, format: Format) -> PathBuf {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
+    nnc_runtime::checkpoint::write_atomically(path, bytes)?;
     println!("wrote {}", path.display());
     Ok(())
 }

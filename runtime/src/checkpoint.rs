@@ -63,6 +63,24 @@ pub fn save_with(
     Ok(())
 }
 
+/// Writes `bytes` to `path` through a temporary file beside it, so that a failed write
+/// leaves any earlier file at `path` as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let temporary = sibling(path, ".tmp");
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(format!("cannot write `{}`: {error}", path.display()));
+    }
+    std::fs::rename(&temporary, path).map_err(|error| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write `{}`: {error}", path.display())
+    })
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
