@@ -1,8 +1,10 @@
 //! `nnc export`: a model's inference graph and weights as an ONNX file, for onnxruntime,
 //! TensorRT and the importers of other frameworks.
 
-use crate::output::{ColorChoice, analyze_checked, print_error};
-use nnc_compiler::ir::{ONNX_OPSET, OnnxDim, OnnxValue, lower_loss, lower_model, optimize, reverse, to_onnx};
+use crate::output::{ColorChoice, analyze_checked, did_you_mean, print_error};
+use nnc_compiler::ir::{
+    ONNX_OPSET, OnnxDim, OnnxValue, dims_text, lower_loss, lower_model, optimize, reverse, to_onnx,
+};
 use nnc_compiler::shapes::format_count;
 use nnc_grammar::{Item, LineIndex};
 use nnc_runtime::train::{call_parts, initial_weights, model_and_args};
@@ -20,51 +22,6 @@ pub struct Options<'a> {
     pub loss: Option<&'a str>,
 }
 
-/// The names a model's `--arg` may set: its arguments and the size symbols of its input.
-fn settable(def: &nnc_grammar::ModelDef) -> Vec<String> {
-    let mut names: Vec<String> = def.params.iter().map(|p| p.name.name.clone()).collect();
-    for stmt in &def.body {
-        if let nnc_grammar::Stmt::Input(input) = stmt {
-            for dim in input.shape.dims.iter().skip(1) {
-                if let nnc_grammar::ExprKind::Name(name) = &dim.kind {
-                    names.push(name.clone());
-                }
-            }
-        }
-    }
-    names
-}
-
-/// Adds `name=value` settings to the argument values, checking each against the model.
-pub fn bind_args(
-    def: &nnc_grammar::ModelDef,
-    given: &[String],
-    args: &mut std::collections::HashMap<String, nnc_compiler::shapes::Dim>,
-) -> Result<(), String> {
-    let names = settable(def);
-    for setting in given {
-        let Some((name, value)) = setting.split_once('=') else {
-            return Err(format!("`--arg {setting}` needs the form NAME=SIZE, such as `--arg width=16`"));
-        };
-        let (name, value) = (name.trim(), value.trim());
-        if !names.iter().any(|n| n == name) {
-            let known = if names.is_empty() {
-                "it has none".to_string()
-            } else {
-                format!("they are {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
-            };
-            return Err(format!("`{}` has no argument or input size `{name}`; {known}", def.name.name));
-        }
-        match value.parse::<u32>() {
-            Ok(n) if n > 0 => {
-                args.insert(name.to_string(), nnc_compiler::shapes::Dim::constant(i128::from(n)));
-            }
-            _ => return Err(format!("`--arg {setting}`: `{value}` is not a size (a whole number above 0)")),
-        }
-    }
-    Ok(())
-}
-
 pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) -> ExitCode {
     let fail = |message: String, code: u8| {
         print_error(&message, color);
@@ -79,19 +36,12 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         Ok(choice) => choice,
         Err(message) => {
             let known: Vec<&str> = analysis.shapes.models.iter().map(|m| m.name.as_str()).collect();
-            let hint = match nnc_grammar::closest(model, known.iter().copied()) {
-                Some(close) => format!("; did you mean `{close}`?"),
-                None if known.is_empty() => "; it defines no models".to_string(),
-                None => format!(
-                    "; its models are {}",
-                    known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-                ),
-            };
+            let hint = did_you_mean(model, &known, "models");
             return fail(format!("`{file_name}`: {message}{hint}"), 2);
         }
     };
     let (def, mut args) = (choice.model, choice.args);
-    if let Err(message) = bind_args(def, options.args, &mut args) {
+    if let Err(message) = crate::model_args::bind_args(def, options.args, &mut args) {
         return fail(message, 2);
     }
     let lines = LineIndex::new(&analysis.text);
@@ -215,13 +165,5 @@ fn train_seed(file: &nnc_grammar::File, model: &str) -> u64 {
 }
 
 fn value_text(value: &OnnxValue) -> String {
-    let dims: Vec<String> = value
-        .dims
-        .iter()
-        .map(|d| match d {
-            OnnxDim::Fixed(n) => n.to_string(),
-            OnnxDim::Symbol(s) => s.clone(),
-        })
-        .collect();
-    format!("{} [{}]", value.name, dims.join(", "))
+    format!("{} {}", value.name, dims_text(&value.dims))
 }

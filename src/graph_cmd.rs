@@ -8,7 +8,7 @@
 //! terminal: it needs `-o` or standard output redirected.
 
 use crate::ir_cmd::{declared, training_loss};
-use crate::output::{ColorChoice, analyze_checked, print_error};
+use crate::output::{ColorChoice, analyze_checked, did_you_mean, print_error};
 use nnc_compiler::ir::{
     Function, GraphOptions, graph_dot, lower_fn, lower_model, lower_training_loss, optimize, reverse, verify,
 };
@@ -249,14 +249,7 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options<'_>, color: ColorC
         let message = match name {
             None => format!("`{file_name}` has no functions or models to draw"),
             Some(wanted) => {
-                let hint = match nnc_grammar::closest(wanted, known.iter().copied()) {
-                    Some(close) => format!("; did you mean `{close}`?"),
-                    None if known.is_empty() => "; it defines no functions or models".to_string(),
-                    None => format!(
-                        "; its functions and models are {}",
-                        known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-                    ),
-                };
+                let hint = did_you_mean(wanted, &known, "functions and models");
                 format!("`{file_name}` has no function or model `{wanted}`{hint}")
             }
         };

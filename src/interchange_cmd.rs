@@ -33,7 +33,7 @@ pub fn run_predict(
         })?;
         let inputs = array(input, color)?;
         let (def, mut args) = (choice.model, choice.args);
-        crate::export_cmd::bind_args(def, given, &mut args).map_err(|e| {
+        crate::model_args::bind_args(def, given, &mut args).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;
@@ -70,7 +70,7 @@ pub fn run_grad(
             ExitCode::from(2)
         })?;
         let (def, mut args) = (choice.model, choice.args);
-        crate::export_cmd::bind_args(def, given, &mut args).map_err(|e| {
+        crate::model_args::bind_args(def, given, &mut args).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;

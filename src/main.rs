@@ -8,6 +8,7 @@ mod graph_cmd;
 mod interchange_cmd;
 mod ir_cmd;
 mod lsp_cmd;
+mod model_args;
 mod output;
 mod run;
 mod summary;

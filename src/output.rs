@@ -42,6 +42,16 @@ pub fn print_error(message: &str, color: ColorChoice) {
     }
 }
 
+/// The end of an error about the unknown name `wanted`: the closest of the `known` names
+/// (`; did you mean `Mlp`?`), or else all of them, called `what` (`models`).
+pub fn did_you_mean(wanted: &str, known: &[&str], what: &str) -> String {
+    match nnc_grammar::closest(wanted, known.iter().copied()) {
+        Some(close) => format!("; did you mean `{close}`?"),
+        None if known.is_empty() => format!("; it defines no {what}"),
+        None => format!("; its {what} are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+    }
+}
+
 /// Reads and analyses a `.nn` file; says why when it cannot be read (exit code 2).
 pub fn analyze_path(
     path: &std::path::Path,

@@ -1,7 +1,7 @@
 //! `nnc summary`: a per-layer table of output shapes and parameter counts, with totals,
 //! as text or JSON.
 
-use crate::output::{ColorChoice, analyze_path, print_diagnostics, print_error};
+use crate::output::{ColorChoice, analyze_path, did_you_mean, print_diagnostics, print_error};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use nnc_compiler::shapes::{Dim, ModelReport, RowKind, Shape, format_count};
 use serde_json::json;
@@ -27,14 +27,7 @@ pub fn run(path: &Path, model: Option<&str>, batch: Option<u64>, format: Format,
             Some(report) => vec![report],
             None => {
                 let known: Vec<&str> = analysis.shapes.models.iter().map(|m| m.name.as_str()).collect();
-                let hint = match nnc_grammar::closest(wanted, known.iter().copied()) {
-                    Some(close) => format!("; did you mean `{close}`?"),
-                    None if known.is_empty() => "; it defines no models".to_string(),
-                    None => format!(
-                        "; its models are {}",
-                        known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-                    ),
-                };
+                let hint = did_you_mean(wanted, &known, "models");
                 print_error(&format!("`{name}` has no model `{wanted}`{hint}"), color);
                 return ExitCode::from(2);
             }

@@ -2,15 +2,10 @@
 //! inputs built to break a parser (deep nesting, long operator chains).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the nnc binary runs")
-}
+mod common;
+use common::nnc;
 
 fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc-cli-{}", std::process::id()));

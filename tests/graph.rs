@@ -4,15 +4,10 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the nnc binary runs")
-}
+mod common;
+use common::nnc;
 
 /// The examples' stems, sorted: `conv_exercises`, `digits_cnn`, ...
 fn examples() -> Vec<String> {

@@ -6,17 +6,15 @@ use nnc_onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
 use nnc_onnx::proto::{ModelProto, ValueInfoProto};
 use nnc_runtime::checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::nnc_in;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc-onnx-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn nnc(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).current_dir(dir).output().unwrap()
 }
 
 fn example(name: &str) -> String {
@@ -45,7 +43,7 @@ fn export(file: &str, model: &str, extra: &[&str], dir: &Path) -> ModelProto {
     let out = dir.join(format!("{model}.onnx"));
     let mut args = vec!["export", file, model, "--onnx", out.to_str().unwrap()];
     args.extend(extra);
-    let output = nnc(&args, dir);
+    let output = nnc_in(&args, dir);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     nnc_onnx::decode(&std::fs::read(out).unwrap()).unwrap()
 }
@@ -117,12 +115,12 @@ fn weights_of_another_shape_or_name_are_refused_with_their_names() {
         &[("0.weight".into(), vec![3, 3], vec![0.0; 9]), ("0.bias".into(), vec![2], vec![0.0; 2])],
     )
     .unwrap();
-    let output = nnc(&["export", "tiny.nn", "Tiny", "--onnx", "t.onnx", "--weights", "shape.safetensors"], &dir);
+    let output = nnc_in(&["export", "tiny.nn", "Tiny", "--onnx", "t.onnx", "--weights", "shape.safetensors"], &dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("`0.weight` is [3, 3], but the model needs [2, 3]"), "{stderr}");
     checkpoint::save(&dir.join("name.safetensors"), &[("1.weight".into(), vec![2, 3], vec![0.0; 6])]).unwrap();
-    let output = nnc(&["export", "tiny.nn", "Tiny", "--onnx", "t.onnx", "--weights", "name.safetensors"], &dir);
+    let output = nnc_in(&["export", "tiny.nn", "Tiny", "--onnx", "t.onnx", "--weights", "name.safetensors"], &dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no weights for `0.weight` (there are 1.weight)"), "{stderr}");
     assert!(!dir.join("t.onnx").exists(), "nothing is written when the export fails");
@@ -132,27 +130,27 @@ fn weights_of_another_shape_or_name_are_refused_with_their_names() {
 fn open_sizes_and_unknown_models_get_errors_that_say_what_to_give() {
     let dir = scratch("errors");
     let residual = example("residual.nn");
-    let output = nnc(&["export", &residual, "Residual", "--onnx", "r.onnx"], &dir);
+    let output = nnc_in(&["export", &residual, "Residual", "--onnx", "r.onnx"], &dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the size `width` has no value"), "{stderr}");
     assert!(stderr.contains("residual.nn:3:7"), "{stderr}");
     assert!(stderr.contains("--arg width=16"), "{stderr}");
 
-    let output = nnc(&["export", &residual, "Residual", "--onnx", "r.onnx", "--arg", "depth=2"], &dir);
+    let output = nnc_in(&["export", &residual, "Residual", "--onnx", "r.onnx", "--arg", "depth=2"], &dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`Residual` has no argument or input size `depth`; they are `width`"), "{stderr}");
 
-    let output = nnc(&["export", &residual, "Residual", "--onnx", "r.onnx", "--arg", "width=0"], &dir);
+    let output = nnc_in(&["export", &residual, "Residual", "--onnx", "r.onnx", "--arg", "width=0"], &dir);
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a size"));
 
-    let output = nnc(&["export", &residual, "Resdual", "--onnx", "r.onnx"], &dir);
+    let output = nnc_in(&["export", &residual, "Resdual", "--onnx", "r.onnx"], &dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("did you mean `Residual`?"), "{stderr}");
 
-    let output = nnc(&["export", &residual, "Deep", "--onnx", "/nonexistent-dir/d.onnx"], &dir);
+    let output = nnc_in(&["export", &residual, "Deep", "--onnx", "/nonexistent-dir/d.onnx"], &dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot write `/nonexistent-dir/d.onnx`"), "{stderr}");
@@ -168,7 +166,7 @@ fn without_weights_the_export_holds_the_weights_a_run_starts_from() {
          train M on xor(samples = 8) {\n    loss = mse\n    optimizer = sgd(lr = 0)\n    epochs = 1\n    seed = 11\n    save = \"m.safetensors\"\n}\n",
     )
     .unwrap();
-    let run = nnc(&["run", "m.nn", "--out", "run"], &dir);
+    let run = nnc_in(&["run", "m.nn", "--out", "run"], &dir);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let saved = checkpoint::load(&dir.join("m.safetensors")).unwrap();
     let proto = export("m.nn", "M", &[], &dir);
@@ -202,7 +200,7 @@ fn the_gradient_graph_takes_inputs_and_targets_and_returns_the_loss_and_every_gr
         assert!(ops.contains(op), "no {op} in {ops:?}");
     }
 
-    let output = nnc(&["export", &example("residual.nn"), "Deep", "--grad", "--onnx", "d.onnx"], &dir);
+    let output = nnc_in(&["export", &example("residual.nn"), "Deep", "--grad", "--onnx", "d.onnx"], &dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("give `--loss cross_entropy`, `mse` or `bce`"), "{stderr}");

@@ -2,7 +2,7 @@
 //! the model's weights, encoded as an ONNX `ModelProto`.
 
 use nnc_compiler::ir::{
-    ONNX_FLOAT, ONNX_INT64, ONNX_IR_VERSION, ONNX_OPSET, OnnxAttr, OnnxData, OnnxDim, OnnxGraph, OnnxValue,
+    ONNX_FLOAT, ONNX_INT64, ONNX_IR_VERSION, ONNX_OPSET, OnnxAttr, OnnxData, OnnxDim, OnnxGraph, OnnxValue, dims_text,
 };
 use nnc_grammar::Span;
 use prost::Message;
@@ -161,15 +161,4 @@ fn value_info(value: &OnnxValue) -> proto::ValueInfoProto {
         }),
         ..Default::default()
     }
-}
-
-fn dims_text(dims: &[OnnxDim]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            OnnxDim::Fixed(n) => n.to_string(),
-            OnnxDim::Symbol(s) => s.clone(),
-        })
-        .collect();
-    format!("[{}]", parts.join(", "))
 }

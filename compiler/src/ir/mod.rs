@@ -21,7 +21,7 @@ pub use interp::{Interpreter, Precision, Tensor, eval_function};
 pub use lower::{LowerError, lower_fn, lower_loss, lower_loss_and_output, lower_model, lower_training_loss};
 pub use onnx::{
     ONNX_FLOAT, ONNX_INT64, ONNX_IR_VERSION, ONNX_OPSET, OnnxAttr, OnnxConstant, OnnxData, OnnxDim, OnnxError,
-    OnnxGraph, OnnxNode, OnnxValue, to_onnx,
+    OnnxGraph, OnnxNode, OnnxValue, dims_text, to_onnx,
 };
 pub use ops::Op;
 pub use opt::optimize;

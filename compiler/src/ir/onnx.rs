@@ -26,11 +26,25 @@ pub enum OnnxDim {
     Symbol(String),
 }
 
+impl std::fmt::Display for OnnxDim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OnnxDim::Fixed(n) => write!(f, "{n}"),
+            OnnxDim::Symbol(s) => f.write_str(s),
+        }
+    }
+}
+
 /// A named f32 tensor of the graph's interface: an input, a weight or an output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OnnxValue {
     pub name: String,
     pub dims: Vec<OnnxDim>,
+}
+
+/// Dimensions as `[B, 64]`.
+pub fn dims_text(dims: &[OnnxDim]) -> String {
+    format!("[{}]", dims.iter().map(OnnxDim::to_string).collect::<Vec<_>>().join(", "))
 }
 
 /// An attribute of a node.
@@ -210,11 +224,8 @@ impl OnnxEmit<'_> {
         if let Some(dims) = known {
             return Ok(self.ints(&format!("{base}/shape"), dims));
         }
-        let source = match (&self.batch_source, &self.batch) {
-            (Some(source), Some(_)) => source.clone(),
-            _ => return Err(format!("the shape {shape} has sizes known only when it runs")),
-        };
-        let batch = self.temp(base, "Shape", &[&source], vec![("start", OnnxAttr::Int(0)), ("end", OnnxAttr::Int(1))]);
+        let batch =
+            self.batch_size(base).ok_or_else(|| format!("the shape {shape} has sizes known only when it runs"))?;
         let mut parts = Vec::new();
         for dim in &shape.0 {
             match dim.as_const() {
@@ -225,6 +236,14 @@ impl OnnxEmit<'_> {
         }
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         Ok(self.temp(base, "Concat", &parts, vec![("axis", OnnxAttr::Int(0))]))
+    }
+
+    /// The batch size as a one-element i64 tensor, read from the input's shape when the
+    /// model runs; `None` when the function has no batch.
+    fn batch_size(&mut self, base: &str) -> Option<String> {
+        let source = self.batch_source.clone().filter(|_| self.batch.is_some())?;
+        let attributes = vec![("start", OnnxAttr::Int(0)), ("end", OnnxAttr::Int(1))];
+        Some(self.temp(base, "Shape", &[&source], attributes))
     }
 
     /// Whether `dim` depends on no symbol but the batch.
@@ -241,16 +260,13 @@ impl OnnxEmit<'_> {
         }
         let not_batch =
             || format!("the size {dim} is not a multiple of the batch, the only size ONNX reads when it runs");
-        let (source, batch) = match (&self.batch_source, &self.batch) {
-            (Some(source), Some(batch)) => (source.clone(), Dim::symbol(batch)),
-            _ => return Err(not_batch()),
-        };
+        let batch = Dim::symbol(self.batch.as_ref().ok_or_else(not_batch)?);
         // `dim` = factor × batch, the form of the element counts that means divide by.
         let factor = dim.floor_div(&batch).and_then(|q| q.as_const()).filter(|&q| q > 0).ok_or_else(not_batch)?;
         if batch.checked_mul(&Dim::constant(factor)).ok().as_ref() != Some(dim) {
             return Err(not_batch());
         }
-        let shape = self.temp(base, "Shape", &[&source], vec![("start", OnnxAttr::Int(0)), ("end", OnnxAttr::Int(1))]);
+        let shape = self.batch_size(base).ok_or_else(not_batch)?;
         let float = self.temp(base, "Cast", &[&shape], vec![("to", OnnxAttr::Int(ONNX_FLOAT))]);
         let scalar = self.ints(&format!("{base}/scalar"), Vec::new());
         let size = self.temp(base, "Reshape", &[&float, &scalar], Vec::new());

@@ -635,6 +635,24 @@ fn onnx_pool(e: &mut OnnxEmit<'_>, op_type: &'static str, op: &Op, x: &[OnnxArg]
     Ok(())
 }
 
+/// The `output_padding` of a transposed convolution from `output` back to `input` (height,
+/// width): the rows and columns at the end that the window's stride never reached, which
+/// the transposed convolution would otherwise leave out.
+fn onnx_output_padding(
+    input: (usize, usize),
+    output: (usize, usize),
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    pad: (usize, usize),
+) -> OnnxAttr {
+    let extra =
+        |size: usize, out: usize, k: usize, s: usize, p: usize| (size + 2 * p) as i64 - (k + (out - 1) * s) as i64;
+    OnnxAttr::Ints(vec![
+        extra(input.0, output.0, kernel.0, stride.0, pad.0),
+        extra(input.1, output.1, kernel.1, stride.1, pad.1),
+    ])
+}
+
 /// The flat indices (over the whole input, as `MaxPool` numbers them) of each pooling
 /// window's maximum, from `MaxPool`'s second output.
 fn onnx_argmax(e: &mut OnnxEmit<'_>, op: &Op, x: &str, base: &str) -> String {
@@ -1762,18 +1780,10 @@ static CONV2D_INPUT_GRAD: Rules = Rules {
         let Op::Conv2dInputGrad { stride, pad, input } = op else { unreachable!() };
         let (out_h, out_w) = concrete_pair(&x[0].shape, 2);
         let (kh, kw) = concrete_pair(&x[1].shape, 2);
-        let extra =
-            |size: usize, out: usize, k: usize, s: usize, p: usize| (size + 2 * p) as i64 - (k + (out - 1) * s) as i64;
         let attributes = vec![
             ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
             ("pads", OnnxAttr::Ints(vec![pad.0 as i64, pad.1 as i64, pad.0 as i64, pad.1 as i64])),
-            (
-                "output_padding",
-                OnnxAttr::Ints(vec![
-                    extra(input.0, out_h, kh, stride.0, pad.0),
-                    extra(input.1, out_w, kw, stride.1, pad.1),
-                ]),
-            ),
+            ("output_padding", onnx_output_padding(*input, (out_h, out_w), (kh, kw), *stride, *pad)),
         ];
         e.node("ConvTranspose", &[&x[0].name, &x[1].name], &y.name, attributes);
         Ok(())
@@ -2020,17 +2030,10 @@ static AVGPOOL2D_GRAD: Rules = Rules {
         let share = 1.0 / (kernel.0 * kernel.1) as f32;
         let dims = vec![channels as i64, 1, kernel.0 as i64, kernel.1 as i64];
         let spread = e.floats(&format!("{}/spread", y.name), dims, vec![share; channels * kernel.0 * kernel.1]);
-        let extra = |size: usize, out: usize, k: usize, s: usize| size as i64 - (k + (out - 1) * s) as i64;
         let attributes = vec![
             ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
             ("group", OnnxAttr::Int(channels as i64)),
-            (
-                "output_padding",
-                OnnxAttr::Ints(vec![
-                    extra(input.0, out_h, kernel.0, stride.0),
-                    extra(input.1, out_w, kernel.1, stride.1),
-                ]),
-            ),
+            ("output_padding", onnx_output_padding(*input, (out_h, out_w), *kernel, *stride, (0, 0))),
         ];
         e.node("ConvTranspose", &[&x[0].name, &spread], &y.name, attributes);
         Ok(())
