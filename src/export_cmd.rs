@@ -6,8 +6,8 @@ use nnc_compiler::ir::{
     ONNX_OPSET, OnnxDim, OnnxValue, dims_text, lower_loss, lower_model, optimize, reverse, to_onnx,
 };
 use nnc_compiler::shapes::format_count;
-use nnc_grammar::{Item, LineIndex};
-use nnc_runtime::train::{call_parts, initial_weights, model_and_args};
+use nnc_grammar::LineIndex;
+use nnc_runtime::train::{initial_weights, model_and_args};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -99,7 +99,10 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
             Err(message) => return fail(message, 1),
         },
         None => {
-            let seed = train_seed(&analysis.file, model);
+            // The seed of the model's `train` block, as `nnc run` reads it, or 0.
+            let config =
+                choice.train.and_then(|t| nnc_runtime::train::config(&analysis.file, t, Path::new("."), None).ok());
+            let seed = config.map_or(0, |c| c.seed);
             (initial_weights(&f, data_inputs, seed), format!("the initial weights of seed {seed} (no --weights given)"))
         }
     };
@@ -149,19 +152,6 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
     };
     println!("  input {}, output {}{batch}", interface(&graph.inputs), interface(&graph.outputs));
     ExitCode::SUCCESS
-}
-
-/// The seed of the model's `train` block, or 0.
-fn train_seed(file: &nnc_grammar::File, model: &str) -> u64 {
-    file.items
-        .iter()
-        .find_map(|item| match item {
-            Item::Train(train) if call_parts(&train.model).is_some_and(|(m, _)| m == model) => {
-                nnc_runtime::train::config(file, train, Path::new("."), None).ok().map(|c| c.seed)
-            }
-            _ => None,
-        })
-        .unwrap_or(0)
 }
 
 fn value_text(value: &OnnxValue) -> String {

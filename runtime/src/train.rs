@@ -82,7 +82,7 @@ fn named<'a>(args: &'a [Arg], name: &str, position: usize) -> Option<&'a Expr> {
 }
 
 /// The model name and arguments of a `train` block's `Model(args)` or `Model`.
-pub fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
+fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
     match &expr.unparenthesized().kind {
         ExprKind::Name(name) => Some((name, &[])),
         ExprKind::Call { callee, args } => Some((&callee.name, args)),
@@ -759,6 +759,8 @@ pub struct ModelChoice<'f> {
     pub args: HashMap<String, Dim>,
     /// The loss its `train` block names.
     pub loss: Option<String>,
+    /// Its `train` block, if it has one.
+    pub train: Option<&'f TrainDef>,
 }
 
 /// The values of a model's arguments in a `train` block's `Model(hidden = 64)`.
@@ -818,7 +820,7 @@ pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelCho
             _ => None,
         });
     }
-    Ok(ModelChoice { model, args, loss })
+    Ok(ModelChoice { model, args, loss, train: train.copied() })
 }
 
 /// What a run checkpoint restores.
