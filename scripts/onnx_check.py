@@ -6,6 +6,11 @@ run it in onnxruntime on a batch of inputs, and compare with `nnc predict` on th
 and weights. Then the same for its loss and gradients (`nnc export --grad` against
 `nnc grad`; the loss of its `train` block, or mse). Run by `scripts/onnx-check`, which
 makes the virtual environment.
+
+The models the default folders hold are listed in `EXPECTED`: each must export and agree
+twice, its inference graph and its gradient graph, so that a model skipped for any reason
+(a file that no longer parses, a failed run, an export that fails) fails the check by
+name, as does a model the list does not know.
 """
 
 import argparse
@@ -28,11 +33,39 @@ BATCH = 5
 # The size given to arguments without a default and to input sizes such as `in`.
 OPEN_SIZE = 6
 
+# Every model of the default folders, by folder and file. Each has an inference graph and
+# a gradient graph, and both must export and agree: 18 and 18, the counts below. A model
+# added to these folders is added here (the check fails on a model it does not list).
+EXPECTED = {
+    "examples": {
+        "conv_exercises.nn": ["SevenByThree", "SevenByThreeStride2", "TenFilters", "FiveFilters", "Dense200"],
+        "digits_cnn.nn": ["DigitsCnn"],
+        "digits_mlp.nn": ["Mlp"],
+        "iris.nn": ["Iris"],
+        "mnist.nn": ["MnistCnn"],
+        "residual.nn": ["Residual", "Logistic", "Deep"],
+        "xor.nn": ["NoHidden", "OneHidden", "TwoHidden"],
+    },
+    "tests/onnx": {
+        "every_op.nn": ["Images", "Functions", "Explicit"],
+    },
+}
+INFERENCE_GRAPHS = 18
+GRADIENT_GRAPHS = 18
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def run(command, cwd=None, stdout_only=False):
     """Runs a command; returns (exit code, output)."""
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     return done.returncode, done.stdout if stdout_only else done.stdout + done.stderr
+
+
+def errors_of(output):
+    """nnc's output from its first error on, without the warnings before it."""
+    lines = output.strip().splitlines()
+    first = next((i for i, line in enumerate(lines) if line.startswith("error")), 0)
+    return "\n".join(lines[first:]) or "no output"
 
 
 def train_blocks(text):
@@ -96,8 +129,8 @@ def read_safetensors(path):
 
 def check_gradients(nnc, source, report, weights, work, x, classes, loss):
     """Exports the loss and its gradients (`nnc export --grad`), runs them in onnxruntime,
-    and compares with `nnc grad` on the same batch; returns (ok, text). `loss` is the
-    `--loss` setting for a model without a `train` block."""
+    and compares with `nnc grad` on the same batch; returns (ok, text, ONNX operators).
+    `loss` is the `--loss` setting for a model without a `train` block."""
     name = report["model"]
     onnx_path = work / f"{source.stem}-{name}.grad.onnx"
     settings = open_sizes(report) + loss
@@ -105,10 +138,7 @@ def check_gradients(nnc, source, report, weights, work, x, classes, loss):
         [nnc, "export", str(source), name, "--grad", "--onnx", str(onnx_path), "--weights", str(weights), *settings]
     )
     if code != 0:
-        # Convolution and pooling gradients have no ONNX form; the error names the op.
-        errors = [line for line in output.splitlines() if line.startswith("error")]
-        first = errors[0] if errors else output.strip() or "no output"
-        return None, f"gradient graph not exported: {first}", []
+        return False, "nnc export --grad failed:\n" + errors_of(output), []
     model = onnx.load(str(onnx_path))
     onnx.checker.check_model(model, full_check=True)
     targets = model.graph.input[1]
@@ -130,7 +160,7 @@ def check_gradients(nnc, source, report, weights, work, x, classes, loss):
          "--out", str(grads_path), *settings]
     )
     if code != 0:
-        return False, "nnc grad failed:\n" + output, []
+        return False, "nnc grad failed:\n" + errors_of(output), []
     expected = read_safetensors(grads_path)
     worst = 0.0
     for output_name, value in results.items():
@@ -139,7 +169,10 @@ def check_gradients(nnc, source, report, weights, work, x, classes, loss):
             return False, f"`nnc grad` wrote no `{key}`", []
         worst = max(worst, float(np.max(np.abs(np.asarray(value, np.float64) - expected[key].reshape(np.shape(value))))))
     ok = worst < TOLERANCE
-    text = f"loss and {len(results) - 1} gradients: max |nnc grad - onnxruntime| = {worst:.2e}, {len(model.graph.node)} nodes"
+    text = (
+        f"{'' if ok else 'differs: '}loss and {len(results) - 1} gradients: "
+        f"max |nnc grad - onnxruntime| = {worst:.2e}, {len(model.graph.node)} nodes"
+    )
     return ok, text, sorted({n.op_type for n in model.graph.node})
 
 
@@ -165,7 +198,7 @@ def check_model(nnc, source, report, weights, work, has_train):
         command += ["--weights", str(weights)]
     code, output = run(command)
     if code != 0:
-        return {"model": name, "ok": False, "why": "nnc export failed:\n" + output}
+        return {"model": name, "ok": False, "why": "nnc export failed:\n" + errors_of(output)}
     model = onnx.load(str(onnx_path))
     onnx.checker.check_model(model, full_check=True)
     graph_input = model.graph.input[0]
@@ -194,17 +227,20 @@ def check_model(nnc, source, report, weights, work, has_train):
          "--output", str(predicted_path), *settings]
     )
     if code != 0:
-        return {"model": name, "ok": False, "why": "nnc predict failed:\n" + output}
+        return {"model": name, "ok": False, "why": "nnc predict failed:\n" + errors_of(output)}
     predicted = np.load(predicted_path)
     if predicted.shape != expected.shape:
         return {"model": name, "ok": False, "why": f"shapes differ: nnc {predicted.shape}, onnxruntime {expected.shape}"}
     difference = float(np.max(np.abs(predicted.astype(np.float64) - expected.astype(np.float64))))
     loss = [] if has_train else ["--loss", "mse"]
-    *gradients, gradient_ops = check_gradients(nnc, source, report, weights, work, x, expected.shape[-1], loss)
+    try:
+        *gradients, gradient_ops = check_gradients(nnc, source, report, weights, work, x, expected.shape[-1], loss)
+    except Exception as error:  # onnx's checker and onnxruntime raise on a malformed graph
+        gradients, gradient_ops = [False, f"gradient graph rejected: {type(error).__name__}: {error}"], []
     return {
         "gradients": gradients,
         "model": name,
-        "ok": difference < TOLERANCE and gradients[0] is not False,
+        "ok": difference < TOLERANCE,
         "difference": difference,
         "nodes": len(model.graph.node),
         "ops": sorted({n.op_type for n in model.graph.node}),
@@ -213,28 +249,68 @@ def check_model(nnc, source, report, weights, work, has_train):
     }
 
 
+def listed_folder(folder):
+    """The key of `EXPECTED` that names this folder, or None."""
+    return next((name for name in EXPECTED if (ROOT / name).resolve() == Path(folder).resolve()), None)
+
+
+def first_lines(text):
+    """A failure's text on one line: its first line, and the first `error` line of nnc's."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or ["no output"]
+    errors = [line for line in lines[1:] if line.startswith("error")]
+    return " ".join(lines[:1] + errors[:1])
+
+
+def compare_with_expected(kind, agreeing, why, expected, found):
+    """Prints "N of M <kind> agree", M the expected count, then every expected model whose
+    graph did not agree and every model found that `EXPECTED` does not list; returns whether
+    all is as expected."""
+    print(f"{len(agreeing & expected)} of {len(expected)} {kind} agree")
+    for key in sorted(expected - agreeing):
+        reason = why.get(key, "not checked: its file gave no such model, or failed before it")
+        print(f"  expected, but missing or failing: {key[0]}/{key[1]} {key[2]}: {first_lines(reason)}")
+    for key in sorted(found - expected):
+        print(f"  not expected: {key[0]}/{key[1]} {key[2]} (list it in EXPECTED in scripts/onnx_check.py)")
+    return agreeing >= expected and found <= expected
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nnc", required=True, help="the nnc binary")
     parser.add_argument(
-        "folders", nargs="*", default=["examples", "tests/onnx"], help="folders of .nn files (examples, every op)"
+        "folders", nargs="*", default=list(EXPECTED), help="folders of .nn files (default: examples, tests/onnx)"
     )
     parser.add_argument("--keep", help="keep the exported files in this folder")
     options = parser.parse_args()
+    listed = sum(len(models) for files in EXPECTED.values() for models in files.values())
+    if not listed == INFERENCE_GRAPHS == GRADIENT_GRAPHS:
+        print(
+            f"EXPECTED lists {listed} models, but {INFERENCE_GRAPHS} inference and {GRADIENT_GRAPHS} gradient "
+            "graphs are expected; every listed model has both"
+        )
+        return 1
     nnc = str(Path(options.nnc).resolve())
     work = Path(options.keep).resolve() if options.keep else Path(tempfile.mkdtemp(prefix="nnc-onnx-"))
     if work.exists() and options.keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    # Train in a copy, so that the examples' own folder gets no weights files.
-    sources = []
+    # Train in a copy, so that the examples' own folder gets no weights files. A model is
+    # named (folder, file, model), the folder as `EXPECTED` names it where it lists it.
+    sources, expected = [], set()
     for i, folder in enumerate(options.folders):
         copy = work / f"{i}-{Path(folder).name}"
         shutil.copytree(Path(folder), copy, ignore=shutil.ignore_patterns("*.safetensors*", "runs", "*.onnx"))
-        sources += sorted(copy.glob("*.nn"))
+        name = listed_folder(folder)
+        if name is None:
+            print(f"{folder}: no list in EXPECTED; every model found must agree, none is required")
+        else:
+            expected |= {(name, file, model) for file, models in EXPECTED[name].items() for model in models}
+        sources += [(name or folder, source) for source in sorted(copy.glob("*.nn"))]
     failures, rows = 0, []
+    # (folder, file, model) -> why its inference or gradient graph did not agree.
+    inference_why, gradient_why = {}, {}
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}; batch {BATCH}, tolerance {TOLERANCE}")
-    for source in sources:
+    for folder, source in sources:
         copy = source.parent
         text = source.read_text()
         code, output = run([nnc, "summary", str(source), "--format", "json"], stdout_only=True)
@@ -260,8 +336,11 @@ def main():
         for report in reports:
             weights = trained.get(report["model"])
             has_train = any(m == report["model"] for m, _, _ in blocks)
-            row = check_model(nnc, source, report, weights, work, has_train)
-            row["file"] = source.name
+            try:
+                row = check_model(nnc, source, report, weights, work, has_train)
+            except Exception as error:  # onnx's checker and onnxruntime raise on a malformed graph
+                row = {"model": report["model"], "ok": False, "why": f"rejected: {type(error).__name__}: {error}"}
+            row["key"] = (folder, source.name, row["model"])
             row["weights"] = "trained" if weights else ("initial (data not bundled)" if missing else "initial")
             rows.append(row)
             if row["ok"]:
@@ -271,16 +350,28 @@ def main():
                 )
             else:
                 failures += 1
-                print(f"FAIL  {source.name:22} {row['model']:22} {row.get('why') or row}")
-            verdict, text = row.get("gradients", [None, ""])
-            if text:
-                mark = {True: "ok", False: "FAIL", None: "--"}[verdict]
-                print(f"{mark:5} {'':22} {'':22} {'':27} {text}")
+                why = row.get("why") or f"max |nnc predict - onnxruntime| = {row['difference']:.2e}"
+                inference_why[row["key"]] = why
+                print(f"FAIL  {source.name:22} {row['model']:22} {why}")
+            verdict, text = row.get("gradients", [False, "not checked, since the inference graph failed"])
+            if not verdict:
+                failures += 1
+                gradient_why[row["key"]] = text
+            print(f"{'ok' if verdict else 'FAIL':5} {'':22} {'':22} {'':27} {text}")
+    found = {row["key"] for row in rows if row["key"][0] in EXPECTED}
+    inference_ok = {row["key"] for row in rows if row["ok"]}
+    gradient_ok = {row["key"] for row in rows if row.get("gradients", [False])[0]}
     ops = sorted({op for row in rows for op in row.get("ops", [])})
     gradient_ops = sorted({op for row in rows for op in row.get("gradient_ops", [])})
-    graded = sum(1 for row in rows if row.get("gradients", [None])[0])
-    print(f"{len(rows) - failures} of {len(rows)} models agree; ONNX operators of their graphs: {', '.join(ops)}")
-    print(f"{graded} gradient graphs agree with `nnc grad`; their operators: {', '.join(gradient_ops)}")
+    print(f"ONNX operators of the inference graphs: {', '.join(ops)}")
+    print(f"ONNX operators of the gradient graphs: {', '.join(gradient_ops)}")
+    kinds = [
+        ("inference graphs (`nnc export` against `nnc predict`)", inference_ok, inference_why),
+        ("gradient graphs (`nnc export --grad` against `nnc grad`)", gradient_ok, gradient_why),
+    ]
+    for kind, agreeing, why in kinds:
+        if not compare_with_expected(kind, agreeing, why, expected, found):
+            failures += 1
     if not options.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0
