@@ -187,7 +187,12 @@ pub(super) fn linear(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
         && declared != features
     {
         let label = settings.span("in_features").unwrap_or(site.span);
-        let out_text = out.to_string();
+        // `linear(0)` would be an error of its own: with no outputs, the help asks for some.
+        let help = if out.is_nonpositive() {
+            format!("give only the output features, at least 1 (not {out}); its inputs come from the previous layer")
+        } else {
+            format!("use `linear({out})`; its inputs come from the previous layer")
+        };
         let diagnostic = Diagnostic::new(
             Code::FeatureMismatch,
             format!("`{}` expects {declared} input features, but its input has {features}", site.label),
@@ -195,7 +200,7 @@ pub(super) fn linear(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
             format!("{declared} input features declared here"),
         )
         .with_secondary(site.span, format!("the input is {shape}"))
-        .with_help(format!("use `linear({out_text})`; its inputs come from the previous layer"));
+        .with_help(help);
         return Err(explain(diagnostic, input, &[1]));
     }
     let weights = mul(site, &out, &features, "the weight count")?;
@@ -218,6 +223,7 @@ fn flat_text(shape: &Shape) -> String {
 }
 
 /// One spatial axis of a convolution or pooling window: `floor((n + 2p - k) / s) + 1`.
+/// `pad` is `None` for pooling, which takes no padding, so that its help never offers one.
 #[allow(clippy::too_many_arguments)]
 fn window_axis(
     site: &Site<'_>,
@@ -226,8 +232,11 @@ fn window_axis(
     n: &Dim,
     kernel: &Dim,
     stride: &Dim,
-    pad: &Dim,
+    pad: Option<&Dim>,
 ) -> Result<(Dim, String, i128), Diagnostic> {
+    let pads = pad.is_some();
+    let zero = Dim::default();
+    let pad = pad.unwrap_or(&zero);
     let padded = add(site, n, &mul(site, &Dim::constant(2), pad, "the padded size")?, "the padded size")?;
     let span = padded.checked_sub(kernel).map_err(|_| overflow(site, "the output size"))?;
     let Some(steps) = span.floor_div(stride) else {
@@ -259,10 +268,7 @@ fn window_axis(
             site.span,
             format!("output size {formula}"),
         )
-        .with_help(format!(
-            "use a smaller kernel, or pad the input (`pad = {}`)",
-            kernel.as_const().map_or("...".to_string(), |k| ((k - 1) / 2).max(1).to_string())
-        ));
+        .with_help(no_output_help(n, kernel, pads));
         return Err(explain(diagnostic, input, &[axis]));
     }
     // A stride that does not tile the input drops the last rows or columns.
@@ -273,6 +279,22 @@ fn window_axis(
     Ok((out, formula, dropped))
 }
 
+/// How to give a window that is larger than its input an output. A convolution can pad
+/// its input: the help names the padding that keeps an odd kernel's output the input's
+/// size, or the least that makes the padded input as large as the kernel if that is more.
+/// Pooling takes no padding, so its help names the largest kernel that fits instead.
+fn no_output_help(n: &Dim, kernel: &Dim, pads: bool) -> String {
+    match (pads, n.as_const(), kernel.as_const()) {
+        (true, Some(n), Some(k)) => {
+            let pad = ((k - n + 1) / 2).max((k - 1) / 2);
+            format!("use a smaller kernel, or pad the input (`pad = {pad}`)")
+        }
+        (true, ..) => "use a smaller kernel, or pad the input".to_string(),
+        (false, Some(n), _) => format!("use a kernel of at most {n}, or remove this layer; pooling takes no padding"),
+        (false, None, _) => "use a smaller kernel; pooling takes no padding".to_string(),
+    }
+}
+
 /// The warning for windows that do not tile the input: how many rows and columns of each
 /// input are never read.
 fn tiling_warning(
@@ -281,6 +303,7 @@ fn tiling_warning(
     dropped: (i128, i128),
     formulas: (&str, &str),
     action: &str,
+    help: &str,
 ) -> Option<Diagnostic> {
     let plural = |n: i128, one: &str, many: &str| {
         if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
@@ -301,7 +324,7 @@ fn tiling_warning(
             format!("drops the last {what}"),
         )
         .with_note(format!("height {}; width {}", formulas.0, formulas.1))
-        .with_help("choose a stride that divides the input size minus the window, or pad the input"),
+        .with_help(help),
     )
 }
 
@@ -353,9 +376,10 @@ pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
         ],
     )?;
     let channels = shape.0[1].clone();
-    let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, &ph)?;
-    let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, &pw)?;
-    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "covered").into_iter().collect();
+    let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, Some(&ph))?;
+    let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, Some(&pw))?;
+    let help = "choose a stride that divides the input size minus the window, or pad the input";
+    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "covered", help).into_iter().collect();
     let kernel_size = mul(site, &kh, &kw, "the kernel size")?;
     let per_filter = mul(site, &channels, &kernel_size, "the weight count")?;
     let weights = mul(site, &out_c, &per_filter, "the weight count")?;
@@ -388,10 +412,12 @@ pub(super) fn pool(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule 
     let (kh, kw) = settings.pair("kernel").unwrap_or((Dim::constant(2), Dim::constant(2)));
     let (sh, sw) = settings.pair("stride").unwrap_or((kh.clone(), kw.clone()));
     check_window(site, settings, &[(&kh, "kernel", 1), (&kw, "kernel", 1), (&sh, "stride", 1), (&sw, "stride", 1)])?;
-    let zero = Dim::default();
-    let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, &zero)?;
-    let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, &zero)?;
-    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "pooled").into_iter().collect();
+    let (ho, fh, drop_h) = window_axis(site, input, 2, &shape.0[2], &kh, &sh, None)?;
+    let (wo, fw, drop_w) = window_axis(site, input, 3, &shape.0[3], &kw, &sw, None)?;
+    // Pooling takes no padding: only the kernel and the stride can make the windows tile.
+    let help = "choose a stride that divides the input size minus the kernel (with the default stride, a kernel \
+                that divides the input size); pooling takes no padding";
+    let warnings = tiling_warning(site, shape, (drop_h, drop_w), (&fh, &fw), "pooled", help).into_iter().collect();
     let mut value = Value::new(Shape(vec![shape.0[0].clone(), shape.0[1].clone(), ho.clone(), wo.clone()]));
     value.why[0] = input.why[0].clone();
     value.why[1] = input.why[1].clone();
