@@ -1,11 +1,16 @@
-//! Machine code for a kernel program, generated with Cranelift: one function per program,
-//! `run(buffers: *const *mut f32)`, whose argument is a table of the buffers' addresses
-//! (the program's buffers in order, then a scratch area for packed matrices).
+//! Machine code for a kernel program, generated with Cranelift: one function per kernel,
+//! `k(table, first, end, scratch)` (`KernelFn`), that computes units `first..end` of the
+//! kernel's independent units (batch items, planes, blocks of rows), so that the executor
+//! can run parts of one kernel on several threads at once. The table holds the addresses of
+//! the program's buffers in order, then that of a `BoundsReport`; `scratch` is the call's
+//! own space for packed matrices.
 //!
 //! Elementwise loops run four lanes at a time (f32x4) where their accesses allow; matrix
-//! products pack the right-hand matrix into panels of eight columns and compute 4×8 tiles
-//! in eight vector accumulators (the most that stay in registers); convolutions are
-//! im2col feeding those products; pooling runs direct loops. Transcendental functions call Rust's implementations.
+//! products below `Options::library_products` multiply-adds pack the right-hand matrix into
+//! panels of eight columns and compute 4×8 tiles in eight vector accumulators (the most
+//! that stay in registers), and larger ones call the AVX-512 kernels of `microkernel` or
+//! the `gemm` crate; convolutions are im2col feeding those products; pooling runs direct
+//! loops. Transcendental functions call Rust's implementations.
 
 use crate::kernel::{Access, Binary, BufferId, Combine, Expr, Kernel, Matrix, PoolMode, Program, Unary, Window};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};

@@ -1,6 +1,6 @@
 //! Machine code for nnc: the graph IR of a training step lowered to kernels (loop nests
-//! over buffers, fused), and the kernels compiled with Cranelift into one function, run by
-//! the JIT executor.
+//! over buffers, fused), and each kernel compiled with Cranelift into a function of its own
+//! over a range of its independent units, run by the JIT executor.
 
 mod clif;
 mod crew;
