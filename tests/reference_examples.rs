@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 /// Fewer examples than this means the reference lost most of them, not that it got shorter.
 const MIN_CLEAN_EXAMPLES: usize = 20;
+/// Likewise for the ```nn,error examples, so that a broken tag cannot leave this test with
+/// nothing to check.
+const MIN_ERROR_EXAMPLES: usize = 9;
 
 fn path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md")
@@ -78,7 +81,13 @@ fn every_example_checks_without_diagnostics() {
 
 #[test]
 fn every_error_example_gives_its_code() {
-    for example in blocks(&reference()).into_iter().filter(|b| b.info == "nn,error") {
+    let examples: Vec<Block> = blocks(&reference()).into_iter().filter(|b| b.info == "nn,error").collect();
+    assert!(
+        examples.len() >= MIN_ERROR_EXAMPLES,
+        "docs/language.md has {} ```nn,error examples; it should have at least {MIN_ERROR_EXAMPLES}",
+        examples.len()
+    );
+    for example in examples {
         let code =
             example.body.lines().next().and_then(|l| l.strip_prefix("// error: ")).map(str::trim).unwrap_or_else(
                 || panic!("docs/language.md:{}: an error example starts with `// error: CODE`", example.line),

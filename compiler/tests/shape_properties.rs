@@ -99,6 +99,8 @@ proptest! {
 
         // Walk the stack with the textbook formulas: every row agrees until the first layer
         // that cannot take its input, which is the first and only failing row.
+        // One row per line, the input's first: zipping fewer rows would check nothing.
+        prop_assert_eq!(report.rows.len(), layers.len() + 1, "rows of\n{}", source);
         let mut shape = input.clone();
         for (layer, row) in layers.iter().zip(&report.rows[1..]) {
             match expected(&shape, layer) {

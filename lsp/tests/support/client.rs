@@ -3,6 +3,7 @@
 
 use nnc_lsp::DocumentStore;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
@@ -16,8 +17,8 @@ pub struct Client {
     pub incoming: UnboundedReceiver<Value>,
     /// Messages received while waiting for others.
     pub pending: Vec<Value>,
-    /// The newest version whose diagnostics arrived.
-    pub diagnosed: i64,
+    /// The newest version whose diagnostics arrived, per document.
+    pub diagnosed: HashMap<String, i64>,
     pub documents: Arc<DocumentStore>,
     pub next_id: i64,
 }
@@ -55,7 +56,7 @@ impl Client {
                 }
             }
         });
-        Client { writer, incoming, pending: Vec::new(), diagnosed: 0, documents, next_id: 0 }
+        Client { writer, incoming, pending: Vec::new(), diagnosed: HashMap::new(), documents, next_id: 0 }
     }
 
     pub async fn send(&mut self, message: Value) {
@@ -91,8 +92,10 @@ impl Client {
             if message["method"] == "textDocument/publishDiagnostics"
                 && let Some(version) = message["params"]["version"].as_i64()
             {
-                assert!(version > self.diagnosed, "diagnostics of version {version} after {}", self.diagnosed);
-                self.diagnosed = version;
+                let uri = message["params"]["uri"].as_str().unwrap_or_default().to_string();
+                let last = self.diagnosed.entry(uri).or_default();
+                assert!(version > *last, "diagnostics of version {version} after {last}");
+                *last = version;
             }
             if wanted(&message) {
                 return message;
