@@ -168,7 +168,7 @@ fn every_example_trains_alike_compiled_and_interpreted() {
                 None => params.push((0..n).map(|_| rng.range(-0.3, 0.3) as f32).collect::<Vec<f32>>()),
             }
         }
-        let optimizer = Optimizer::Sgd { lr: 0.05, momentum: 0.9, nesterov: false, weight_decay: 0.0 };
+        let optimizer = Optimizer::Sgd { lr: 0.05, momentum: 0.9, dampening: 0.0, nesterov: false, weight_decay: 0.0 };
         let sizes: Vec<usize> = params.iter().map(Vec::len).collect();
         let batch_buffers = Batch { input: &input, targets: &targets, masks: &masks };
         let run = |executor: &dyn Executor| {

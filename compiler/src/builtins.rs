@@ -288,9 +288,16 @@ pub const BUILTINS: &[Builtin] = &[
             p("momentum", ArgKind::Real, Some("0"), "momentum factor"),
             p("nesterov", ArgKind::Bool, Some("false"), "use Nesterov momentum"),
             p("weight_decay", ArgKind::Real, Some("0"), "L2 penalty added to the gradient"),
+            p(
+                "dampening",
+                ArgKind::Real,
+                Some("0"),
+                "fraction of each gradient after the first left out of the momentum buffer",
+            ),
         ],
         variadic: false,
-        doc: "Stochastic gradient descent, with optional (Nesterov) momentum and weight decay, as PyTorch's `SGD`.",
+        doc: "Stochastic gradient descent, with optional (Nesterov) momentum, dampening and weight decay, as \
+              PyTorch's `SGD`; Nesterov momentum needs a momentum and no dampening.",
     },
     Builtin {
         name: "adam",

@@ -1,10 +1,10 @@
-//! Optimisers, with PyTorch's update rules: SGD with momentum, Nesterov momentum and weight
-//! decay, and Adam, on f32 parameters in f32 arithmetic as PyTorch does.
+//! Optimisers, with PyTorch's update rules: SGD with momentum, dampening, Nesterov momentum
+//! and weight decay, and Adam, on f32 parameters in f32 arithmetic as PyTorch does.
 
 /// An optimiser's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd { lr: f64, momentum: f64, nesterov: bool, weight_decay: f64 },
+    Sgd { lr: f64, momentum: f64, dampening: f64, nesterov: bool, weight_decay: f64 },
     Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
 }
 
@@ -38,6 +38,20 @@ impl State {
 }
 
 impl Optimizer {
+    /// Refuses the settings PyTorch refuses, with its reason: Nesterov momentum looks ahead
+    /// along the momentum buffer, so it needs one, undamped.
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            Optimizer::Sgd { momentum, dampening, nesterov: true, .. } if momentum <= 0.0 || dampening != 0.0 => {
+                Err(format!(
+                    "Nesterov momentum requires a momentum and zero dampening; \
+                     `sgd` has momentum = {momentum} and dampening = {dampening}"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Updates every parameter in place from its gradient.
     pub fn step(&self, state: &mut State, params: &mut [Vec<f32>], grads: &[Vec<f32>]) {
         self.begin(state);
@@ -86,8 +100,9 @@ impl Optimizer {
     #[inline(always)]
     fn update_lanes(&self, state: &mut State, k: usize, param: &mut [f32], grad: &[f32]) {
         match *self {
-            Optimizer::Sgd { lr, momentum, nesterov, weight_decay } => {
+            Optimizer::Sgd { lr, momentum, dampening, nesterov, weight_decay } => {
                 let (lr, momentum, weight_decay) = (lr as f32, momentum as f32, weight_decay as f32);
+                let undamped = (1.0 - dampening) as f32;
                 let buffer = &mut state.first[k];
                 // One loop per case, without branches inside, so that each vectorises.
                 let decayed = |p: f32, g: f32| g + weight_decay * p;
@@ -96,7 +111,7 @@ impl Optimizer {
                         *p -= lr * decayed(*p, g);
                     }
                 } else if state.step == 1 {
-                    // PyTorch starts the buffer at the first gradient.
+                    // PyTorch starts the buffer at the first gradient, undamped.
                     for ((p, &g), b) in param.iter_mut().zip(grad).zip(buffer.iter_mut()) {
                         let g = decayed(*p, g);
                         *b = g;
@@ -105,7 +120,7 @@ impl Optimizer {
                 } else {
                     for ((p, &g), b) in param.iter_mut().zip(grad).zip(buffer.iter_mut()) {
                         let g = decayed(*p, g);
-                        *b = momentum * *b + g;
+                        *b = momentum * *b + undamped * g;
                         *p -= lr * if nesterov { g + momentum * *b } else { *b };
                     }
                 }
@@ -135,7 +150,7 @@ mod tests {
     #[test]
     fn sgd_with_momentum_matches_pytorch_by_hand() {
         // PyTorch: buf = g on the first step, then buf = m buf + g; p -= lr buf.
-        let opt = Optimizer::Sgd { lr: 0.1, momentum: 0.9, nesterov: false, weight_decay: 0.0 };
+        let opt = Optimizer::Sgd { lr: 0.1, momentum: 0.9, dampening: 0.0, nesterov: false, weight_decay: 0.0 };
         let mut state = State::new(&[1]);
         let mut p = vec![vec![1.0]];
         opt.step(&mut state, &mut p, &[vec![2.0]]);

@@ -106,6 +106,7 @@ pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> R
             Optimizer::Sgd {
                 lr: get("lr", 0, 0.01)?,
                 momentum: get("momentum", 1, 0.0)?,
+                dampening: get("dampening", 4, 0.0)?,
                 nesterov: matches!(named(args, "nesterov", 2).map(|e| &e.kind), Some(ExprKind::Bool(true))),
                 weight_decay: get("weight_decay", 3, 0.0)?,
             }
@@ -123,6 +124,7 @@ pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> R
         }
         Some((other, _)) => return Err(format!("`{other}` is not an optimiser")),
     };
+    optimizer.check()?;
     let get = |key: &str, default: f64| setting(key).map_or(Ok(default), |e| number(file, e));
     let string = |key: &str| match setting(key).map(|e| &e.kind) {
         Some(ExprKind::Str(s)) => Some(base.join(s)),
