@@ -181,6 +181,7 @@ pub fn run(
                     interrupt: Some(&INTERRUPTED),
                     executor: Some(executor),
                     source: Some((&name, &analysis.text)),
+                    crash: None,
                 };
                 match train(&analysis.file, def, base, &options, &mut on_event) {
                     Ok(report) => print_report(&report),

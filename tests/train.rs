@@ -1,6 +1,7 @@
 //! End-to-end tests of training with `nnc run`: the digits MLP reaches its accuracy and
-//! leaves its files, two runs with one seed give identical weights, and every corrupt or
-//! mismatched data file gives an error that names the file and the line, never a panic.
+//! leaves its files, two runs with one seed give identical weights, a run killed or
+//! stopped by Ctrl-C resumes to the same weights, and every corrupt or mismatched data
+//! file gives an error that names the file and the line, never a panic.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -242,78 +243,135 @@ fn corrupt_idx_and_npy_files_are_clear_errors() {
     }
 }
 
-/// Starts `nnc run` in `dir`, with `--resume` if asked.
-fn start(dir: &Path, resume: bool) -> std::process::Child {
-    let mut args = vec!["run", "--color", "never", "model.nn"];
-    if resume {
-        args.push("--resume");
+/// `nnc run` stopped from outside, by SIGKILL and by SIGINT, at a moment the test observes
+/// (a run in progress, not finished) rather than after a guessed time; the in-process
+/// stops at exact steps are in `codegen/tests/resume.rs`.
+#[cfg(target_os = "linux")]
+mod stopped_from_outside {
+    use super::{digits_mlp, workspace};
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::Path;
+    use std::process::{Child, ChildStdout, Command, Stdio};
+    use std::sync::OnceLock;
+
+    /// Epochs of the digits MLP: more than a page of epoch lines, so that a run whose
+    /// output goes unread cannot finish (see `start`).
+    const EPOCHS: usize = 60;
+
+    fn program() -> String {
+        let program = digits_mlp().replace("epochs    = 20", &format!("epochs    = {EPOCHS}"));
+        assert!(program.contains(&format!("epochs    = {EPOCHS}")), "the example's epochs moved");
+        program
     }
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(&args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
-#[test]
-fn killed_runs_leave_loadable_checkpoints_and_resume_to_the_same_weights() {
-    let program = digits_mlp().replace("epochs    = 20", "epochs    = 12");
-    let reference = workspace("kill-reference", &program);
-    assert_eq!(run(&reference).2, Some(0));
-    let expected = std::fs::read(reference.join("mlp.safetensors")).unwrap();
+    /// `metrics.csv` of a run directory without its last column, the seconds an epoch took.
+    fn metrics(dir: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("runs/Mlp/metrics.csv")).unwrap();
+        text.lines().map(|line| line.rsplit_once(',').unwrap().0.to_string()).collect()
+    }
 
-    let dir = workspace("kill", &program);
-    // Kill at moments spread over the run; each restart resumes where the last one left off.
-    for (round, millis) in [350u64, 900, 600, 1300].into_iter().enumerate() {
-        let mut child = start(&dir, round > 0);
-        std::thread::sleep(std::time::Duration::from_millis(millis));
-        let _ = child.kill();
-        let _ = child.wait();
-        let checkpoint = dir.join("runs/Mlp/checkpoint.safetensors");
-        if checkpoint.exists() {
-            let (tensors, metadata) =
-                nnc_runtime::checkpoint::load_with(&checkpoint).expect("the checkpoint left by a killed run loads");
-            assert!(tensors.iter().any(|(n, _, _)| n == "0.weight"));
-            assert!(metadata.contains_key("epoch"));
+    /// The run never stopped: its saved weights and its metrics.
+    fn reference() -> &'static (Vec<u8>, Vec<String>) {
+        static REFERENCE: OnceLock<(Vec<u8>, Vec<String>)> = OnceLock::new();
+        REFERENCE.get_or_init(|| {
+            let dir = workspace("stopped-reference", &program());
+            let (_, stderr, code) = super::run(&dir);
+            assert_eq!(code, Some(0), "{stderr}");
+            (std::fs::read(dir.join("mlp.safetensors")).unwrap(), metrics(&dir))
+        })
+    }
+
+    /// Starts `nnc run` in `dir` with its output in a pipe of one page, and reads it a byte
+    /// at a time to the end of the second epoch's line, so that the checkpoint of the first
+    /// is written. An epoch line is more than 80 bytes, so while the test reads no more the
+    /// run blocks within about 50 epochs of the second: it cannot finish, however it is
+    /// scheduled.
+    fn start(dir: &Path) -> (Child, ChildStdout) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["run", "--color", "never", "model.nn"])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // SAFETY: `fcntl` on a pipe this process holds open, with an integer argument.
+        let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+        assert!(size > 0 && (size as usize) < (EPOCHS - 2) * 80, "the pipe holds {size} bytes");
+        let (mut stdout, mut line, mut epochs) = (stdout, Vec::new(), 0);
+        while epochs < 2 {
+            let mut byte = [0u8];
+            assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the run ended before its second epoch");
+            line.push(byte[0]);
+            if byte[0] == b'\n' {
+                epochs += usize::from(line.starts_with(b"  epoch "));
+                line.clear();
+            }
         }
+        (child, stdout)
     }
-    let mut child = start(&dir, true);
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "{stderr}");
-    assert_eq!(std::fs::read(dir.join("mlp.safetensors")).unwrap(), expected, "resuming repeats the run exactly");
-    let metrics = std::fs::read_to_string(dir.join("runs/Mlp/metrics.csv")).unwrap();
-    assert_eq!(metrics.lines().count(), 13, "{metrics}");
-}
 
-#[test]
-fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
-    let program = digits_mlp().replace("epochs    = 20", "epochs    = 6");
-    let reference = workspace("int-reference", &program);
-    assert_eq!(run(&reference).2, Some(0));
-    let dir = workspace("int", &program);
-    let mut child = start(&dir, false);
-    std::thread::sleep(std::time::Duration::from_millis(600));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    if status.success() {
-        // The run finished before the signal arrived; nothing to resume.
-        return;
+    /// The epoch of the run checkpoint in `dir`, which must be of a run not finished.
+    fn checkpoint_epoch(dir: &Path) -> usize {
+        let (tensors, metadata) = nnc_runtime::checkpoint::load_with(&dir.join("runs/Mlp/checkpoint.safetensors"))
+            .expect("the checkpoint left by a stopped run loads");
+        assert!(tensors.iter().any(|(n, _, _)| n == "0.weight"));
+        let epoch: usize = metadata["epoch"].parse().unwrap();
+        assert!((1..EPOCHS).contains(&epoch), "the run was stopped after epoch {epoch} of {EPOCHS}");
+        assert!(metrics(dir).len() <= EPOCHS, "metrics.csv has every epoch: the run had finished");
+        epoch
     }
-    assert!(stderr.contains("interrupted in epoch") && stderr.contains("--resume"), "{stderr}");
-    let (_, metadata) = nnc_runtime::checkpoint::load_with(&dir.join("runs/Mlp/checkpoint.safetensors")).unwrap();
-    assert!(metadata["step"].parse::<usize>().unwrap() > 0, "{metadata:?}");
-    let mut child = start(&dir, true);
-    assert!(child.wait().unwrap().success());
-    assert_eq!(
-        std::fs::read(dir.join("mlp.safetensors")).unwrap(),
-        std::fs::read(reference.join("mlp.safetensors")).unwrap()
-    );
+
+    /// Runs `nnc run --resume` in `dir`, which must start after `epoch`, and requires the
+    /// weights and metrics of the run never stopped.
+    fn resume_to_the_reference(dir: &Path, epoch: usize) {
+        let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["run", "--color", "never", "--resume", "model.nn"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let first = stdout.lines().find(|line| line.starts_with("  epoch ")).expect("an epoch line");
+        assert!(first.starts_with(&format!("  epoch {:>3} ", epoch + 1)), "resumed after epoch {epoch}: {first}");
+        let (weights, rows) = reference();
+        assert!(std::fs::read(dir.join("mlp.safetensors")).unwrap() == *weights, "the weights differ");
+        assert_eq!(metrics(dir), *rows, "metrics.csv");
+    }
+
+    #[test]
+    fn a_run_killed_while_running_resumes_to_the_same_weights() {
+        let dir = workspace("killed", &program());
+        let (mut child, _stdout) = start(&dir);
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "the run was not killed: {status}");
+        let epoch = checkpoint_epoch(&dir);
+        resume_to_the_reference(&dir, epoch);
+    }
+
+    #[test]
+    fn ctrl_c_while_running_saves_a_checkpoint_and_resume_finishes_the_run() {
+        let dir = workspace("ctrl-c", &program());
+        let (mut child, mut stdout) = start(&dir);
+        // SAFETY: `kill` with the id of a child this test started and has not waited for.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+        // The run, blocked on its output, goes on to the end of its next step and stops.
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let last = rest.lines().last().unwrap_or_default();
+        assert_eq!(status.code(), Some(1), "not stopped by Ctrl-C: {stderr}the last line of its output: {last}");
+        assert!(stderr.contains("interrupted in epoch") && stderr.contains("--resume"), "{stderr}");
+        let (_, metadata) = nnc_runtime::checkpoint::load_with(&dir.join("runs/Mlp/checkpoint.safetensors")).unwrap();
+        assert!(metadata["step"].parse::<usize>().unwrap() > 0, "{metadata:?}");
+        let epoch = checkpoint_epoch(&dir);
+        resume_to_the_reference(&dir, epoch);
+    }
 }
 
 #[test]

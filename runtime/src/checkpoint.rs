@@ -1,6 +1,7 @@
 //! Checkpoints in safetensors, with tensors named as PyTorch's `state_dict` names them,
 //! written atomically: a temporary file in the same directory, flushed to disk, renamed
 //! over the old one, and the directory flushed; the previous checkpoint is kept beside it.
+//! A process killed at any moment leaves a whole checkpoint under the checkpoint's name.
 
 pub use safetensors::tensor::Dtype;
 use safetensors::tensor::TensorView;
@@ -25,6 +26,68 @@ pub fn save_with(
     dtype: Dtype,
     metadata: Option<HashMap<String, String>>,
 ) -> Result<(), String> {
+    save_or_crash(path, tensors, dtype, metadata, None)
+}
+
+/// A point part-way through saving a checkpoint where a crash can be simulated, to test
+/// that a run resumes from the files that a process killed there leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// Half of the new checkpoint is in the temporary file.
+    MidWrite,
+    /// The new checkpoint is whole in the temporary file and the old one is kept as
+    /// `.previous`, but the new one is not yet renamed into place.
+    BeforeRename,
+    /// The new checkpoint is in place: the process dies right after saving it.
+    AfterRename,
+}
+
+/// [`save_with`], stopping at `crash` if given: the files are left as a process killed at
+/// that point leaves them, and the save returns an error saying so.
+pub fn save_or_crash(
+    path: &Path,
+    tensors: &[NamedTensor],
+    dtype: Dtype,
+    metadata: Option<HashMap<String, String>>,
+    crash: Option<Crash>,
+) -> Result<(), String> {
+    let data = serialize(tensors, dtype, metadata)?;
+    let crashed = |at: Crash| {
+        if crash == Some(at) {
+            Err(format!("simulated crash ({at:?}) while saving `{}`", path.display()))
+        } else {
+            Ok(())
+        }
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let temporary = sibling(path, ".tmp");
+    let written = if crash == Some(Crash::MidWrite) { &data[..data.len() / 2] } else { &data[..] };
+    let mut file =
+        std::fs::File::create(&temporary).map_err(|e| format!("cannot write `{}`: {e}", temporary.display()))?;
+    file.write_all(written)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("cannot write `{}`: {e}", temporary.display()))?;
+    drop(file);
+    crashed(Crash::MidWrite)?;
+    if path.exists() {
+        keep_previous(path)?;
+    }
+    crashed(Crash::BeforeRename)?;
+    std::fs::rename(&temporary, path).map_err(|e| format!("cannot move the checkpoint into place: {e}"))?;
+    // The rename is durable only once the directory is on disk.
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    crashed(Crash::AfterRename)
+}
+
+/// The safetensors bytes of `tensors` in `dtype` (f64, or else f32).
+fn serialize(
+    tensors: &[NamedTensor],
+    dtype: Dtype,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, String> {
     let dtype = if dtype == Dtype::F64 { Dtype::F64 } else { Dtype::F32 };
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -41,26 +104,18 @@ pub fn save_with(
         .map(|(name, shape, data)| TensorView::new(dtype, shape.clone(), data).map(|view| (name.clone(), view)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let data = safetensors::serialize(views, metadata).map_err(|e| e.to_string())?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    let temporary = sibling(path, ".tmp");
-    let mut file =
-        std::fs::File::create(&temporary).map_err(|e| format!("cannot write `{}`: {e}", temporary.display()))?;
-    file.write_all(&data)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write `{}`: {e}", temporary.display()))?;
-    drop(file);
-    if path.exists() {
-        std::fs::rename(path, sibling(path, ".previous"))
-            .map_err(|e| format!("cannot keep the previous checkpoint: {e}"))?;
-    }
-    std::fs::rename(&temporary, path).map_err(|e| format!("cannot move the checkpoint into place: {e}"))?;
-    // The rename is durable only once the directory is on disk.
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+}
+
+/// Keeps the checkpoint at `path` as `path.previous` while leaving it at `path` too (a hard
+/// link, or a copy where the file system has none), so that the one step that replaces
+/// it is the rename of the new checkpoint over it: no moment is left without one.
+fn keep_previous(path: &Path) -> Result<(), String> {
+    let previous = sibling(path, ".previous");
+    let _ = std::fs::remove_file(&previous);
+    std::fs::hard_link(path, &previous)
+        .or_else(|_| std::fs::copy(path, &previous).map(|_| ()))
+        .map_err(|e| format!("cannot keep the previous checkpoint: {e}"))
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it, so that a failed write

@@ -353,10 +353,23 @@ pub struct RunOptions<'a> {
     pub executor: Option<&'a dyn Executor>,
     /// The name and text of the `.nn` file, to name source lines in errors.
     pub source: Option<(&'a str, &'a str)>,
+    /// For tests of resuming: a crash to simulate while saving one run checkpoint.
+    pub crash: Option<CheckpointCrash>,
 }
 
-/// The checkpoint of a run directory: parameters, optimiser state and position, in f64 so
-/// that resuming continues exactly.
+/// A simulated crash while saving the run checkpoint of one position: `epoch` whole epochs
+/// done and `step` steps of the next (0 for the checkpoint at the end of an epoch, the
+/// step reached for the one an interrupt saves). The files are left as a process killed
+/// there leaves them, and `train` returns an error.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointCrash {
+    pub epoch: usize,
+    pub step: usize,
+    pub at: checkpoint::Crash,
+}
+
+/// The checkpoint of a run directory: parameters, optimiser state and position, in f32,
+/// which holds every value exactly (training computes in f32), so resuming continues exactly.
 pub fn run_checkpoint(out: &Path) -> PathBuf {
     out.join("checkpoint.safetensors")
 }
@@ -559,7 +572,8 @@ pub fn train(
             let seen = (step * batch + n).min(order.len()) as f64;
             on_event(Event::Step { epoch, epochs: config.epochs, step: step + 1, steps, loss: loss_sum / seen });
             if options.interrupt.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
-                save_run(&checkpoint_path, &config, &shapes, &params, &state, epoch - 1, step + 1, loss_sum)?;
+                let position = (epoch - 1, step + 1, loss_sum);
+                save_run(&checkpoint_path, &config, &shapes, &params, &state, position, options.crash)?;
                 return Err(format!(
                     "interrupted in epoch {epoch} after step {}; the checkpoint is {}: run again with `--resume` to continue",
                     step + 1,
@@ -590,7 +604,7 @@ pub fn train(
         // After every epoch the run directory holds its metrics and a checkpoint, so a run
         // killed at any moment resumes from its last whole epoch.
         write_metrics(&config.out, &epochs)?;
-        save_run(&checkpoint_path, &config, &shapes, &params, &state, epoch, 0, 0.0)?;
+        save_run(&checkpoint_path, &config, &shapes, &params, &state, (epoch, 0, 0.0), options.crash)?;
     }
     let measure = Measure { config: &config, input_shape: &input_shape, outputs, target_width };
     let confusion =
@@ -697,8 +711,12 @@ fn write_metrics(dir: &Path, epochs: &[Epoch]) -> Result<(), String> {
             e.seconds
         ));
     }
-    let path = dir.join("metrics.csv");
-    std::fs::write(&path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    // Through a temporary file, so that a run killed while writing leaves the previous
+    // rows for `--resume` to read rather than a cut file.
+    let (path, temporary) = (dir.join("metrics.csv"), dir.join("metrics.csv.tmp"));
+    std::fs::write(&temporary, text)
+        .and_then(|_| std::fs::rename(&temporary, &path))
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
 /// The model's prediction over a grid covering 2-D data, for the decision-boundary image.
@@ -836,16 +854,16 @@ struct Resumed {
 
 const FORMAT: &str = "nnc-run-checkpoint-2";
 
-#[allow(clippy::too_many_arguments)]
+/// Saves the run checkpoint of a position: whole epochs done, steps done of the next and
+/// the sum of their losses.
 fn save_run(
     path: &Path,
     config: &Config,
     shapes: &[(String, Vec<usize>)],
     params: &[Vec<f32>],
     state: &State,
-    epoch: usize,
-    step: usize,
-    loss_sum: f64,
+    (epoch, step, loss_sum): (usize, usize, f64),
+    crash: Option<CheckpointCrash>,
 ) -> Result<(), String> {
     let (count, first, second) = state.parts();
     let wide = |values: &[f32]| values.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
@@ -864,8 +882,9 @@ fn save_run(
         ("optimizer_steps".to_string(), count.to_string()),
         ("loss_sum".to_string(), loss_sum.to_string()),
     ]);
+    let crash = crash.filter(|c| (c.epoch, c.step) == (epoch, step)).map(|c| c.at);
     // Every value is an f32, so f32 keeps them exactly.
-    checkpoint::save_with(path, &tensors, checkpoint::Dtype::F32, Some(metadata))
+    checkpoint::save_or_crash(path, &tensors, checkpoint::Dtype::F32, Some(metadata), crash)
 }
 
 fn resume(path: &Path, config: &Config, shapes: &[(String, Vec<usize>)]) -> Result<Resumed, String> {
