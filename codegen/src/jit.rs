@@ -13,6 +13,7 @@ use nnc_runtime::executor::{
 use nnc_runtime::executor::{PartTime, Profile};
 use nnc_runtime::optim::{Optimizer, State};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Compiles with Cranelift.
@@ -24,11 +25,20 @@ pub struct JitExecutor {
     threads: usize,
     /// The threads kernels are split over, started once; `None` for one thread.
     pool: Option<Arc<Crew>>,
+    /// Parts of split kernels that helper threads have run, for every step and program
+    /// of this executor (`helper_parts`).
+    helper_parts: Arc<AtomicU64>,
 }
 
 impl Default for JitExecutor {
     fn default() -> JitExecutor {
-        JitExecutor { options: Options::default(), profile: false, threads: 1, pool: None }
+        JitExecutor {
+            options: Options::default(),
+            profile: false,
+            threads: 1,
+            pool: None,
+            helper_parts: Arc::default(),
+        }
     }
 }
 
@@ -74,6 +84,20 @@ impl JitExecutor {
         };
         Ok(self)
     }
+
+    /// Into how many parts each kernel of `f` (in the order `nnc_codegen::lower` gives
+    /// them) is split by this executor's steps and programs: 1 for a kernel that runs on
+    /// the calling thread alone. Compiles `f` to find out, as a step would.
+    pub fn kernel_parts(&self, f: &Function) -> Result<Vec<usize>, String> {
+        Ok(Runner::new(f, self)?.parts)
+    }
+
+    /// How many parts of split kernels helper threads have run so far, over every step and
+    /// program this executor compiled: what shows that kernels did run on several threads.
+    /// Counted as each part ends, one relaxed atomic addition per part.
+    pub fn helper_parts(&self) -> u64 {
+        self.helper_parts.load(Ordering::Relaxed)
+    }
 }
 
 impl Executor for JitExecutor {
@@ -109,6 +133,8 @@ pub(crate) struct Runner {
     /// Into how many parts each kernel is split.
     parts: Vec<usize>,
     pool: Option<Arc<Crew>>,
+    /// The executor's count of parts run by helper threads.
+    helper_parts: Arc<AtomicU64>,
     /// The time of each kernel summed over runs, and the runs, when profiling.
     times: Option<(Vec<Duration>, u64)>,
     /// Buffer addresses, then the address of `report`.
@@ -147,6 +173,7 @@ impl Runner {
             scratch_stride,
             parts,
             pool,
+            helper_parts: Arc::clone(&executor.helper_parts),
             times,
             table,
             report: Box::default(),
@@ -184,6 +211,7 @@ impl Runner {
             // SAFETY: the scratch areas are the arena's tail.
             scratch: unsafe { base.add(self.scratch_offset) },
             scratch_stride: self.scratch_stride,
+            helper_parts: &self.helper_parts,
         };
         // SAFETY: every address points at a buffer of the length the program was verified
         // against; outputs are arena buffers, distinct from the arguments; parts of a kernel
@@ -222,6 +250,7 @@ struct Launch<'r> {
     table: *const *mut f32,
     scratch: *mut f32,
     scratch_stride: usize,
+    helper_parts: &'r AtomicU64,
 }
 
 // SAFETY: the kernels only touch the buffers behind `table`, and parts of a kernel that run
@@ -256,6 +285,10 @@ impl Launch<'_> {
         // SAFETY: the arena holds one scratch area per part.
         let scratch = unsafe { self.scratch.add(part * self.scratch_stride) };
         unsafe { (kernel.entry)(self.table, begin as i64, end as i64, scratch) };
+        if part > 0 {
+            // The crew runs every part but the first on a helper thread.
+            self.helper_parts.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
