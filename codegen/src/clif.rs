@@ -161,6 +161,20 @@ extern "C" fn nnc_powf(x: f32, y: f32) -> f32 {
     x.powf(y)
 }
 
+/// How many rows (or columns) of C one call of the `gemm` crate computes in a product split
+/// over them (the last block may have fewer); a part of a split kernel takes whole blocks.
+/// The blocks depend on the product alone, never on the threads, so that any number of
+/// threads makes the same calls: at least `MIN_LIBRARY_BLOCK` rows each, since every call
+/// packs its other operand again, and at most `LIBRARY_BLOCKS` of them, as even as
+/// possible, so that 2 or 3 threads take equal shares.
+pub fn library_block(extent: usize) -> usize {
+    let blocks = (extent / MIN_LIBRARY_BLOCK).clamp(1, LIBRARY_BLOCKS);
+    extent.div_ceil(blocks).max(1)
+}
+
+const MIN_LIBRARY_BLOCK: usize = 32;
+const LIBRARY_BLOCKS: usize = 6;
+
 /// `c (+)= a @ b` for strided m×k and k×n matrices, by the `gemm` crate on one thread.
 ///
 /// # Safety
@@ -1200,11 +1214,28 @@ impl<'a, 'p> Gen<'a, 'p> {
         }
         // An epilogue runs over whole rows, so a product with one splits over its rows.
         let by_rows = p.m >= p.n || epilogue.is_some();
-        let slice = self.unit_range(if by_rows { p.m } else { p.n });
-        self.for_range(0, p.batch, 1, &mut |g, index| g.library_call(p, index, slice, by_rows, bases, [a, b, c]));
+        let extent = if by_rows { p.m } else { p.n };
+        // The units are blocks of rows (or columns), one call each, so that
+        // every block is the same call on any number of threads: `gemm` chooses how to
+        // block k by the shape it is given, and a call over another slice of C would sum
+        // in another order.
+        let block = library_block(extent);
+        let (first_block, end_block) = self.unit_range(extent.div_ceil(block));
+        let limit = self.iconst(extent);
+        let block_start = |g: &mut Self, index: Value| {
+            let start = g.b.ins().imul_imm_s(index, block as i64);
+            g.b.ins().umin(start, limit)
+        };
+        self.for_dynamic(first_block, end_block, &mut |g, index| {
+            let first = block_start(g, index);
+            let next = g.b.ins().iadd_imm_s(index, 1);
+            let slice = (first, block_start(g, next));
+            g.for_range(0, p.batch, 1, &mut |g, index| g.library_call(p, index, slice, by_rows, bases, [a, b, c]));
+        });
         if let Some(expr) = epilogue {
+            let rows = (block_start(self, first_block), block_start(self, end_block));
             let first = self.iconst(0);
-            self.epilogue(expr, p.n, c, first, slice);
+            self.epilogue(expr, p.n, c, first, rows);
         }
     }
 

@@ -10,6 +10,8 @@ pub mod kernel;
 mod lower;
 mod microkernel;
 
-pub use clif::{BoundsReport, Compiled, CompiledKernel, LIBRARY_PRODUCTS, Options, PARALLEL_FLOPS, compile};
+pub use clif::{
+    BoundsReport, Compiled, CompiledKernel, LIBRARY_PRODUCTS, Options, PARALLEL_FLOPS, compile, library_block,
+};
 pub use jit::JitExecutor;
 pub use lower::{LowerError, lower};

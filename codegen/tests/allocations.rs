@@ -16,7 +16,7 @@
 //! measured window. Here the only threads are this one and the executors' helpers.
 
 use nnc_codegen::kernel::{Kernel, Matrix};
-use nnc_codegen::{JitExecutor, lower};
+use nnc_codegen::{JitExecutor, library_block, lower};
 use nnc_compiler::analyze;
 use nnc_compiler::ir::{Function, lower_loss_and_output, lower_training_loss, optimize, reverse};
 use nnc_compiler::shapes::Dim;
@@ -315,11 +315,10 @@ impl std::fmt::Display for Gemm {
 /// the run makes, replayed and counted.
 fn gemm_allocations(jit: &JitExecutor, f: &Function) -> Gemm {
     let program = lower(f).unwrap();
-    let parts = jit.kernel_parts(f).unwrap();
     let mut replayed: HashMap<GemmCall, u64> = HashMap::new();
     let mut gemm = Gemm::default();
-    for (kernel, parts) in program.kernels.iter().zip(parts) {
-        for call in gemm_calls(kernel, parts, jit.options.library_products) {
+    for kernel in &program.kernels {
+        for call in gemm_calls(kernel, jit.options.library_products) {
             let allocations = *replayed.entry(call).or_insert_with(|| replay(call));
             gemm.calls += 1;
             gemm.allocations += allocations;
@@ -333,9 +332,9 @@ fn gemm_allocations(jit: &JitExecutor, f: &Function) -> Gemm {
 /// `clif.rs` (`matmul`, `library_matmul`, `nnc_gemm`): products of fewer than `library`
 /// multiply-adds are generated, and the AVX-512 kernels take theirs; the separate products
 /// of a batch are a call each, and a single product or a sum is a call per product per
-/// part, on the part's share of the rows of C (with an epilogue, or at least as many rows
-/// as columns) or of its columns.
-fn gemm_calls(kernel: &Kernel, parts: usize, library: usize) -> Vec<GemmCall> {
+/// block (`library_block`) of the rows of C (with an epilogue, or at least as many rows as
+/// columns) or of its columns, however many parts the kernel is split into.
+fn gemm_calls(kernel: &Kernel, library: usize) -> Vec<GemmCall> {
     let Kernel::MatMul { batch, m, n, k, a, b, c, accumulate, epilogue } = kernel else { return Vec::new() };
     let (batch, m, n, k, accumulate) = (*batch, *m, *n, *k, *accumulate);
     let avx512 = avx512();
@@ -350,11 +349,13 @@ fn gemm_calls(kernel: &Kernel, parts: usize, library: usize) -> Vec<GemmCall> {
     if batch > 1 && !accumulate {
         return vec![call(m, n, false); batch];
     }
+    // Blocks of rows or columns, a call each whatever the parts: parts take whole blocks.
     let by_rows = m >= n || epilogue.is_some();
-    let units = if by_rows { m } else { n };
+    let extent = if by_rows { m } else { n };
+    let block = library_block(extent);
     let mut calls = Vec::new();
-    for part in 0..parts {
-        let share = units * (part + 1) / parts - units * part / parts;
+    for first in (0..extent).step_by(block) {
+        let share = block.min(extent - first);
         let (rows, cols) = if by_rows { (share, n) } else { (m, share) };
         calls.extend((0..batch).map(|t| call(rows, cols, accumulate && t > 0)));
     }
