@@ -713,10 +713,7 @@ fn write_metrics(dir: &Path, epochs: &[Epoch]) -> Result<(), String> {
     }
     // Through a temporary file, so that a run killed while writing leaves the previous
     // rows for `--resume` to read rather than a cut file.
-    let (path, temporary) = (dir.join("metrics.csv"), dir.join("metrics.csv.tmp"));
-    std::fs::write(&temporary, text)
-        .and_then(|_| std::fs::rename(&temporary, &path))
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    checkpoint::write_atomically(&dir.join("metrics.csv"), text.as_bytes())
 }
 
 /// The model's prediction over a grid covering 2-D data, for the decision-boundary image.
