@@ -3,6 +3,8 @@
 //! primitive, its input IR and the optimised adjoint IR that reverse mode makes of it.
 //! Run with `NNC_BLESS=1` to rewrite the expected halves, then read the difference.
 
+mod common;
+
 use nnc_compiler::analyze;
 use nnc_compiler::ir::{
     Function, forward, lower_fn, lower_model, optimize, parse_function, print_function, reverse, verify,
@@ -63,13 +65,7 @@ fn parse_errors_name_the_line() {
 
 #[test]
 fn adjoint_filetests() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ir");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ir"))
-        .collect();
-    files.sort();
+    let files = common::files_with_extension("tests/ir", "ir");
     assert!(files.len() >= 35, "only {} filetests", files.len());
     let bless = std::env::var_os("NNC_BLESS").is_some();
     let mut stale = Vec::new();

@@ -2,6 +2,8 @@
 //! `ln(x1) + x1*x2 - sin(x2)` at (2, 5), its tangent trace for d/dx1, its adjoint trace,
 //! and its Hessian; and the gradient IR of every example function, pinned by snapshots.
 
+mod common;
+
 use nnc_compiler::analyze;
 use nnc_compiler::ir::{
     Mode, Precision, Tensor, hessian, jacobian, lower_fn, optimize, print_function, reverse, trace, verify,
@@ -134,14 +136,7 @@ fn nnc_trace_prints_the_lecture_tables() {
 
 #[test]
 fn gradient_ir_of_every_example_function() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
-        .collect();
-    files.sort();
-    for path in files {
+    for path in common::files_with_extension("examples", "nn") {
         let text = std::fs::read_to_string(&path).unwrap();
         let analysis = analyze(&text);
         for item in &analysis.file.items {

@@ -4,6 +4,8 @@
 //! promises, and must give exactly those, so that a snapshot cannot pin a diagnostic the
 //! case was not written for.
 
+mod common;
+
 use nnc_compiler::analyze_bytes;
 use nnc_grammar::render;
 use std::collections::BTreeSet;
@@ -37,14 +39,8 @@ fn two_independent_shape_errors_are_both_reported() {
 
 #[test]
 fn every_file_gives_the_codes_its_header_names() {
-    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/shape_errors");
-    let mut files: Vec<_> = std::fs::read_dir(folder)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "nn"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 20, "only {} files in {folder}", files.len());
+    let files = common::files_with_extension("tests/shape_errors", "nn");
+    assert!(files.len() >= 20, "only {} files in tests/shape_errors", files.len());
     let mut wrong = Vec::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
