@@ -237,22 +237,15 @@ fn training_steps(budget: Duration) {
         }) else {
             continue;
         };
-        let config = nnc_runtime::train::config(&analysis.file, def, path.parent().unwrap(), None).unwrap();
-        let choice = nnc_runtime::train::model_and_args(&analysis.file, Some(&config.model)).unwrap();
-        let grad = nnc_runtime::train::training_gradient(
-            &analysis.file,
-            choice.model,
-            &choice.args,
-            &config.loss,
-            config.batch,
-        )
-        .unwrap();
+        let config = nnc_runtime::train::config(&analysis, def, path.parent().unwrap(), None).unwrap();
+        let choice = nnc_runtime::train::model_and_args(&analysis, Some(&config.model)).unwrap();
+        let grad = nnc_compiler::driver::training_gradient(&choice.model, config.loss, config.batch).unwrap();
         let elements = |i: usize| -> usize {
             grad.ty(grad.params[i].value).shape.0.iter().map(|d| d.as_const().unwrap() as usize).product()
         };
         let input = values(elements(0), 5).iter().map(|v| v + 0.5).collect::<Vec<f32>>();
         // Class 1, or 0.5 for the losses of probabilities, which never saturate towards it.
-        let target = if config.loss == "cross_entropy" { 1.0 } else { 0.5 };
+        let target = if config.loss == nnc_compiler::ir::Loss::CrossEntropy { 1.0 } else { 0.5 };
         let targets = vec![target; elements(1)];
         let mut masks = Vec::new();
         let mut params = Vec::new();

@@ -3,9 +3,10 @@
 //! finished step, compile time, and steady steps per second.
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
+use nnc_compiler::driver;
 use nnc_runtime::executor::{Batch, Executor, Profile};
 use nnc_runtime::optim::State;
-use nnc_runtime::train::{config, model_and_args, training_gradient};
+use nnc_runtime::train::{config, model_and_args};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ pub fn run(path: &Path, options: &Options<'_>, color: ColorChoice) -> ExitCode {
     for item in &analysis.file.items {
         let nnc_grammar::Item::Train(def) = item else { continue };
         let model = analysis.text.get(def.model.span.range()).unwrap_or("?");
-        match bench(&analysis.file, def, base, options) {
+        match bench(&analysis, def, base, options) {
             Ok(report) => {
                 let threads = match options.executor.threads() {
                     1 => "1 thread".to_string(),
@@ -109,16 +110,16 @@ struct Report {
 }
 
 fn bench(
-    file: &nnc_grammar::File,
+    analysis: &nnc_compiler::Analysis,
     def: &nnc_grammar::TrainDef,
     base: &Path,
     options: &Options<'_>,
 ) -> Result<Report, String> {
-    let config = config(file, def, base, None)?;
-    let choice = model_and_args(file, Some(&config.model))?;
+    let config = config(analysis, def, base, None)?;
+    let choice = model_and_args(analysis, Some(&config.model))?;
     let batch = options.batch.unwrap_or(config.batch).max(1);
     let compile_start = Instant::now();
-    let grad = training_gradient(file, choice.model, &choice.args, &config.loss, batch)?;
+    let grad = driver::training_gradient(&choice.model, config.loss, batch).map_err(|e| e.message)?;
     let mut step = options.executor.train_step(&grad, &config.optimizer)?;
     let compile = compile_start.elapsed();
     let elements = |i: usize| -> usize {

@@ -2,9 +2,8 @@
 //! TensorRT and the importers of other frameworks.
 
 use crate::output::{ColorChoice, analyze_checked, did_you_mean, print_error};
-use nnc_compiler::ir::{
-    ONNX_OPSET, OnnxDim, OnnxValue, dims_text, lower_loss, lower_model, optimize, reverse, to_onnx,
-};
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Loss, ONNX_OPSET, OnnxDim, OnnxValue, dims_text, optimize, reverse, to_onnx};
 use nnc_compiler::shapes::format_count;
 use nnc_grammar::LineIndex;
 use nnc_runtime::train::{initial_weights, model_and_args};
@@ -32,7 +31,7 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         Err(code) => return code,
     };
     let file_name = file.display().to_string();
-    let choice = match model_and_args(&analysis.file, Some(model)) {
+    let choice = match model_and_args(&analysis, Some(model)) {
         Ok(choice) => choice,
         Err(message) => {
             let known: Vec<&str> = analysis.shapes.models.iter().map(|m| m.name.as_str()).collect();
@@ -40,10 +39,12 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
             return fail(format!("`{file_name}`: {message}{hint}"), 2);
         }
     };
-    let (def, mut args) = (choice.model, choice.args);
-    if let Err(message) = crate::model_args::bind_args(def, options.args, &mut args) {
-        return fail(message, 2);
-    }
+    let train = choice.train;
+    let checked = match crate::model_args::bind_args(&analysis, choice.model, options.args) {
+        Ok(checked) => checked,
+        Err(message) => return fail(message, 2),
+    };
+    let def = &checked.report;
     let lines = LineIndex::new(&analysis.text);
     let locate = |span: nnc_grammar::Span| {
         let position = lines.position(&analysis.text, span.start);
@@ -57,7 +58,14 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
     // The inference graph, or the loss and its gradients: a function of the input and the
     // targets whose results are the loss and one gradient per parameter.
     let (lowered, data_inputs) = if options.grad {
-        let Some(loss) = options.loss.map(str::to_string).or(choice.loss) else {
+        let loss = match options.loss {
+            Some(name) => match Loss::from_name(name) {
+                Some(loss) => Some(loss),
+                None => return fail(format!("`{name}` is not a loss; give `cross_entropy`, `mse` or `bce`"), 2),
+            },
+            None => choice.loss,
+        };
+        let Some(loss) = loss else {
             return fail(
                 format!(
                     "`{model}` has no `train` block to take the loss from; give `--loss cross_entropy`, `mse` or `bce`"
@@ -65,13 +73,13 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
                 2,
             );
         };
-        let lowered = lower_loss(&analysis.file, def, &args, &loss, None).map(|f| {
+        let lowered = driver::loss(&checked, loss, None).map(|f| {
             let params: Vec<usize> = (2..f.params.len()).collect();
             reverse(&f, &params).0
         });
         (lowered, 2)
     } else {
-        (lower_model(&analysis.file, def, &args, None), 1)
+        (driver::inference(&checked, None), 1)
     };
     let f = match lowered {
         Ok(f) => optimize(&f),
@@ -81,7 +89,7 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         Ok(graph) => graph,
         Err(error) => {
             // An unknown size of the interface is the model's, not one line's.
-            let span = if error.span == def.span { def.name.span } else { error.span };
+            let span = if error.span == f.span { def.span } else { error.span };
             let hint = match (&error.open_size, options.grad) {
                 (Some(name), _) => format!(
                     "\n  help: give it a default in the model's header, a value in its `train` block's call, \
@@ -100,8 +108,7 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         },
         None => {
             // The seed of the model's `train` block, as `nnc run` reads it, or 0.
-            let config =
-                choice.train.and_then(|t| nnc_runtime::train::config(&analysis.file, t, Path::new("."), None).ok());
+            let config = train.and_then(|t| nnc_runtime::train::config(&analysis, t, Path::new("."), None).ok());
             let seed = config.map_or(0, |c| c.seed);
             (initial_weights(&f, data_inputs, seed), format!("the initial weights of seed {seed} (no --weights given)"))
         }
@@ -110,9 +117,10 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         .into_iter()
         .map(|(name, shape, values)| (name, shape, values.into_iter().map(|v| v as f32).collect()))
         .collect();
-    let doc = def.doc.as_ref().map(|d| d.text.trim().to_string()).unwrap_or_default();
+    let doc = def.doc.clone().unwrap_or_default();
     let mut metadata = vec![("source".to_string(), file_name.clone()), ("weights".to_string(), origin.clone())];
-    metadata.extend(args.iter().map(|(k, v)| (format!("argument {k}"), v.to_string())));
+    let args = &checked.checked.get(checked.instance()).args;
+    metadata.extend(args.iter().filter(|(_, v)| v.is_const()).map(|(k, v)| (format!("argument {k}"), v.to_string())));
     metadata.sort();
     let info = nnc_onnx::ModelInfo { doc, metadata, locate: &locate };
     let proto = match nnc_onnx::model_proto(&graph, &weights, &info) {

@@ -9,9 +9,9 @@
 
 use crate::ir_cmd::{declared, training_loss};
 use crate::output::{ColorChoice, analyze_checked, did_you_mean, print_error};
-use nnc_compiler::ir::{
-    Function, GraphOptions, graph_dot, lower_fn, lower_model, lower_training_loss, optimize, reverse, verify,
-};
+use nnc_compiler::Analysis;
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, GraphOptions, graph_dot, optimize, reverse, verify};
 use nnc_compiler::shapes::Shape;
 use nnc_grammar::{FnDef, Item, LineIndex, ModelDef};
 use std::collections::HashMap;
@@ -102,9 +102,9 @@ fn finish(f: Function, opt: bool) -> Result<Function, String> {
 }
 
 /// The DOT of a `fn`: its evaluation trace, left to right, with the lecture's names.
-fn fn_graph(file: &nnc_grammar::File, def: &FnDef, place: &Place<'_>, options: &Options<'_>) -> Result<String, String> {
+fn fn_graph(analysis: &Analysis, def: &FnDef, place: &Place<'_>, options: &Options<'_>) -> Result<String, String> {
     let shapes: Vec<Shape> = def.params.iter().map(|p| declared(p.shape.as_ref())).collect();
-    let f = lower_fn(file, def, &shapes, &HashMap::new())
+    let f = driver::function(analysis, &def.name.name, &shapes)
         .map_err(|error| format!("cannot lower `{}`: {}", def.name.name, error.message))?;
     let inputs = f.params.len();
     let primal_values = options.grad.then_some(f.values.len());
@@ -131,15 +131,18 @@ fn fn_graph(file: &nnc_grammar::File, def: &FnDef, place: &Place<'_>, options: &
 /// does for a model without one, the adjoint code of its output (taking the output's
 /// cotangent `y_bar`).
 fn model_graph(
-    file: &nnc_grammar::File,
+    analysis: &Analysis,
     def: &ModelDef,
     place: &Place<'_>,
     options: &Options<'_>,
 ) -> Result<String, String> {
-    let loss = if options.grad { training_loss(file, &def.name.name) } else { None };
-    let lowered = match &loss {
-        Some(loss) => lower_training_loss(file, def, &HashMap::new(), loss, None),
-        None => lower_model(file, def, &HashMap::new(), None),
+    let loss = if options.grad { training_loss(analysis, &def.name.name) } else { None };
+    let model = analysis
+        .model(&def.name.name, &HashMap::new())
+        .map_err(|errors| nnc_runtime::train::first_error(&def.name.name, &errors))?;
+    let lowered = match loss {
+        Some(loss) => driver::training_loss(&model, loss, None),
+        None => driver::inference(&model, None),
     };
     let f = lowered.map_err(|error| format!("cannot lower `{}`: {}", def.name.name, error.message))?;
     // The input, and the targets of a loss; the parameters follow.
@@ -285,8 +288,8 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options<'_>, color: ColorC
     let mut graphs = Vec::new();
     for definition in &chosen {
         let graph = match definition {
-            Definition::Fn(def) => fn_graph(&analysis.file, def, &place, options),
-            Definition::Model(def) => model_graph(&analysis.file, def, &place, options),
+            Definition::Fn(def) => fn_graph(&analysis, def, &place, options),
+            Definition::Model(def) => model_graph(&analysis, def, &place, options),
         };
         match graph {
             Ok(dot) => graphs.push((definition.name().to_string(), dot)),

@@ -2,6 +2,7 @@
 //! gradients, for given weights and inputs, to compare with other frameworks.
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
+use nnc_compiler::ir::Loss;
 use nnc_runtime::data::{Array, load_npy};
 use nnc_runtime::interchange::{gradients, predict, write_npy};
 use nnc_runtime::train::model_and_args;
@@ -27,17 +28,16 @@ pub fn run_predict(
 ) -> ExitCode {
     let result = (|| {
         let analysis = analyze_checked(file, color)?;
-        let choice = model_and_args(&analysis.file, model).map_err(|e| {
+        let choice = model_and_args(&analysis, model).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;
         let inputs = array(input, color)?;
-        let (def, mut args) = (choice.model, choice.args);
-        crate::model_args::bind_args(def, given, &mut args).map_err(|e| {
+        let model = crate::model_args::bind_args(&analysis, choice.model, given).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;
-        let out = predict(&analysis.file, def, &args, weights, &inputs, &input.display().to_string()).map_err(|e| {
+        let out = predict(&model, weights, &inputs, &input.display().to_string()).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(1)
         })?;
@@ -45,7 +45,7 @@ pub fn run_predict(
             print_error(&e, color);
             ExitCode::from(1)
         })?;
-        println!("wrote the outputs of `{}`, shape {:?}, to {}", def.name.name, out.shape, output.display());
+        println!("wrote the outputs of `{}`, shape {:?}, to {}", model.report.name, out.shape, output.display());
         Ok(ExitCode::SUCCESS)
     })();
     result.unwrap_or_else(|code| code)
@@ -65,16 +65,22 @@ pub fn run_grad(
 ) -> ExitCode {
     let result = (|| {
         let analysis = analyze_checked(file, color)?;
-        let choice = model_and_args(&analysis.file, Some(model)).map_err(|e| {
+        let choice = model_and_args(&analysis, Some(model)).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;
-        let (def, mut args) = (choice.model, choice.args);
-        crate::model_args::bind_args(def, given, &mut args).map_err(|e| {
+        let loss = match loss {
+            Some(name) => Some(Loss::from_name(name).ok_or_else(|| {
+                print_error(&format!("`{name}` is not a loss; give `cross_entropy`, `mse` or `bce`"), color);
+                ExitCode::from(2)
+            })?),
+            None => choice.loss,
+        };
+        let checked = crate::model_args::bind_args(&analysis, choice.model, given).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(2)
         })?;
-        let Some(loss) = loss.map(str::to_string).or(choice.loss) else {
+        let Some(loss) = loss else {
             print_error(
                 &format!(
                     "`{model}` has no `train` block to take the loss from; give `--loss cross_entropy`, `mse` or `bce`"
@@ -84,11 +90,10 @@ pub fn run_grad(
             return Err(ExitCode::from(2));
         };
         let (x, y) = (array(input, color)?, array(labels, color)?);
-        let tensors = gradients(&analysis.file, def, &args, &loss, weights, &x, &y, &input.display().to_string())
-            .map_err(|e| {
-                print_error(&e, color);
-                ExitCode::from(1)
-            })?;
+        let tensors = gradients(&checked, loss, weights, &x, &y, &input.display().to_string()).map_err(|e| {
+            print_error(&e, color);
+            ExitCode::from(1)
+        })?;
         nnc_runtime::checkpoint::save(out, &tensors).map_err(|e| {
             print_error(&e, color);
             ExitCode::from(1)

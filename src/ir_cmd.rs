@@ -2,35 +2,17 @@
 //! before or after optimisation.
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
-use nnc_compiler::ir::{
-    Function, forward, lower_fn, lower_model, lower_training_loss, optimize, print_function, reverse, verify,
-};
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, Loss, LowerError, forward, optimize, print_function, reverse, verify};
 use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::{ExprKind, Item, LineIndex};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// The model a `train` block names.
-fn model_name(expr: &nnc_grammar::Expr) -> Option<&str> {
-    match &expr.unparenthesized().kind {
-        ExprKind::Name(name) => Some(name),
-        ExprKind::Call { callee, .. } => Some(&callee.name),
-        _ => None,
-    }
-}
-
-/// The loss of the first `train` block of the model `model`, if it names one.
-pub(crate) fn training_loss(file: &nnc_grammar::File, model: &str) -> Option<String> {
-    file.items.iter().find_map(|item| match item {
-        Item::Train(train) if model_name(&train.model) == Some(model) => {
-            train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
-                ExprKind::Name(loss) => Some(loss.clone()),
-                _ => None,
-            })
-        }
-        _ => None,
-    })
+/// The loss of the model's `train` block, if it has one that names one.
+pub(crate) fn training_loss(analysis: &nnc_compiler::Analysis, model: &str) -> Option<Loss> {
+    nnc_runtime::train::model_and_args(analysis, Some(model)).ok().and_then(|choice| choice.loss)
 }
 
 /// Optimises (if asked), verifies and prints one function. Returns whether it verified.
@@ -114,89 +96,79 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
         Err(code) => return code,
     };
     let lines = LineIndex::new(&analysis.text);
-    let mut printed = 0;
+    let located = |span: nnc_grammar::Span| {
+        let position = lines.position(&analysis.text, span.start);
+        format!("{file_name}:{}:{}", position.line + 1, position.char_column + 1)
+    };
+    // Every function and model that lowers is shown; each one that does not is reported
+    // at its place, and the others still follow.
+    let (mut printed, mut failed) = (0, 0);
     for item in &analysis.file.items {
-        match item {
+        let (lowered, at) = match item {
             Item::Fn(def) if name.is_none_or(|n| n == def.name.name) => {
                 let shapes: Vec<Shape> = def.params.iter().map(|p| declared(p.shape.as_ref())).collect();
-                let f = match lower_fn(&analysis.file, def, &shapes, &HashMap::new()) {
-                    Ok(f) => f,
-                    Err(error) => {
-                        print_error(&format!("cannot lower `{}`: {}", def.name.name, error.message), color);
-                        return ExitCode::from(1);
+                let lowered = driver::function(&analysis, &def.name.name, &shapes).map(|f| {
+                    let all: Vec<usize> = (0..f.params.len()).collect();
+                    if options.grad {
+                        reverse(&f, &all).0
+                    } else if options.jvp {
+                        forward(&f, &all).0
+                    } else {
+                        f
                     }
-                };
-                let all: Vec<usize> = (0..f.params.len()).collect();
-                let mut f: Function = if options.grad {
-                    reverse(&f, &all).0
-                } else if options.jvp {
-                    forward(&f, &all).0
-                } else {
-                    f
-                };
-                if options.kernels.is_some() {
-                    if !show_kernels(&optimize(&f), printed, color) {
-                        return ExitCode::from(1);
-                    }
-                    printed += 1;
-                    continue;
-                }
-                if options.opt {
-                    f = optimize(&f);
-                } else {
-                    f.name_temporaries();
-                }
-                if let Err(error) = verify(&f) {
-                    print_error(&format!("the IR of `{}` does not verify: {error}", def.name.name), color);
-                    return ExitCode::from(1);
-                }
-                let line = lines.position(&analysis.text, def.name.span.start).line + 1;
-                if printed > 0 {
-                    println!();
-                }
-                print!("{}", print_function(&f, Some(&format!("{file_name}:{line}"))));
-                printed += 1;
+                });
+                (lowered.map_err(|e| (def.name.name.clone(), e)), def.name.span)
             }
             Item::Model(def) if name.is_none_or(|n| n == def.name.name) => {
-                // With `--grad` or `--jvp`, the loss of the model's `train` block, if it has one.
-                let loss = training_loss(&analysis.file, &def.name.name);
-                let derivative = options.grad || options.jvp;
-                let lowered = match (&loss, derivative) {
-                    (Some(loss), true) => {
-                        lower_training_loss(&analysis.file, def, &HashMap::new(), loss, options.kernels)
-                    }
-                    _ => lower_model(&analysis.file, def, &HashMap::new(), options.kernels),
-                };
-                let f = match lowered {
-                    Ok(f) => f,
-                    Err(error) => {
-                        print_error(&format!("cannot lower `{}`: {}", def.name.name, error.message), color);
-                        return ExitCode::from(1);
-                    }
-                };
-                // Differentiate by the parameters: every argument after the input (and targets).
-                let first_param = if loss.is_some() && derivative { 2 } else { 1 };
-                let params: Vec<usize> =
-                    (first_param..f.params.len()).filter(|i| !f.dropout_masks.iter().any(|(m, _)| m == i)).collect();
-                let f = if options.grad {
-                    reverse(&f, &params).0
-                } else if options.jvp {
-                    forward(&f, &params).0
-                } else {
-                    f
-                };
-                if !show(&f, options, &lines, &analysis.text, &file_name, def.name.span, printed, color) {
-                    return ExitCode::from(1);
+                (model_ir(&analysis, &def.name.name, options).map_err(|e| (def.name.name.clone(), e)), def.name.span)
+            }
+            _ => continue,
+        };
+        match lowered {
+            Ok(f) => {
+                if !show(&f, options, &lines, &analysis.text, &file_name, at, printed, color) {
+                    failed += 1;
+                    continue;
                 }
                 printed += 1;
             }
-            _ => {}
+            Err((what, error)) => {
+                let place = if error.span == nnc_grammar::Span::default() { at } else { error.span };
+                print_error(&format!("cannot lower `{what}` ({}): {}", located(place), error.message), color);
+                failed += 1;
+            }
         }
     }
-    if printed == 0 {
+    if printed == 0 && failed == 0 {
         let what = name.map_or("no functions or models".to_string(), |n| format!("no function or model `{n}`"));
         print_error(&format!("`{file_name}` has {what}"), color);
         return ExitCode::from(2);
     }
-    ExitCode::SUCCESS
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// A model's IR: as written, or with `--grad` or `--jvp` the derivative of the loss of its
+/// `train` block (of its output without one) by its parameters.
+fn model_ir(analysis: &nnc_compiler::Analysis, name: &str, options: &Options) -> Result<Function, LowerError> {
+    let model = analysis.model(name, &HashMap::new()).map_err(|errors| LowerError {
+        message: errors.first().map_or("it does not check".to_string(), |e| e.message.clone()),
+        span: errors.first().map_or(nnc_grammar::Span::default(), |e| e.primary.span),
+    })?;
+    let loss = training_loss(analysis, name);
+    let derivative = options.grad || options.jvp;
+    let f = match loss {
+        Some(loss) if derivative => driver::training_loss(&model, loss, options.kernels)?,
+        _ => driver::inference(&model, options.kernels)?,
+    };
+    // Differentiate by the parameters: every argument after the input (and targets).
+    let first_param = if loss.is_some() && derivative { 2 } else { 1 };
+    let params: Vec<usize> =
+        (first_param..f.params.len()).filter(|i| !f.dropout_masks.iter().any(|(m, _)| m == i)).collect();
+    Ok(if options.grad {
+        reverse(&f, &params).0
+    } else if options.jvp {
+        forward(&f, &params).0
+    } else {
+        f
+    })
 }

@@ -133,7 +133,7 @@ pub fn run(
         Err(code) => return code,
     };
     let mut failed = false;
-    let mut answers = run_queries(&analysis.file, &analysis.text, precision).into_iter();
+    let mut answers = run_queries(&analysis.shapes, &analysis.text, precision).into_iter();
     let base = path.parent().unwrap_or(Path::new("."));
     for item in &analysis.file.items {
         match item {
@@ -183,7 +183,7 @@ pub fn run(
                     source: Some((&name, &analysis.text)),
                     crash: None,
                 };
-                match train(&analysis.file, def, base, &options, &mut on_event) {
+                match train(&analysis, def, base, &options, &mut on_event) {
                     Ok(report) => print_report(&report),
                     Err(message) => {
                         failed = true;

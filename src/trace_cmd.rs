@@ -3,7 +3,8 @@
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
 use crate::run::tensor_text;
-use nnc_compiler::ir::{Mode, Precision, Tensor, TraceRow, cheaper_mode, lower_fn, trace};
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Mode, Precision, Tensor, TraceRow, cheaper_mode, trace};
 use nnc_compiler::shapes::Shape;
 use nnc_grammar::Item;
 use std::collections::HashMap;
@@ -88,7 +89,7 @@ pub fn run(path: &Path, name: &str, options: &Options<'_>, color: ColorChoice) -
             }
         }
     }
-    let f = match lower_fn(&analysis.file, def, &vec![Shape(Vec::new()); args.len()], &HashMap::new()) {
+    let f = match driver::function(&analysis, name, &vec![Shape(Vec::new()); args.len()]) {
         Ok(f) => f,
         Err(error) => {
             print_error(&format!("cannot lower `{name}`: {}", error.message), color);

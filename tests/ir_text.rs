@@ -6,9 +6,8 @@
 mod common;
 
 use nnc_compiler::analyze;
-use nnc_compiler::ir::{
-    Function, forward, lower_fn, lower_model, optimize, parse_function, print_function, reverse, verify,
-};
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, forward, optimize, parse_function, print_function, reverse, verify};
 use nnc_compiler::shapes::Shape;
 use nnc_grammar::Item;
 use std::collections::HashMap;
@@ -36,9 +35,11 @@ fn printing_and_parsing_are_inverses() {
         for item in &analysis.file.items {
             let f = match item {
                 Item::Fn(def) => {
-                    lower_fn(&analysis.file, def, &vec![Shape(Vec::new()); def.params.len()], &HashMap::new()).unwrap()
+                    driver::function(&analysis, &def.name.name, &vec![Shape(Vec::new()); def.params.len()]).unwrap()
                 }
-                Item::Model(def) => lower_model(&analysis.file, def, &HashMap::new(), None).unwrap(),
+                Item::Model(def) => {
+                    driver::inference(&analysis.model(&def.name.name, &HashMap::new()).unwrap(), None).unwrap()
+                }
                 _ => continue,
             };
             let first = if matches!(item, Item::Model(_)) { 1 } else { 0 };

@@ -5,32 +5,22 @@
 mod common;
 
 use nnc_compiler::analyze;
-use nnc_compiler::ir::{
-    Mode, Precision, Tensor, hessian, jacobian, lower_fn, optimize, print_function, reverse, trace, verify,
-};
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Mode, Precision, Tensor, hessian, jacobian, optimize, print_function, reverse, trace, verify};
 use nnc_compiler::shapes::Shape;
 use nnc_grammar::Item;
 use std::collections::HashMap;
 use std::process::Command;
 
-fn lecture() -> (nnc_grammar::File, String) {
+fn lecture() -> nnc_compiler::Analysis {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lecture.nn")).unwrap();
     let analysis = analyze(&text);
     assert!(analysis.diagnostics.is_empty());
-    (analysis.file, text)
+    analysis
 }
 
 fn lowered(name: &str, arity: usize) -> nnc_compiler::ir::Function {
-    let (file, _) = lecture();
-    let def = file
-        .items
-        .iter()
-        .find_map(|item| match item {
-            Item::Fn(def) if def.name.name == name => Some(def.clone()),
-            _ => None,
-        })
-        .unwrap();
-    lower_fn(&file, &def, &vec![Shape(Vec::new()); arity], &HashMap::new()).unwrap()
+    driver::function(&lecture(), name, &vec![Shape(Vec::new()); arity]).unwrap()
 }
 
 fn round3(v: f64) -> f64 {
@@ -142,7 +132,7 @@ fn gradient_ir_of_every_example_function() {
         for item in &analysis.file.items {
             let Item::Fn(def) = item else { continue };
             let shapes = vec![Shape(Vec::new()); def.params.len()];
-            let f = lower_fn(&analysis.file, def, &shapes, &HashMap::new()).unwrap();
+            let f = driver::function(&analysis, &def.name.name, &shapes).unwrap();
             verify(&f).unwrap();
             let all: Vec<usize> = (0..f.params.len()).collect();
             let (grad, _) = reverse(&f, &all);

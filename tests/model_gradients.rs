@@ -3,9 +3,9 @@
 //! optimisation, is pinned by a snapshot.
 
 use nnc_compiler::analyze;
-use nnc_compiler::ir::{
-    Precision, Tensor, eval_function, lower_loss, lower_model, optimize, print_function, reverse, verify,
-};
+use nnc_compiler::checked::CheckedModel;
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Loss, Precision, Tensor, eval_function, optimize, print_function, reverse, verify};
 use nnc_grammar::{ExprKind, Item};
 use std::collections::HashMap;
 
@@ -21,7 +21,7 @@ impl Rng {
 }
 
 /// The models of the examples, each with the loss of its `train` block (or `mse`).
-fn models() -> Vec<(String, nnc_grammar::File, String, String)> {
+fn models() -> Vec<(String, CheckedModel, String, Loss)> {
     let mut out = Vec::new();
     for example in ["digits_mlp", "digits_cnn", "xor", "residual", "conv_exercises"] {
         let text = std::fs::read_to_string(format!("{}/examples/{example}.nn", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -42,7 +42,8 @@ fn models() -> Vec<(String, nnc_grammar::File, String, String)> {
                     _ => None,
                 })
                 .unwrap_or_else(|| "mse".to_string());
-            out.push((example.to_string(), analysis.file.clone(), def.name.name.clone(), loss));
+            let model = analysis.model(&def.name.name, &HashMap::new()).unwrap();
+            out.push((example.to_string(), model, def.name.name.clone(), Loss::from_name(&loss).unwrap()));
         }
     }
     out
@@ -50,20 +51,12 @@ fn models() -> Vec<(String, nnc_grammar::File, String, String)> {
 
 #[test]
 fn every_example_model_has_correct_gradients() {
-    for (example, file, name, loss) in models() {
+    for (example, model, name, loss) in models() {
         // Residual takes a width without a default; the others lower with their defaults.
         if name == "Residual" || name == "Logistic" || name == "Dense200" {
             continue;
         }
-        let def = file
-            .items
-            .iter()
-            .find_map(|i| match i {
-                Item::Model(d) if d.name.name == name => Some(d),
-                _ => None,
-            })
-            .unwrap();
-        let f = lower_loss(&file, def, &HashMap::new(), &loss, Some(2)).unwrap();
+        let f = driver::loss(&model, loss, Some(2)).unwrap();
         verify(&f).unwrap();
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let mut args: Vec<Tensor> = Vec::new();
@@ -71,7 +64,7 @@ fn every_example_model_has_correct_gradients() {
             let shape: Vec<usize> = f.ty(p.value).shape.0.iter().map(|d| d.as_const().unwrap() as usize).collect();
             let n: usize = shape.iter().product();
             let classes = f.ty(f.params.last().unwrap().value).shape.0[0].as_const().unwrap_or(1) as usize;
-            let data = match (i, loss.as_str()) {
+            let data = match (i, loss.name()) {
                 (1, "cross_entropy") => (0..n).map(|_| (rng.next() * classes as f64).floor()).collect(),
                 (1, "bce") => (0..n).map(|_| if rng.next() < 0.5 { 0.0 } else { 1.0 }).collect(),
                 _ => (0..n).map(|_| rng.next() - 0.5).collect(),
@@ -107,18 +100,10 @@ fn every_example_model_has_correct_gradients() {
 
 #[test]
 fn gradient_ir_of_every_example_model() {
-    for (example, file, name, loss) in models() {
-        let def = file
-            .items
-            .iter()
-            .find_map(|i| match i {
-                Item::Model(d) if d.name.name == name => Some(d),
-                _ => None,
-            })
-            .unwrap();
-        let forward = lower_model(&file, def, &HashMap::new(), None).unwrap();
+    for (example, model, name, loss) in models() {
+        let forward = driver::inference(&model, None).unwrap();
         verify(&forward).unwrap();
-        let f = lower_loss(&file, def, &HashMap::new(), &loss, None).unwrap();
+        let f = driver::loss(&model, loss, None).unwrap();
         let params: Vec<usize> = (2..f.params.len()).collect();
         let grad = optimize(&reverse(&f, &params).0);
         verify(&grad).unwrap();

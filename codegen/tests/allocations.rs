@@ -18,12 +18,12 @@
 use nnc_codegen::kernel::{Kernel, Matrix};
 use nnc_codegen::{JitExecutor, library_block, lower};
 use nnc_compiler::analyze;
-use nnc_compiler::ir::{Function, lower_loss_and_output, lower_training_loss, optimize, reverse};
-use nnc_compiler::shapes::Dim;
-use nnc_grammar::{File, Item, ModelDef, TrainDef};
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, Loss, optimize};
+use nnc_grammar::{Item, TrainDef};
 use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
 use nnc_runtime::optim::{Optimizer, State};
-use nnc_runtime::train::{Event, RunOptions, model_and_args, train, training_gradient};
+use nnc_runtime::train::{Event, RunOptions, model_and_args, train};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -143,10 +143,6 @@ fn compiled_steps_allocate_only_for_gemm() {
     assert!(gemm.calls > 0, "the products of this model call `gemm`");
 }
 
-fn model(file: &File) -> &ModelDef {
-    file.items.iter().find_map(|item| if let Item::Model(m) = item { Some(m) } else { None }).expect("a model")
-}
-
 fn elements(f: &Function, value: nnc_compiler::ir::Value) -> usize {
     f.ty(value).shape.0.iter().map(|d| d.as_const().unwrap() as usize).product()
 }
@@ -169,12 +165,10 @@ fn avx512() -> bool {
 fn steps_allocate_nothing(what: &str, source: &str, batch: usize, jit: Option<&JitExecutor>) -> Gemm {
     let analysis = analyze(source);
     assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
-    let def = model(&analysis.file);
-    let args: HashMap<String, Dim> = HashMap::new();
-    let training = lower_training_loss(&analysis.file, def, &args, "cross_entropy", Some(batch)).unwrap();
-    let is_mask = |i: &usize| training.dropout_masks.iter().any(|(m, _)| m == i);
-    let learnable: Vec<usize> = (2..training.params.len()).filter(|i| !is_mask(i)).collect();
-    let grad = optimize(&reverse(&training, &learnable).0);
+    let model = analysis.model(&analysis.shapes.models[0].name, &HashMap::new()).unwrap();
+    let training = driver::training_loss(&model, Loss::CrossEntropy, Some(batch)).unwrap();
+    let learnable = driver::learnable(&training);
+    let grad = driver::training_gradient(&model, Loss::CrossEntropy, batch).unwrap();
     let executor: &dyn Executor = match jit {
         Some(jit) => jit,
         None => &InterpreterExecutor,
@@ -212,7 +206,7 @@ fn steps_allocate_nothing(what: &str, source: &str, batch: usize, jit: Option<&J
     assert!(losses[9] < first, "{what}: loss {first} -> {losses:?}");
 
     // An evaluation program also runs without allocating.
-    let f = optimize(&lower_loss_and_output(&analysis.file, def, &args, "cross_entropy", Some(batch)).unwrap());
+    let f = optimize(&driver::loss_and_output(&model, Loss::CrossEntropy, Some(batch)).unwrap());
     let mut program = executor.program(&f).unwrap();
     let per_run = jit.map_or_else(Gemm::default, |jit| gemm_allocations(jit, &f));
     let mut loss = [0.0f32];
@@ -251,7 +245,7 @@ fn the_training_loop_allocates_nothing_between_steps() {
     // (epoch, step, allocations so far) at each step's event, kept without allocating.
     let mut steps: Vec<(usize, usize, u64)> = Vec::with_capacity(1000);
     let mut examples_seen = 0;
-    let report = train(&analysis.file, def, &examples, &options, &mut |event| match event {
+    let report = train(&analysis, def, &examples, &options, &mut |event| match event {
         Event::Started { train, .. } => examples_seen = train,
         Event::Step { epoch, step, .. } => steps.push((epoch, step, allocations())),
         Event::EpochDone(_) => {}
@@ -262,11 +256,11 @@ fn the_training_loop_allocates_nothing_between_steps() {
     assert!(jit.helper_parts() > 0, "no kernel of the training loop was split over threads");
 
     let batch = report.config.batch;
-    let choice = model_and_args(&analysis.file, Some(&report.config.model)).unwrap();
+    let choice = model_and_args(&analysis, Some(&report.config.model)).unwrap();
     let mut gemm_per_step = HashMap::new();
     let mut gemm = |n: usize| -> u64 {
         *gemm_per_step.entry(n).or_insert_with(|| {
-            let grad = training_gradient(&analysis.file, choice.model, &choice.args, &report.config.loss, n).unwrap();
+            let grad = driver::training_gradient(&choice.model, report.config.loss, n).unwrap();
             gemm_allocations(&jit, &grad).allocations
         })
     };

@@ -106,7 +106,7 @@ fn every_op_and_its_gradient_compiles_to_the_interpreters_values() {
 }
 
 /// The loss gradient of an example's first `train` block for batches of `batch`, and its loss.
-fn example_gradient(path: &Path, batch: usize) -> (Function, String) {
+fn example_gradient(path: &Path, batch: usize) -> (Function, nnc_compiler::ir::Loss) {
     let text = std::fs::read_to_string(path).unwrap();
     let analysis = nnc_compiler::analyze(&text);
     let train = analysis
@@ -118,10 +118,9 @@ fn example_gradient(path: &Path, batch: usize) -> (Function, String) {
             _ => None,
         })
         .expect("a train block");
-    let config = nnc_runtime::train::config(&analysis.file, train, path.parent().unwrap(), None).unwrap();
-    let choice = nnc_runtime::train::model_and_args(&analysis.file, Some(&config.model)).unwrap();
-    let grad =
-        nnc_runtime::train::training_gradient(&analysis.file, choice.model, &choice.args, &config.loss, batch).unwrap();
+    let config = nnc_runtime::train::config(&analysis, train, path.parent().unwrap(), None).unwrap();
+    let choice = nnc_runtime::train::model_and_args(&analysis, Some(&config.model)).unwrap();
+    let grad = nnc_compiler::driver::training_gradient(&choice.model, config.loss, batch).unwrap();
     (grad, config.loss)
 }
 
@@ -152,7 +151,7 @@ fn every_example_trains_alike_compiled_and_interpreted() {
         let mut rng = Rng(0xD1FF ^ path.to_string_lossy().len() as u64);
         let input: Vec<f32> = (0..elements(&grad, grad.params[0].value)).map(|_| rng.range(0.0, 1.0) as f32).collect();
         let targets: Vec<f32> = (0..elements(&grad, grad.params[1].value))
-            .map(|_| match loss.as_str() {
+            .map(|_| match loss.name() {
                 "cross_entropy" => ((rng.next() * classes as f64) as usize).min(classes - 1) as f32,
                 _ => (rng.next() < 0.5) as u8 as f32,
             })

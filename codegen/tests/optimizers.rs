@@ -10,8 +10,8 @@ mod optimizer_rows;
 
 use nnc_codegen::JitExecutor;
 use nnc_compiler::analyze;
-use nnc_compiler::ir::{Function, lower_training_loss, optimize, parse_function, reverse};
-use nnc_grammar::Item;
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, Loss, optimize, parse_function, reverse};
 use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
 use nnc_runtime::optim::{Optimizer, State};
 use optimizer_rows::{GRADS, START, assert_close};
@@ -111,11 +111,8 @@ fn a_linear_model_trains_as_derived_by_hand() {
     ];
     let analysis = analyze(MODEL);
     assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
-    let def = analysis.file.items.iter().find_map(|item| match item {
-        Item::Model(m) => Some(m),
-        _ => None,
-    });
-    let training = lower_training_loss(&analysis.file, def.unwrap(), &HashMap::new(), "mse", Some(2)).unwrap();
+    let model = analysis.model(&analysis.shapes.models[0].name, &HashMap::new()).unwrap();
+    let training = driver::training_loss(&model, Loss::Mse, Some(2)).unwrap();
     let grad = optimize(&reverse(&training, &[2]).0);
     let optimizer = Optimizer::Sgd { lr: 0.1, momentum: 0.5, dampening: 0.5, nesterov: false, weight_decay: 0.1 };
     let batches = [(); 3].map(|_| Batch { input: &[1.0, 2.0, 1.0, -1.0], targets: &[1.0, 0.5], masks: &[] });

@@ -59,8 +59,9 @@ fn same_steps(got: &[Step], expected: &[Step], what: &str) {
 /// One call of `train` in `dir`: its result and every step it ran.
 fn run(dir: &Path, executor: &dyn Executor, resume: bool, stop: Stop) -> (Result<Report, String>, Vec<Step>) {
     let text = program();
-    let file = nnc_grammar::parse(&text).file;
-    let def = file
+    let analysis = nnc_compiler::analyze(&text);
+    let def = analysis
+        .file
         .items
         .iter()
         .find_map(|item| match item {
@@ -87,7 +88,7 @@ fn run(dir: &Path, executor: &dyn Executor, resume: bool, stop: Stop) -> (Result
         crash: stop.crash,
         ..RunOptions::default()
     };
-    (train(&file, def, dir, &options, &mut on_event), steps)
+    (train(&analysis, def, dir, &options, &mut on_event), steps)
 }
 
 /// Tensors with their values as bits, so that equality is bit for bit.

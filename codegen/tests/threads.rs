@@ -6,9 +6,8 @@
 use nnc_codegen::kernel::{Kernel, Program};
 use nnc_codegen::{JitExecutor, LIBRARY_PRODUCTS, Options, lower};
 use nnc_compiler::analyze;
-use nnc_compiler::ir::{Function, lower_training_loss, optimize, reverse};
-use nnc_compiler::shapes::Dim;
-use nnc_grammar::{Item, ModelDef};
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, Loss};
 use nnc_runtime::executor::{Batch, Executor};
 use nnc_runtime::optim::{Optimizer, State};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -102,19 +101,12 @@ fn path(kernel: &Kernel, avx512: bool) -> Option<Path> {
     })
 }
 
-fn model(file: &nnc_grammar::File) -> &ModelDef {
-    file.items.iter().find_map(|item| if let Item::Model(m) = item { Some(m) } else { None }).expect("a model")
-}
-
 /// The training gradient of `source`'s model for `BATCH` examples.
 fn gradient(source: &str) -> Function {
     let analysis = analyze(source);
     assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
-    let args: HashMap<String, Dim> = HashMap::new();
-    let training =
-        lower_training_loss(&analysis.file, model(&analysis.file), &args, "cross_entropy", Some(BATCH)).unwrap();
-    let learnable: Vec<usize> = (2..training.params.len()).collect();
-    optimize(&reverse(&training, &learnable).0)
+    let model = analysis.model(&analysis.shapes.models[0].name, &HashMap::new()).unwrap();
+    driver::training_gradient(&model, Loss::CrossEntropy, BATCH).unwrap()
 }
 
 fn avx512() -> bool {

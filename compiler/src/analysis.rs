@@ -1,9 +1,12 @@
 //! One call from source to everything the front end knows about it: the tree, the names,
 //! the shapes, and every diagnostic, sorted. No I/O: the caller reads the file.
 
+use crate::checked::{Checked, CheckedModel, InstanceId};
+use crate::ir::{LowerError, Precision, Tensor, evaluate};
 use crate::resolve::{Resolution, resolve};
-use crate::shapes::{ShapeAnalysis, analyze_shapes};
-use nnc_grammar::{Diagnostic, File, decode, parse, sort_diagnostics};
+use crate::shapes::{Dim, Instantiated, Override, Shape, ShapeAnalysis, analyze_shapes, analyze_with};
+use nnc_grammar::{Diagnostic, Expr, File, Span, decode, parse, sort_diagnostics};
+use std::collections::HashMap;
 
 /// What the front end found in one source text.
 #[derive(Clone, Debug)]
@@ -21,6 +24,63 @@ pub struct Analysis {
 impl Analysis {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Checks one more thing against the file: the file's own diagnostics are not repeated.
+    fn instantiate(&self, over: Override<'_>) -> (Checked, Instantiated) {
+        let mut shapes = analyze_with(&self.file, &self.text, Some(over));
+        let instantiated = shapes.overridden.take().expect("asked for");
+        (shapes.checked, instantiated)
+    }
+
+    /// The model `name`, checked with these values for its arguments and input sizes (none:
+    /// as written). `Err` holds what checking it reported; it is empty when the file has no
+    /// such model.
+    pub fn model(&self, name: &str, args: &HashMap<String, Dim>) -> Result<CheckedModel, Vec<Diagnostic>> {
+        if args.is_empty() {
+            let report = self.shapes.model(name).ok_or_else(Vec::new)?;
+            if report.failed || report.instance.is_some_and(|id| self.shapes.checked.get(id).failed) {
+                let errors = self.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+                return Err(errors);
+            }
+            return Ok(CheckedModel { checked: self.shapes.checked.clone(), report: report.clone() });
+        }
+        let (checked, instantiated) = self.instantiate(Override::Model { name, args });
+        let failed = instantiated.instance.is_none_or(|id| checked.get(id).failed);
+        match instantiated.report {
+            Some(report) if !failed => Ok(CheckedModel { checked, report }),
+            _ => Err(instantiated.diagnostics.into_iter().filter(Diagnostic::is_error).collect()),
+        }
+    }
+
+    /// The model of the `train` block at `span`, checked with the block's arguments.
+    pub fn train_model(&self, span: Span) -> Option<CheckedModel> {
+        let (_, report) = self.shapes.trains.iter().find(|(s, _)| *s == span)?;
+        Some(CheckedModel { checked: self.shapes.checked.clone(), report: report.clone() })
+    }
+
+    /// The function `name`, checked for arguments of these shapes: the checked program and
+    /// its instance. `Err` holds what checking it reported; it is empty when the file has no
+    /// such function.
+    pub fn function(&self, name: &str, shapes: &[Shape]) -> Result<(Checked, InstanceId), Vec<Diagnostic>> {
+        let (checked, instantiated) = self.instantiate(Override::Function { name, shapes });
+        match instantiated.instance {
+            Some(id) if !checked.get(id).failed => Ok((checked, id)),
+            Some(_) => Err(instantiated.diagnostics.into_iter().filter(Diagnostic::is_error).collect()),
+            None => Err(Vec::new()),
+        }
+    }
+
+    /// The value of an expression over the file's constants and functions, such as a
+    /// setting of a `train` block.
+    pub fn evaluate(&self, expr: &Expr) -> Result<Tensor, LowerError> {
+        let (checked, instantiated) = self.instantiate(Override::Value(expr));
+        let failed = |message: String| LowerError { message, span: expr.span };
+        if let Some(error) = instantiated.diagnostics.iter().find(|d| d.is_error()) {
+            return Err(failed(error.message.clone()));
+        }
+        let id = instantiated.instance.ok_or_else(|| failed("this has no value".to_string()))?;
+        evaluate(&checked, id, None, Precision::F64)
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod analysis;
 pub mod builtins;
+pub mod checked;
+pub mod driver;
 pub mod ir;
 mod resolve;
 pub mod shapes;

@@ -4,10 +4,9 @@
 
 use crate::checkpoint::{self, NamedTensor};
 use crate::data::Array;
-use nnc_compiler::ir::{Function, Precision, Tensor, eval_function, lower_loss, lower_model, optimize, reverse};
-use nnc_compiler::shapes::Dim;
-use nnc_grammar::{File, ModelDef};
-use std::collections::HashMap;
+use nnc_compiler::checked::CheckedModel;
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, Loss, Precision, Tensor, eval_function, optimize, reverse};
 use std::io::Write;
 use std::path::Path;
 
@@ -41,16 +40,9 @@ fn as_input(f: &Function, array: &Array, origin: &str) -> Result<Tensor, String>
 }
 
 /// The model's outputs for `inputs`, with the weights of `checkpoint_path`.
-pub fn predict(
-    file: &File,
-    model: &ModelDef,
-    args: &HashMap<String, Dim>,
-    checkpoint_path: &Path,
-    inputs: &Array,
-    origin: &str,
-) -> Result<Tensor, String> {
+pub fn predict(model: &CheckedModel, checkpoint_path: &Path, inputs: &Array, origin: &str) -> Result<Tensor, String> {
     let n = inputs.shape.first().copied().unwrap_or(0);
-    let f = optimize(&lower_model(file, model, args, Some(n.max(1))).map_err(|e| e.message)?);
+    let f = optimize(&driver::inference(model, Some(n.max(1))).map_err(|e| e.message)?);
     let tensors = checkpoint::load(checkpoint_path)?;
     let mut all = vec![as_input(&f, inputs, origin)?];
     all.extend(weights(&f, 1, &tensors, &checkpoint_path.display().to_string())?);
@@ -60,19 +52,16 @@ pub fn predict(
 
 /// The loss, the outputs and every parameter's gradient for one batch, named `loss`,
 /// `output` and by the parameters' names.
-#[allow(clippy::too_many_arguments)]
 pub fn gradients(
-    file: &File,
-    model: &ModelDef,
-    args: &HashMap<String, Dim>,
-    loss: &str,
+    model: &CheckedModel,
+    loss: Loss,
     checkpoint_path: &Path,
     inputs: &Array,
     labels: &Array,
     origin: &str,
 ) -> Result<Vec<NamedTensor>, String> {
     let n = inputs.shape.first().copied().unwrap_or(0);
-    let loss_fn = lower_loss(file, model, args, loss, Some(n.max(1))).map_err(|e| e.message)?;
+    let loss_fn = driver::loss(model, loss, Some(n.max(1))).map_err(|e| e.message)?;
     let params: Vec<usize> = (2..loss_fn.params.len()).collect();
     let grad = optimize(&reverse(&loss_fn, &params).0);
     let tensors = checkpoint::load(checkpoint_path)?;
@@ -80,13 +69,13 @@ pub fn gradients(
     let target_shape: Vec<usize> =
         grad.ty(grad.params[1].value).shape.0.iter().map(|d| d.as_const().unwrap_or(0) as usize).collect();
     if labels.values.len() != target_shape.iter().product::<usize>() {
-        return Err(format!("the labels are {:?}, but `{loss}` needs {target_shape:?}", labels.shape));
+        return Err(format!("the labels are {:?}, but `{}` needs {target_shape:?}", labels.shape, loss.name()));
     }
     let mut all = vec![x.clone(), Tensor::new(target_shape, labels.values.clone())];
     let w = weights(&grad, 2, &tensors, &checkpoint_path.display().to_string())?;
     all.extend(w.iter().cloned());
     let (results, _) = eval_function(&grad, &all, Precision::F64)?;
-    let output = predict_with(file, model, args, n, &x, &w)?;
+    let output = predict_with(model, n, &x, &w)?;
     let mut out = vec![
         ("loss".to_string(), Vec::new(), results[0].data.clone()),
         ("output".to_string(), output.shape.clone(), output.data),
@@ -97,15 +86,8 @@ pub fn gradients(
     Ok(out)
 }
 
-fn predict_with(
-    file: &File,
-    model: &ModelDef,
-    args: &HashMap<String, Dim>,
-    n: usize,
-    x: &Tensor,
-    w: &[Tensor],
-) -> Result<Tensor, String> {
-    let f = optimize(&lower_model(file, model, args, Some(n.max(1))).map_err(|e| e.message)?);
+fn predict_with(model: &CheckedModel, n: usize, x: &Tensor, w: &[Tensor]) -> Result<Tensor, String> {
+    let f = optimize(&driver::inference(model, Some(n.max(1))).map_err(|e| e.message)?);
     let mut all = vec![x.clone()];
     all.extend(w.iter().cloned());
     Ok(eval_function(&f, &all, Precision::F64)?.0.remove(0))

@@ -11,12 +11,11 @@ use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
 use crate::executor::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
 use crate::init::Init;
 use crate::optim::{Optimizer, State};
-use nnc_compiler::ir::{
-    Function, ParamInit, Precision, constant_value, lower_loss_and_output, lower_model, lower_training_loss, optimize,
-    reverse,
-};
-use nnc_compiler::shapes::Dim;
-use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, TrainDef};
+use nnc_compiler::Analysis;
+use nnc_compiler::checked::CheckedModel;
+use nnc_compiler::driver;
+use nnc_compiler::ir::{Function, Loss, ParamInit, optimize};
+use nnc_grammar::{Arg, Expr, ExprKind, TrainDef};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -29,7 +28,7 @@ use std::time::Instant;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub model: String,
-    pub loss: String,
+    pub loss: Loss,
     pub optimizer: Optimizer,
     pub split: f64,
     pub batch: usize,
@@ -69,8 +68,8 @@ pub struct Report {
     pub seconds: f64,
 }
 
-fn number(file: &File, expr: &Expr) -> Result<f64, String> {
-    let value = constant_value(file, expr, &HashMap::new(), Precision::F64).map_err(|e| e.message)?;
+fn number(analysis: &Analysis, expr: &Expr) -> Result<f64, String> {
+    let value = analysis.evaluate(expr).map_err(|e| e.message)?;
     value.data.first().copied().ok_or_else(|| "expected a number".to_string())
 }
 
@@ -91,18 +90,20 @@ fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
 }
 
 /// Reads the settings of a `train` block; paths are relative to `base`.
-pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> Result<Config, String> {
+pub fn config(analysis: &Analysis, def: &TrainDef, base: &Path, out: Option<&Path>) -> Result<Config, String> {
     let (model, _) = call_parts(&def.model).ok_or("`train` needs a model")?;
     let setting = |key: &str| def.settings.iter().find(|s| s.key.name == key).map(|s| &s.value);
     let loss = match setting("loss").map(|e| &e.kind) {
-        Some(ExprKind::Name(loss)) => loss.clone(),
-        _ => return Err("the `train` block needs `loss = cross_entropy`, `mse` or `bce`".into()),
+        Some(ExprKind::Name(loss)) => Loss::from_name(loss),
+        _ => None,
     };
+    let loss = loss.ok_or("the `train` block needs `loss = cross_entropy`, `mse` or `bce`")?;
     let optimizer = match setting("optimizer").and_then(call_parts) {
         None | Some(("sgd", _)) => {
             let args = setting("optimizer").and_then(call_parts).map_or(&[][..], |(_, a)| a);
-            let get =
-                |name: &str, pos: usize, default: f64| named(args, name, pos).map_or(Ok(default), |e| number(file, e));
+            let get = |name: &str, pos: usize, default: f64| {
+                named(args, name, pos).map_or(Ok(default), |e| number(analysis, e))
+            };
             Optimizer::Sgd {
                 lr: get("lr", 0, 0.01)?,
                 momentum: get("momentum", 1, 0.0)?,
@@ -112,8 +113,9 @@ pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> R
             }
         }
         Some(("adam", args)) => {
-            let get =
-                |name: &str, pos: usize, default: f64| named(args, name, pos).map_or(Ok(default), |e| number(file, e));
+            let get = |name: &str, pos: usize, default: f64| {
+                named(args, name, pos).map_or(Ok(default), |e| number(analysis, e))
+            };
             Optimizer::Adam {
                 lr: get("lr", 0, 0.001)?,
                 beta1: get("beta1", 1, 0.9)?,
@@ -125,7 +127,7 @@ pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> R
         Some((other, _)) => return Err(format!("`{other}` is not an optimiser")),
     };
     optimizer.check()?;
-    let get = |key: &str, default: f64| setting(key).map_or(Ok(default), |e| number(file, e));
+    let get = |key: &str, default: f64| setting(key).map_or(Ok(default), |e| number(analysis, e));
     let string = |key: &str| match setting(key).map(|e| &e.kind) {
         Some(ExprKind::Str(s)) => Some(base.join(s)),
         _ => None,
@@ -150,15 +152,15 @@ pub fn config(file: &File, def: &TrainDef, base: &Path, out: Option<&Path>) -> R
 }
 
 /// Loads the data source of a `train` block.
-pub fn load_data(file: &File, def: &TrainDef, base: &Path) -> Result<Dataset, String> {
-    load_source(file, &def.data, base)
+pub fn load_data(analysis: &Analysis, def: &TrainDef, base: &Path) -> Result<Dataset, String> {
+    load_source(analysis, &def.data, base)
 }
 
 /// Loads a data source such as `csv("digits.csv")` or `xor(samples = 100)`.
-pub fn load_source(file: &File, source: &Expr, base: &Path) -> Result<Dataset, String> {
+pub fn load_source(analysis: &Analysis, source: &Expr, base: &Path) -> Result<Dataset, String> {
     let (name, args) = call_parts(source).ok_or("`on` needs a data source")?;
     let get = |key: &str, pos: usize| named(args, key, pos);
-    let num = |key: &str, pos: usize, default: f64| get(key, pos).map_or(Ok(default), |e| number(file, e));
+    let num = |key: &str, pos: usize, default: f64| get(key, pos).map_or(Ok(default), |e| number(analysis, e));
     match name {
         "csv" => {
             let path = match get("path", 0).map(|e| &e.kind) {
@@ -253,29 +255,11 @@ pub fn initial_weights(f: &Function, first: usize, seed: u64) -> Vec<checkpoint:
     shapes.into_iter().zip(values).map(|((name, shape), values)| (name, shape, values)).collect()
 }
 
-/// The loss gradient of a model for one batch size: its arguments are the input, the
-/// targets, then the parameters and dropout masks; its results the loss and the gradients.
-pub fn training_gradient(
-    file: &File,
-    def: &ModelDef,
-    args: &HashMap<String, Dim>,
-    loss: &str,
-    batch: usize,
-) -> Result<Function, String> {
-    let training = lower_training_loss(file, def, args, loss, Some(batch)).map_err(|e| e.message)?;
-    // Differentiate by the parameters, not by the targets or the dropout masks.
-    let learnable: Vec<usize> =
-        (2..training.params.len()).filter(|i| !training.dropout_masks.iter().any(|(m, _)| m == i)).collect();
-    Ok(optimize(&reverse(&training, &learnable).0))
-}
-
 /// The compiled programs of a run, one per batch size met (the last batch of an epoch
 /// may be smaller).
 struct Compiled<'a> {
-    file: &'a File,
-    model: &'a ModelDef,
-    args: &'a HashMap<String, Dim>,
-    loss: &'a str,
+    model: &'a CheckedModel,
+    loss: Loss,
     optimizer: &'a Optimizer,
     executor: &'a dyn Executor,
     steps: HashMap<usize, CompiledStep>,
@@ -286,7 +270,7 @@ impl Compiled<'_> {
     /// The training step for batches of `n`.
     fn step(&mut self, n: usize) -> Result<&mut CompiledStep, String> {
         if let Entry::Vacant(slot) = self.steps.entry(n) {
-            let grad = training_gradient(self.file, self.model, self.args, self.loss, n)?;
+            let grad = driver::training_gradient(self.model, self.loss, n).map_err(|e| e.message)?;
             let masks = grad
                 .dropout_masks
                 .iter()
@@ -300,8 +284,7 @@ impl Compiled<'_> {
     /// The loss and the output for batches of `n`, without dropout.
     fn evaluation(&mut self, n: usize) -> Result<&mut Box<dyn Program>, String> {
         if let Entry::Vacant(slot) = self.evaluations.entry(n) {
-            let f =
-                lower_loss_and_output(self.file, self.model, self.args, self.loss, Some(n)).map_err(|e| e.message)?;
+            let f = driver::loss_and_output(self.model, self.loss, Some(n)).map_err(|e| e.message)?;
             slot.insert(self.executor.program(&optimize(&f))?);
         }
         Ok(self.evaluations.get_mut(&n).expect("just compiled"))
@@ -395,28 +378,20 @@ pub enum Event<'a> {
 
 /// Runs a `train` block. `base` is the directory of the `.nn` file.
 pub fn train(
-    file: &File,
+    analysis: &Analysis,
     def: &TrainDef,
     base: &Path,
     options: &RunOptions<'_>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report, String> {
     let started = Instant::now();
-    let config = config(file, def, base, options.out)?;
-    let model = file
-        .items
-        .iter()
-        .find_map(|item| match item {
-            Item::Model(m) if m.name.name == config.model => Some(m),
-            _ => None,
-        })
-        .ok_or_else(|| format!("no model `{}`", config.model))?;
-    let args = model_args(file, model, &def.model)?;
-    let data = load_data(file, def, base)?;
+    let config = config(analysis, def, base, options.out)?;
+    let model = &analysis.train_model(def.span).ok_or_else(|| format!("no model `{}`", config.model))?;
+    let data = load_data(analysis, def, base)?;
     // A separate test set, or a split of the data.
     let (train_set, test_set) = match def.settings.iter().find(|s| s.key.name == "test") {
         Some(setting) => {
-            let test = load_source(file, &setting.value, base)?;
+            let test = load_source(analysis, &setting.value, base)?;
             if test.dim != data.dim {
                 return Err(format!(
                     "the test set {} has {} features per example, the training data {}",
@@ -435,25 +410,24 @@ pub fn train(
     }
     let batch = config.batch.min(train_set.n);
     let executor: &dyn Executor = options.executor.unwrap_or(&InterpreterExecutor);
-    let grad = training_gradient(file, model, &args, &config.loss, batch)?;
+    let grad = driver::training_gradient(model, config.loss, batch).map_err(|e| e.message)?;
     // The input must take the data's features.
     let input_shape: Vec<usize> =
         grad.ty(grad.params[0].value).shape.0.iter().map(|d| d.as_const().unwrap_or(0) as usize).collect();
     let per_example: usize = input_shape[1..].iter().product();
     if per_example != data.dim {
         // The input as declared, with its batch symbol.
-        let declared = lower_model(file, model, &args, None)
-            .map(|f| f.ty(f.params[0].value).shape.to_string())
-            .unwrap_or_default();
+        let declared =
+            driver::inference(model, None).map(|f| f.ty(f.params[0].value).shape.to_string()).unwrap_or_default();
         return Err(format!(
             "{} has {} features per example, but `{}` takes input {declared} ({per_example} per example)",
             data.origin, data.dim, config.model
         ));
     }
-    let classification = config.loss != "mse";
-    let forward = lower_model(file, model, &args, Some(batch)).map_err(|e| e.message)?;
+    let classification = config.loss != Loss::Mse;
+    let forward = driver::inference(model, Some(batch)).map_err(|e| e.message)?;
     let outputs = forward.ty(forward.results[0]).shape.0.last().and_then(|d| d.as_const()).unwrap_or(1) as usize;
-    if config.loss == "cross_entropy" && data.classes > outputs {
+    if config.loss == Loss::CrossEntropy && data.classes > outputs {
         return Err(format!(
             "{} has labels up to {}, but `{}` has {outputs} outputs",
             data.origin,
@@ -516,17 +490,15 @@ pub fn train(
         }
     }
     let mut compiled = Compiled {
-        file,
         model,
-        args: &args,
-        loss: &config.loss,
+        loss: config.loss,
         optimizer: &config.optimizer,
         executor,
         steps: HashMap::new(),
         evaluations: HashMap::new(),
     };
     // The batch buffers, allocated once and refilled at every step.
-    let target_width = if config.loss == "cross_entropy" { 1 } else { outputs };
+    let target_width = if config.loss == Loss::CrossEntropy { 1 } else { outputs };
     let mut inputs = vec![0.0f32; batch * per_example];
     let mut targets = vec![0.0f32; batch * target_width];
     let mut masks: Vec<Vec<f32>> = vec![Vec::new(); grad.dropout_masks.len()];
@@ -613,7 +585,7 @@ pub fn train(
     let title = format!("{} on {}", config.model, data.origin);
     let mut images = crate::plots::curves(&config.out, &title, &epochs)?;
     if data.dim == 2 && per_example == 2 {
-        let grid = boundary_grid(file, model, &args, executor, &data, &params, outputs)?;
+        let grid = boundary_grid(model, executor, &data, &params, outputs)?;
         images.extend(crate::plots::boundary(&config.out, &title, &grid, &data)?);
     }
     let named_params: Vec<checkpoint::NamedTensor> = shapes
@@ -655,7 +627,7 @@ impl Measure<'_> {
         params: &[Vec<f32>],
     ) -> Result<(Option<f64>, f64, Option<Vec<Vec<usize>>>), String> {
         let outputs = self.outputs;
-        let classes = if self.config.loss == "cross_entropy" { outputs } else { 2 };
+        let classes = if self.config.loss == Loss::CrossEntropy { outputs } else { 2 };
         let mut confusion = vec![vec![0usize; classes]; classes];
         let (mut correct, mut loss_sum) = (0usize, 0.0);
         let batch = self.config.batch.min(set.n).max(1);
@@ -718,9 +690,7 @@ fn write_metrics(dir: &Path, epochs: &[Epoch]) -> Result<(), String> {
 
 /// The model's prediction over a grid covering 2-D data, for the decision-boundary image.
 fn boundary_grid(
-    file: &File,
-    model: &ModelDef,
-    args: &HashMap<String, Dim>,
+    model: &CheckedModel,
     executor: &dyn Executor,
     data: &Dataset,
     params: &[Vec<f32>],
@@ -742,7 +712,7 @@ fn boundary_grid(
             points.push((y.0 + (row as f64 + 0.5) * (y.1 - y.0) / N as f64) as f32);
         }
     }
-    let forward = optimize(&lower_model(file, model, args, Some(N * N)).map_err(|e| e.message)?);
+    let forward = optimize(&driver::inference(model, Some(N * N)).map_err(|e| e.message)?);
     let mut args: Vec<&[f32]> = vec![&points];
     args.extend(params.iter().map(Vec::as_slice));
     let mut out = vec![0.0f32; N * N * outputs];
@@ -771,49 +741,24 @@ fn boundary_grid(
 
 /// A model chosen for prediction or gradients, with what its `train` block says of it.
 pub struct ModelChoice<'f> {
-    pub model: &'f ModelDef,
-    /// The argument values its `train` block gives.
-    pub args: HashMap<String, Dim>,
+    /// The model, checked with the argument values its `train` block gives.
+    pub model: CheckedModel,
     /// The loss its `train` block names.
-    pub loss: Option<String>,
+    pub loss: Option<Loss>,
     /// Its `train` block, if it has one.
     pub train: Option<&'f TrainDef>,
 }
 
-/// The values of a model's arguments in a `train` block's `Model(hidden = 64)`.
-fn model_args(file: &File, model: &ModelDef, call: &Expr) -> Result<HashMap<String, Dim>, String> {
-    let mut args = HashMap::new();
-    if let Some((_, call_args)) = call_parts(call) {
-        let mut positional = model.params.iter();
-        for arg in call_args {
-            let param = match &arg.name {
-                Some(n) => model.params.iter().find(|p| p.name.name == n.name),
-                None => positional.next(),
-            };
-            if let Some(param) = param {
-                args.insert(param.name.name.clone(), Dim::constant(number(file, &arg.value)? as i128));
-            }
-        }
-    }
-    Ok(args)
-}
-
 /// The model named `name` (or, without a name, the model of the file's first `train` block,
-/// or its only model), with the argument values and the loss its `train` block gives.
-pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelChoice<'f>, String> {
-    let models: Vec<&ModelDef> = file
+/// or the file's only model), with the arguments and loss of its `train` block.
+pub fn model_and_args<'f>(analysis: &'f Analysis, name: Option<&str>) -> Result<ModelChoice<'f>, String> {
+    let models = &analysis.shapes.models;
+    let trains: Vec<&TrainDef> = analysis
+        .file
         .items
         .iter()
         .filter_map(|i| match i {
-            Item::Model(m) => Some(m),
-            _ => None,
-        })
-        .collect();
-    let trains: Vec<&TrainDef> = file
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Train(t) => Some(t),
+            nnc_grammar::Item::Train(t) => Some(t),
             _ => None,
         })
         .collect();
@@ -821,23 +766,39 @@ pub fn model_and_args<'f>(file: &'f File, name: Option<&str>) -> Result<ModelCho
         Some(name) => name.to_string(),
         None => match (trains.first().and_then(|t| call_parts(&t.model)), models.as_slice()) {
             (Some((model, _)), _) => model.to_string(),
-            (None, [only]) => only.name.name.clone(),
+            (None, [only]) => only.name.clone(),
             _ => return Err("name the model: the file has no `train` block and more than one model".into()),
         },
     };
-    let model =
-        *models.iter().find(|m| m.name.name == wanted).ok_or_else(|| format!("the file has no model `{wanted}`"))?;
-    let train = trains.iter().find(|t| call_parts(&t.model).is_some_and(|(m, _)| m == wanted));
-    let mut args = HashMap::new();
-    let mut loss = None;
-    if let Some(train) = train {
-        args = model_args(file, model, &train.model)?;
-        loss = train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
-            ExprKind::Name(l) => Some(l.clone()),
-            _ => None,
-        });
+    if !models.iter().any(|m| m.name == wanted) {
+        return Err(format!("the file has no model `{wanted}`"));
     }
-    Ok(ModelChoice { model, args, loss, train: train.copied() })
+    let train = trains.iter().find(|t| call_parts(&t.model).is_some_and(|(m, _)| m == wanted)).copied();
+    let (model, loss) = match train {
+        Some(train) => {
+            let model = analysis.train_model(train.span).ok_or_else(|| format!("`{wanted}` could not be checked"))?;
+            let loss = train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
+                ExprKind::Name(l) => Loss::from_name(l),
+                _ => None,
+            });
+            (model, loss)
+        }
+        None => (
+            analysis
+                .model(&wanted, &std::collections::HashMap::new())
+                .map_err(|errors| first_error(&wanted, &errors))?,
+            None,
+        ),
+    };
+    Ok(ModelChoice { model, loss, train })
+}
+
+/// The first of the errors that stop a model, in words.
+pub fn first_error(model: &str, errors: &[nnc_grammar::Diagnostic]) -> String {
+    match errors.first() {
+        Some(error) => format!("`{model}` does not check: {}", error.message),
+        None => format!("the file has no model `{model}`"),
+    }
 }
 
 /// What a run checkpoint restores.

@@ -89,7 +89,7 @@ fn sgd_config(arguments: &str) -> Result<Optimizer, String> {
         Item::Train(def) => Some(def),
         _ => None,
     });
-    config(&analysis.file, def.expect("a train block"), Path::new("."), None).map(|c| c.optimizer)
+    config(&analysis, def.expect("a train block"), Path::new("."), None).map(|c| c.optimizer)
 }
 
 #[test]

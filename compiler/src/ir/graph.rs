@@ -322,9 +322,9 @@ pub fn graph_dot(f: &Function, options: &GraphOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{lower_fn, lower_model, reverse};
+    use crate::driver;
+    use crate::ir::reverse;
     use crate::shapes::Shape;
-    use nnc_grammar::Item;
 
     const SOURCE: &str = "model Net(hidden) {\n    input [B, 4]\n    linear(hidden)\n    relu\n    linear(2)\n}\n\n\
                           fn f(x1, x2) = ln(x1) + x1 * x2 - sin(x2)\n";
@@ -332,30 +332,12 @@ mod tests {
     fn lowered_model() -> Function {
         let analysis = crate::analyze(SOURCE);
         assert!(analysis.diagnostics.is_empty(), "{:?}", analysis.diagnostics);
-        let def = analysis
-            .file
-            .items
-            .iter()
-            .find_map(|item| match item {
-                Item::Model(def) => Some(def.clone()),
-                _ => None,
-            })
-            .unwrap();
-        lower_model(&analysis.file, &def, &HashMap::new(), None).unwrap()
+        driver::inference(&analysis.model("Net", &HashMap::new()).unwrap(), None).unwrap()
     }
 
     fn lowered_fn() -> Function {
         let analysis = crate::analyze(SOURCE);
-        let def = analysis
-            .file
-            .items
-            .iter()
-            .find_map(|item| match item {
-                Item::Fn(def) => Some(def.clone()),
-                _ => None,
-            })
-            .unwrap();
-        lower_fn(&analysis.file, &def, &[Shape(Vec::new()), Shape(Vec::new())], &HashMap::new()).unwrap()
+        driver::function(&analysis, "f", &[Shape(Vec::new()), Shape(Vec::new())]).unwrap()
     }
 
     #[test]

@@ -18,7 +18,8 @@ mod verify;
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
 pub use graph::{GraphOptions, graph_dot};
 pub use interp::{Interpreter, Precision, Tensor, eval_function};
-pub use lower::{LowerError, lower_fn, lower_loss, lower_loss_and_output, lower_model, lower_training_loss};
+pub(crate) use lower::constant_array;
+pub use lower::{Loss, LowerError, Lowering, lower_instance, with_loss};
 pub use onnx::{
     ONNX_FLOAT, ONNX_INT64, ONNX_IR_VERSION, ONNX_OPSET, OnnxAttr, OnnxConstant, OnnxData, OnnxDim, OnnxError,
     OnnxGraph, OnnxNode, OnnxValue, dims_text, to_onnx,
@@ -27,7 +28,7 @@ pub use ops::Op;
 pub use opt::optimize;
 pub use parse::{ParseError, parse_function};
 pub use print::print_function;
-pub use program::{Answer, QueryResult, constant_value, mode_of, query_function, run_queries};
+pub use program::{Answer, QueryResult, evaluate, mode_of, query_function, run_queries};
 pub use trace::{Trace, TraceRow, trace};
 pub use verify::{VerifyError, verify};
 

@@ -1570,6 +1570,18 @@ fn rank4(shape: &Shape, what: &str) -> Result<(), String> {
     if shape.rank() == 4 { Ok(()) } else { Err(format!("{what} must be [N, C, H, W], not {shape}")) }
 }
 
+/// The height and width of a windowed op's input must be numbers: its derivative ops
+/// carry them as attributes.
+fn concrete_spatial(shape: &Shape) -> Result<(), String> {
+    match shape.0[2..].iter().find(|d| !d.is_const()) {
+        Some(_) => Err(format!(
+            "the input {shape} needs its height and width as numbers, not {} and {}",
+            shape.0[2], shape.0[3]
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Visits every (output position, window position, input position) of a windowed op:
 /// `f(n, c_out_index_base, i, j, k, l, h, w)` with `h, w` in padded-input coordinates,
 /// skipping positions in the padding.
@@ -1705,6 +1717,7 @@ static CONV2D: Rules = Rules {
         let (x, w) = (inputs[0], inputs[1]);
         rank4(x, "the input")?;
         rank4(w, "the weight")?;
+        concrete_spatial(x)?;
         if x.0[1] != w.0[1] {
             return Err(format!("{x} has {} channels, the weight {w} expects {}", x.0[1], w.0[1]));
         }
@@ -1862,6 +1875,7 @@ fn pool_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
     let (kernel, stride) = pool_params(op);
     let x = inputs[0];
     rank4(x, "the input")?;
+    concrete_spatial(x)?;
     let ho = window(&x.0[2], kernel.0, stride.0, 0)?;
     let wo = window(&x.0[3], kernel.1, stride.1, 0)?;
     Ok(Shape(vec![x.0[0].clone(), x.0[1].clone(), ho, wo]))

@@ -1,14 +1,14 @@
-//! The executable statements of a file: the values of its constants, and its `eval`,
-//! `grad`, `jvp`, `jacobian` and `hessian` queries lowered to IR and run by the
-//! interpreter. `nnc run` and `nnc trace` print what this computes.
+//! The executable statements of a checked file: its `eval`, `grad`, `jvp`, `jacobian` and
+//! `hessian` queries lowered to IR and run by the interpreter, and the value of any checked
+//! expression. `nnc run` and `nnc trace` print what this computes.
 
 use super::autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
 use super::interp::{Precision, Tensor, eval_function};
-use super::lower::{LowerError, constant_array, lower_fn};
+use super::lower::{LowerError, Lowering, lower_instance};
 use super::{Function, optimize};
-use crate::shapes::{Dim, Shape};
-use nnc_grammar::{Arg, Expr, ExprKind, File, FnDef, Ident, Item, Query, QueryKind, Span};
-use std::collections::HashMap;
+use crate::checked::{Checked, Instance, InstanceId, InstanceKind, Node, NodeId, NodeKind};
+use crate::shapes::{Dim, QueryCheck, Shape, ShapeAnalysis};
+use nnc_grammar::{QueryKind, Span};
 
 /// What a query computed.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,48 +32,28 @@ pub struct QueryResult {
     pub answer: Result<Answer, LowerError>,
 }
 
-/// Evaluates every top-level `let` and answers every query of `file`, in order.
-pub fn run_queries(file: &File, source: &str, precision: Precision) -> Vec<QueryResult> {
-    let mut constants: HashMap<String, Tensor> = HashMap::new();
-    let mut out = Vec::new();
-    for item in &file.items {
-        match item {
-            Item::Let(stmt) => {
-                if let Ok(value) = constant_value(file, &stmt.value, &constants, precision) {
-                    constants.insert(stmt.name.name.clone(), value);
-                }
-            }
-            Item::Query(query) => {
-                let text =
-                    source.get(query.span.range()).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
-                out.push(QueryResult { span: query.span, text, answer: answer(file, query, &constants, precision) });
-            }
-            _ => {}
-        }
-    }
-    out
+/// Answers every query of a checked file, in order.
+pub fn run_queries(shapes: &ShapeAnalysis, source: &str, precision: Precision) -> Vec<QueryResult> {
+    shapes
+        .queries
+        .iter()
+        .map(|query| {
+            let text = source.get(query.span.range()).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+            QueryResult { span: query.span, text, answer: answer(&shapes.checked, query, precision) }
+        })
+        .collect()
 }
 
-/// The value of a constant expression: an array literal, or anything computed from
-/// numbers and earlier constants.
-pub fn constant_value(
-    file: &File,
-    expr: &Expr,
-    constants: &HashMap<String, Tensor>,
+/// The value of node `node` of instance `id`, computed by the interpreter.
+pub fn evaluate(
+    checked: &Checked,
+    id: InstanceId,
+    node: Option<NodeId>,
     precision: Precision,
 ) -> Result<Tensor, LowerError> {
-    if let Some(tensor) = constant_array(expr) {
-        return Ok(tensor);
-    }
-    let def = FnDef {
-        doc: None,
-        name: Ident { name: "value".into(), span: expr.span },
-        params: Vec::new(),
-        body: expr.clone(),
-        span: expr.span,
-    };
-    let f = lower_fn(file, &def, &[], constants)?;
-    let (results, _) = eval_function(&f, &[], precision).map_err(|message| LowerError { message, span: expr.span })?;
+    let f = lower_instance(checked, id, Lowering { output: node, ..Lowering::default() })?;
+    let span = f.span;
+    let (results, _) = eval_function(&f, &[], precision).map_err(|message| LowerError { message, span })?;
     Ok(results.into_iter().next().expect("one result"))
 }
 
@@ -83,81 +63,55 @@ fn shape_of(tensor: &Tensor) -> Shape {
 
 /// The function a query calls, lowered for its arguments' shapes, and the argument values.
 pub fn query_function(
-    file: &File,
-    call: &Expr,
-    constants: &HashMap<String, Tensor>,
+    checked: &Checked,
+    query: &QueryCheck,
     precision: Precision,
 ) -> Result<(Function, Vec<Tensor>), LowerError> {
-    let ExprKind::Call { callee, args } = &call.unparenthesized().kind else {
-        return Err(LowerError { message: "a query needs a function call".into(), span: call.span });
-    };
-    let user = file.items.iter().find_map(|item| match item {
-        Item::Fn(def) if def.name.name == callee.name => Some(def),
-        _ => None,
-    });
-    let value = |e: &Expr| constant_value(file, e, constants, precision);
-    let (f, values) = match user {
-        Some(def) => {
-            // Arguments in the function's order: by name, or else by position.
-            let mut positional = args.iter().filter(|a| a.name.is_none());
-            let mut values = Vec::with_capacity(def.params.len());
-            for param in &def.params {
-                let arg = args
-                    .iter()
-                    .find(|a| a.name.as_ref().is_some_and(|n| n.name == param.name.name))
-                    .or_else(|| positional.next())
-                    .ok_or_else(|| LowerError {
-                        message: format!("no value for `{}`", param.name.name),
-                        span: call.span,
-                    })?;
-                values.push(value(&arg.value)?);
-            }
-            let shapes: Vec<Shape> = values.iter().map(shape_of).collect();
-            (lower_fn(file, def, &shapes, constants)?, values)
+    let instance = checked.get(query.instance);
+    let failed = |message: &str| LowerError { message: message.to_string(), span: query.span };
+    if instance.failed {
+        return Err(failed("this query has errors"));
+    }
+    let call = &instance.nodes[instance.output.ok_or_else(|| failed("this query has no value"))?];
+    let value = |n: NodeId| evaluate(checked, query.instance, Some(n), precision);
+    match &call.kind {
+        NodeKind::Use { instance: f, args, .. } if checked.get(*f).kind == InstanceKind::Fn => {
+            let values = args.iter().map(|&a| value(a)).collect::<Result<Vec<_>, _>>()?;
+            Ok((lower_instance(checked, *f, Lowering::default())?, values))
         }
-        None => {
-            // A built-in function: wrap it in one whose arguments are the call's positional
-            // arguments; named settings such as `axis = 0` stay in the call.
-            let positional: Vec<&Arg> = args.iter().filter(|a| a.name.is_none()).collect();
-            let values: Vec<Tensor> = positional.iter().map(|a| value(&a.value)).collect::<Result<_, _>>()?;
-            let params: Vec<nnc_grammar::FnParam> = (0..positional.len())
-                .map(|i| nnc_grammar::FnParam {
-                    name: Ident { name: format!("x{}", i + 1), span: call.span },
-                    shape: None,
-                    span: call.span,
-                })
-                .collect();
-            let mut names = params.iter();
-            let body_args: Vec<Arg> = args
+        NodeKind::Call { call: builtin, args, params } if params.is_empty() => {
+            // A built-in function: wrapped in one whose arguments are the call's operands,
+            // `x1, x2, ...`; its settings (`axis = 0`) stay in the call.
+            let values = args.iter().map(|&a| value(a)).collect::<Result<Vec<_>, _>>()?;
+            let mut nodes: Vec<Node> = values
                 .iter()
-                .map(|a| match &a.name {
-                    Some(_) => a.clone(),
-                    None => {
-                        let p = names.next().expect("one parameter per positional argument");
-                        Arg {
-                            name: None,
-                            value: Expr::new(ExprKind::Name(p.name.name.clone()), call.span),
-                            span: call.span,
-                        }
-                    }
-                })
+                .enumerate()
+                .map(|(i, v)| Node { kind: NodeKind::Input(i), shape: Some(shape_of(v)), span: call.span })
                 .collect();
-            let body = Expr::new(ExprKind::Call { callee: callee.clone(), args: body_args }, call.span);
-            let def = FnDef { doc: None, name: callee.clone(), params, body, span: call.span };
-            let shapes: Vec<Shape> = values.iter().map(shape_of).collect();
-            (lower_fn(file, &def, &shapes, constants)?, values)
+            let inputs = (0..values.len()).map(|i| (format!("x{}", i + 1), i)).collect();
+            let kind = NodeKind::Call { call: builtin.clone(), args: (0..values.len()).collect(), params: Vec::new() };
+            nodes.push(Node { kind, shape: call.shape.clone(), span: call.span });
+            let wrapper = Instance {
+                name: builtin.name().to_string(),
+                kind: InstanceKind::Fn,
+                span: call.span,
+                args: Vec::new(),
+                output: Some(nodes.len() - 1),
+                nodes,
+                inputs,
+                batch: None,
+                statements: Vec::new(),
+                failed: false,
+            };
+            let wrapped = Checked { instances: vec![wrapper] };
+            Ok((lower_instance(&wrapped, 0, Lowering::default())?, values))
         }
-    };
-    Ok((f, values))
+        _ => Err(failed("a query needs a function call")),
+    }
 }
 
-fn answer(
-    file: &File,
-    query: &Query,
-    constants: &HashMap<String, Tensor>,
-    precision: Precision,
-) -> Result<Answer, LowerError> {
-    let (f, args) = query_function(file, &query.call, constants, precision)?;
+fn answer(checked: &Checked, query: &QueryCheck, precision: Precision) -> Result<Answer, LowerError> {
+    let (f, args) = query_function(checked, query, precision)?;
     let failed = |message: String| LowerError { message, span: query.span };
     let (values, _) = eval_function(&f, &args, precision).map_err(failed)?;
     let value = values[0].clone();
@@ -167,7 +121,7 @@ fn answer(
             let wrt: Vec<usize> = if query.wrt.is_empty() {
                 (0..f.params.len()).collect()
             } else {
-                query.wrt.iter().filter_map(|w| f.params.iter().position(|p| p.name == w.name)).collect()
+                query.wrt.iter().filter_map(|w| f.params.iter().position(|p| p.name == *w)).collect()
             };
             let (gradient, _) = reverse(&f, &wrt);
             let gradient = optimize(&gradient);
@@ -184,8 +138,8 @@ fn answer(
         QueryKind::Jvp => {
             let all: Vec<usize> = (0..f.params.len()).collect();
             let (jvp, _) = forward(&f, &all);
-            let direction = match &query.along {
-                Some(expr) => constant_value(file, expr, constants, precision)?,
+            let direction = match query.along {
+                Some(along) => evaluate(checked, query.instance, Some(along), precision)?,
                 None => Tensor::new(vec![args.len()], vec![1.0; args.len()]),
             };
             // The direction gives one tangent element per argument element, in order.

@@ -4,6 +4,7 @@
 use super::Shape;
 use super::dim::Dim;
 use super::infer::{Origin, Value};
+use crate::checked::Call;
 use nnc_grammar::{Code, Diagnostic, Span};
 
 /// A setting of a layer call, evaluated.
@@ -75,11 +76,20 @@ pub(super) struct Applied {
     pub mult_adds: Dim,
     pub formulas: Vec<String>,
     pub warnings: Vec<Diagnostic>,
+    /// The built-in call this is, with its settings, when the input's shape is known.
+    pub call: Option<Call>,
+    /// The shapes of the parameters it creates, in `state_dict` order (`weight`, `bias`).
+    pub params: Vec<(&'static str, Shape)>,
 }
 
 impl Applied {
     fn same(input: &Value) -> Applied {
         Applied { value: input.clone(), ..Applied::default() }
+    }
+
+    /// The input unchanged in shape, computed by `call`.
+    pub fn same_by(input: &Value, call: Call) -> Applied {
+        Applied { value: input.clone(), call: input.shape.is_some().then_some(call), ..Applied::default() }
     }
 }
 
@@ -209,10 +219,13 @@ pub(super) fn linear(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
     let mut value = Value::new(Shape(vec![shape.0[0].clone(), out.clone()]));
     value.why[0] = input.why[0].clone();
     let mut formulas = vec![format!("weight [{out}, {features}]: {out}·{features} = {weights}")];
+    let mut params = vec![("weight", Shape(vec![out.clone(), features.clone()]))];
     if bias {
         formulas.push(format!("bias [{out}]: {out}"));
+        params.push(("bias", Shape(vec![out.clone()])));
     }
-    Ok(Applied { value, mult_adds: weights.clone(), weights, biases, formulas, warnings: vec![] })
+    let call = Some(Call::Linear { bias });
+    Ok(Applied { value, mult_adds: weights.clone(), weights, biases, formulas, warnings: vec![], call, params })
 }
 
 fn flat_text(shape: &Shape) -> String {
@@ -397,14 +410,18 @@ pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
         format!("width {fw}"),
         format!("weight [{out_c}, {channels}, {kh}, {kw}]: {weights}"),
     ];
+    let mut params = vec![("weight", Shape(vec![out_c.clone(), channels.clone(), kh.clone(), kw.clone()]))];
     if bias {
         formulas.push(format!("bias [{out_c}]: {out_c}"));
+        params.push(("bias", Shape(vec![out_c.clone()])));
     }
-    Ok(Applied { value, weights, biases, mult_adds: per_example(mult_adds, site.batch), formulas, warnings })
+    let call = Some(Call::Conv2d { stride: (sh, sw), pad: (ph, pw), bias });
+    let mult_adds = per_example(mult_adds, site.batch);
+    Ok(Applied { value, weights, biases, mult_adds, formulas, warnings, call, params })
 }
 
 /// Max or average pooling: `[N, C, H, W]` to `[N, C, H', W']`, stride defaulting to the window.
-pub(super) fn pool(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule {
+pub(super) fn pool(site: &Site<'_>, settings: &Settings, input: &Value, max: bool) -> Rule {
     require_rank(site, input, 4, "[batch, channels, height, width]", None)?;
     let Some(shape) = shape_of(input) else {
         return Ok(Applied::same(input));
@@ -435,7 +452,10 @@ pub(super) fn pool(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule 
     };
     value.why[2] = vec![Origin { span: site.span, text: describe(&shape.0[2], &ho, &fh) }];
     value.why[3] = vec![Origin { span: site.span, text: describe(&shape.0[3], &wo, &fw) }];
-    Ok(Applied { value, formulas: vec![format!("height {fh}"), format!("width {fw}")], warnings, ..Applied::default() })
+    let (kernel, stride) = ((kh.clone(), kw.clone()), (sh.clone(), sw.clone()));
+    let call = Some(if max { Call::MaxPool { kernel, stride } } else { Call::AvgPool { kernel, stride } });
+    let formulas = vec![format!("height {fh}"), format!("width {fw}")];
+    Ok(Applied { value, formulas, warnings, call, ..Applied::default() })
 }
 
 /// `[N, a, b, ...]` to `[N, a·b·...]`.
@@ -468,7 +488,7 @@ pub(super) fn flatten(site: &Site<'_>, input: &Value) -> Rule {
         }
     }
     value.why[1] = why;
-    Ok(Applied { value, formulas: vec![formula], ..Applied::default() })
+    Ok(Applied { value, formulas: vec![formula], call: Some(Call::Reshape), ..Applied::default() })
 }
 
 /// `reshape(1, 8, 8)`: every dimension after the batch; one may be `-1`.
@@ -559,15 +579,28 @@ pub(super) fn reshape(site: &Site<'_>, settings: &Settings, input: &Value) -> Ru
     all.extend(dims);
     let mut value = Value::new(Shape(all));
     value.why[0] = input.why[0].clone();
-    Ok(Applied { value, formulas: vec![format!("{total} elements per example")], ..Applied::default() })
+    let formulas = vec![format!("{total} elements per example")];
+    Ok(Applied { value, formulas, call: Some(Call::Reshape), ..Applied::default() })
 }
 
-/// Softmax and log-softmax: same shape; the axis must exist.
-pub(super) fn along_axis(site: &Site<'_>, settings: &Settings, input: &Value) -> Rule {
-    if let (Some(shape), Some(axis)) = (shape_of(input), settings.int("axis").and_then(|d| d.as_const())) {
-        normalise_axis(site, shape, axis, settings.span("axis").unwrap_or(site.span))?;
-    }
-    Ok(Applied::same(input))
+/// Softmax and log-softmax: same shape; the axis (the last by default) must exist.
+pub(super) fn along_axis(site: &Site<'_>, settings: &Settings, input: &Value, log: bool) -> Rule {
+    let Some(shape) = shape_of(input) else {
+        return Ok(Applied::same(input));
+    };
+    let axis = match settings.int("axis") {
+        Some(axis) => axis.as_const().ok_or_else(|| {
+            Diagnostic::new(
+                Code::AxisOutOfRange,
+                format!("`{}` needs a whole number for its axis, not {axis}", site.label),
+                settings.span("axis").unwrap_or(site.span),
+                "not a number",
+            )
+        })?,
+        None => -1,
+    };
+    let axis = normalise_axis(site, shape, axis, settings.span("axis").unwrap_or(site.span))?;
+    Ok(Applied::same_by(input, if log { Call::LogSoftmax { axis } } else { Call::Softmax { axis } }))
 }
 
 /// The axis as an index, with negative axes counted from the end.
@@ -598,5 +631,6 @@ pub(super) fn dropout(site: &Site<'_>, settings: &Settings, input: &Value) -> Ru
         )
         .with_help("`dropout(0.5)` zeroes half of the values while training"));
     }
-    Ok(Applied::same(input))
+    let p = settings.real("p").unwrap_or(0.5);
+    Ok(Applied::same_by(input, Call::Dropout { p, mask: String::new() }))
 }

@@ -1,18 +1,22 @@
-//! Static shapes and parameter counts: every layer's output shape, with the arithmetic
-//! behind it, and every layer's parameters and mult-adds, computed from the syntax tree
-//! before anything runs.
+//! The check: static shapes and parameter counts (every layer's output shape, with the
+//! arithmetic behind it, and every layer's parameters and mult-adds), computed from the
+//! syntax tree before anything runs, and the checked program that later stages read.
 
 // Shape rules return `Result<_, Diagnostic>`; an error ends the rule once, so the size of
 // the error does not matter and boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod apply;
 mod dim;
+mod expr;
 mod infer;
+mod items;
 mod layers;
 
 pub use dim::{Atom, Dim, Overflow};
-pub use infer::{analyze_shapes, group_digits};
+pub use infer::{Override, analyze_shapes, analyze_with, group_digits};
 
+use crate::checked::{Checked, InstanceId};
 use nnc_grammar::{Diagnostic, Span};
 use serde::Serialize;
 use std::fmt;
@@ -136,6 +140,12 @@ pub struct ModelReport {
     pub mult_adds: Dim,
     /// Whether some line failed, so the counts are incomplete.
     pub failed: bool,
+    /// Its instance in the checked program.
+    #[serde(skip)]
+    pub instance: Option<InstanceId>,
+    /// Its documentation comment.
+    #[serde(skip)]
+    pub doc: Option<String>,
 }
 
 /// A shape computed for an expression or `let`, for hover and inlay hints.
@@ -151,6 +161,41 @@ pub struct ShapeAnalysis {
     pub models: Vec<ModelReport>,
     /// Shapes of `let`s, inputs, params and expressions, by span.
     pub facts: Vec<ShapeFact>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// The checked program: every model, function and constant as walked.
+    pub checked: Checked,
+    /// Each function as written, its arguments of their declared shapes (unknown if none).
+    pub fns: Vec<(String, InstanceId)>,
+    /// Each top-level `let`.
+    pub constants: Vec<(String, InstanceId)>,
+    /// The model of each `train` block (by the block's span), with the block's arguments.
+    pub trains: Vec<(Span, ModelReport)>,
+    /// Each query: its call, its arguments and its `along` direction in an instance.
+    pub queries: Vec<QueryCheck>,
+    /// What `analyze_with` checked beyond the file as written.
+    pub overridden: Option<Instantiated>,
+}
+
+/// A query as checked: an instance whose output is the query's call, whose arguments are
+/// nodes of it.
+#[derive(Clone, Debug)]
+pub struct QueryCheck {
+    pub span: Span,
+    pub kind: nnc_grammar::QueryKind,
+    /// The arguments to differentiate by (`wrt x1, x2`); empty means all of them.
+    pub wrt: Vec<String>,
+    pub instance: InstanceId,
+    /// The node of the `along` direction of a `jvp`.
+    pub along: Option<crate::checked::NodeId>,
+}
+
+/// A model, function or value checked on request, with what checking it reported.
+#[derive(Clone, Debug)]
+pub struct Instantiated {
+    /// For a model: its rows and counts for the arguments given.
+    pub report: Option<ModelReport>,
+    /// Its instance; `None` when the name is not defined.
+    pub instance: Option<InstanceId>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
