@@ -26,3 +26,4 @@ pub fn files_with_extension(folder: &str, ext: &str) -> Vec<std::path::PathBuf> 
     files.sort();
     files
 }
+pub mod chain;
