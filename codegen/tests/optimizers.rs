@@ -10,10 +10,10 @@ mod optimizer_rows;
 
 use nnc_codegen::JitExecutor;
 use nnc_compiler::analyze;
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
 use nnc_compiler::ir::{Function, lower_training_loss, optimize, parse_function, reverse};
+use nnc_compiler::optim::{Optimizer, State};
 use nnc_grammar::Item;
-use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
-use nnc_runtime::optim::{Optimizer, State};
 use optimizer_rows::{GRADS, START, assert_close};
 use std::collections::HashMap;
 

@@ -6,11 +6,11 @@
 use nnc_codegen::kernel::{Kernel, Program};
 use nnc_codegen::{JitExecutor, LIBRARY_PRODUCTS, Options, lower};
 use nnc_compiler::analyze;
+use nnc_compiler::exec::{Batch, Executor};
 use nnc_compiler::ir::{Function, lower_training_loss, optimize, reverse};
+use nnc_compiler::optim::{Optimizer, State};
 use nnc_compiler::shapes::Dim;
 use nnc_grammar::{Item, ModelDef};
-use nnc_runtime::executor::{Batch, Executor};
-use nnc_runtime::optim::{Optimizer, State};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};

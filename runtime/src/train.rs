@@ -8,13 +8,13 @@
 
 use crate::checkpoint;
 use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
-use crate::executor::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
 use crate::init::Init;
-use crate::optim::{Optimizer, State};
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
 use nnc_compiler::ir::{
     Function, ParamInit, Precision, constant_value, lower_loss_and_output, lower_model, lower_training_loss, optimize,
     reverse,
 };
+use nnc_compiler::optim::{Optimizer, State};
 use nnc_compiler::shapes::Dim;
 use nnc_grammar::{Arg, Expr, ExprKind, File, Item, ModelDef, TrainDef};
 use rand::{RngExt, SeedableRng};

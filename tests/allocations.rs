@@ -18,11 +18,11 @@
 use nnc_codegen::kernel::{Kernel, Matrix};
 use nnc_codegen::{JitExecutor, library_block, lower};
 use nnc_compiler::analyze;
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
 use nnc_compiler::ir::{Function, lower_loss_and_output, lower_training_loss, optimize, reverse};
+use nnc_compiler::optim::{Optimizer, State};
 use nnc_compiler::shapes::Dim;
 use nnc_grammar::{File, Item, ModelDef, TrainDef};
-use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
-use nnc_runtime::optim::{Optimizer, State};
 use nnc_runtime::train::{Event, RunOptions, model_and_args, train, training_gradient};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeSet, HashMap};
@@ -238,7 +238,7 @@ fn steps_allocate_nothing(what: &str, source: &str, batch: usize, jit: Option<&J
 /// the first epoch when a smaller last batch has its step compiled there), the loop
 /// allocates what `gemm` does and nothing else.
 fn the_training_loop_allocates_nothing_between_steps() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let text = std::fs::read_to_string(examples.join("digits_cnn.nn")).unwrap();
     let text = text.replace("epochs    = 15", "epochs    = 2").replace("    save      = \"cnn.safetensors\"\n", "");
     assert!(text.contains("epochs    = 2") && !text.contains("save"), "the example changed: {text}");
