@@ -5,7 +5,7 @@
 //!
 //! The one exception is the `gemm` crate, which allocates its packing workspace on each
 //! call. Where a step calls it, the test lists every call the step makes (each product's
-//! shape, strides and part, by the rules of `clif.rs`), replays each call of `gemm::gemm`
+//! shape, strides and part, by the rules of `clif/`), replays each call of `gemm::gemm`
 //! on buffers of its own while counting, and requires the step's allocations to equal the
 //! sum exactly: everything but `gemm` allocates nothing.
 //!
@@ -329,7 +329,7 @@ fn gemm_allocations(jit: &JitExecutor, f: &Function) -> Gemm {
 }
 
 /// The calls of `gemm::gemm` one run of a kernel split into `parts` makes, by the rules of
-/// `clif.rs` (`matmul`, `library_matmul`, `nnc_gemm`): products of fewer than `library`
+/// `clif/` (`matmul`, `library_matmul`, `nnc_gemm`): products of fewer than `library`
 /// multiply-adds are generated, and the AVX-512 kernels take theirs; the separate products
 /// of a batch are a call each, and a single product or a sum is a call per product per
 /// block (`library_block`) of the rows of C (with an epilogue, or at least as many rows as
