@@ -3,8 +3,8 @@
 //! into the output.
 
 use super::generator::Gen;
+use super::ops;
 use crate::kernel::{Access, Binary, Combine, Expr, Unary};
-use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 impl<'a, 'p> Gen<'a, 'p> {
@@ -142,12 +142,6 @@ impl<'a, 'p> Gen<'a, 'p> {
         self.store(base, offset, value);
     }
 
-    fn bool_to_float(&mut self, condition: Value) -> Value {
-        let one = self.fconst(1.0);
-        let zero = self.fconst(0.0);
-        self.b.ins().select(condition, one, zero)
-    }
-
     pub(super) fn scalar_expr(&mut self, e: &Numbered, bases: &[Value], offsets: &[Value], indices: &[Value]) -> Value {
         match e {
             Numbered::Load(k) => self.load(bases[*k], offsets[*k]),
@@ -159,52 +153,12 @@ impl<'a, 'p> Gen<'a, 'p> {
             Numbered::Unary(op, x) => {
                 let x = self.scalar_expr(x, bases, offsets, indices);
                 let zero = self.fconst(0.0);
-                match op {
-                    Unary::Neg => self.b.ins().fneg(x),
-                    Unary::Exp => self.call("nnc_expf", &[x]),
-                    Unary::Ln => self.call("nnc_logf", &[x]),
-                    Unary::Sqrt => self.b.ins().sqrt(x),
-                    Unary::Sin => self.call("nnc_sinf", &[x]),
-                    Unary::Cos => self.call("nnc_cosf", &[x]),
-                    Unary::Tan => self.call("nnc_tanf", &[x]),
-                    Unary::Tanh => self.call("nnc_tanhf", &[x]),
-                    Unary::Sigmoid => self.call("nnc_sigmoidf", &[x]),
-                    Unary::Relu => self.max(x, zero),
-                    Unary::Abs => self.b.ins().fabs(x),
-                    Unary::Step => {
-                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                        self.bool_to_float(positive)
-                    }
-                    Unary::Sign => {
-                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                        let negative = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
-                        let p = self.bool_to_float(positive);
-                        let n = self.bool_to_float(negative);
-                        self.b.ins().fsub(p, n)
-                    }
-                    Unary::Round => self.b.ins().nearest(x),
-                }
+                ops::unary(*op).scalar()(self, x, zero)
             }
             Numbered::Binary(op, a, b) => {
                 let a = self.scalar_expr(a, bases, offsets, indices);
                 let b = self.scalar_expr(b, bases, offsets, indices);
-                match op {
-                    Binary::Add => self.b.ins().fadd(a, b),
-                    Binary::Sub => self.b.ins().fsub(a, b),
-                    Binary::Mul => self.b.ins().fmul(a, b),
-                    Binary::Div => self.b.ins().fdiv(a, b),
-                    Binary::Pow => self.call("nnc_powf", &[a, b]),
-                    Binary::Max => self.max(a, b),
-                    Binary::Min => self.extreme(FloatCC::LessThan, a, b),
-                    Binary::GreaterEq => {
-                        let c = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
-                        self.bool_to_float(c)
-                    }
-                    Binary::Equal => {
-                        let c = self.b.ins().fcmp(FloatCC::Equal, a, b);
-                        self.bool_to_float(c)
-                    }
-                }
+                ops::binary(*op).scalar()(self, a, b)
             }
         }
     }
@@ -243,69 +197,21 @@ impl<'a, 'p> Gen<'a, 'p> {
                     let z = self.fconst(0.0);
                     self.b.ins().splat(types::F32X4, z)
                 };
-                match op {
-                    Unary::Neg => self.b.ins().fneg(x),
-                    Unary::Sqrt => self.b.ins().sqrt(x),
-                    Unary::Abs => self.b.ins().fabs(x),
-                    Unary::Round => self.b.ins().nearest(x),
-                    Unary::Relu => {
-                        // max(x, 0) with NaN going to 0, as the reference does.
-                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                        {
-                            let m = self.mask(positive);
-                            self.b.ins().bitselect(m, x, zero)
-                        }
-                    }
-                    Unary::Step => {
-                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                        self.vector_mask_to_float(positive)
-                    }
-                    Unary::Sign => {
-                        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                        let negative = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
-                        let p = self.vector_mask_to_float(positive);
-                        let n = self.vector_mask_to_float(negative);
-                        self.b.ins().fsub(p, n)
-                    }
-                    _ => unreachable!("calls are not vectorised"),
-                }
+                let code = ops::unary(*op).vector().expect(NOT_VECTORISED);
+                code(self, x, zero)
             }
             Numbered::Binary(op, a, b) => {
                 let a = self.vector_expr(a, bases, offsets, accesses, level, indices);
                 let b = self.vector_expr(b, bases, offsets, accesses, level, indices);
-                match op {
-                    Binary::Add => self.b.ins().fadd(a, b),
-                    Binary::Sub => self.b.ins().fsub(a, b),
-                    Binary::Mul => self.b.ins().fmul(a, b),
-                    Binary::Div => self.b.ins().fdiv(a, b),
-                    Binary::Max => self.max(a, b),
-                    Binary::Min => self.extreme(FloatCC::LessThan, a, b),
-                    Binary::GreaterEq => {
-                        let c = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, b);
-                        self.vector_mask_to_float(c)
-                    }
-                    Binary::Equal => {
-                        let c = self.b.ins().fcmp(FloatCC::Equal, a, b);
-                        self.vector_mask_to_float(c)
-                    }
-                    Binary::Pow => unreachable!("calls are not vectorised"),
-                }
+                let code = ops::binary(*op).vector().expect(NOT_VECTORISED);
+                code(self, a, b)
             }
         }
     }
-
-    /// 1.0 in the lanes where a comparison's mask is set, else 0.0.
-    fn vector_mask_to_float(&mut self, mask: Value) -> Value {
-        let one = self.fconst(1.0);
-        let ones = self.b.ins().splat(types::F32X4, one);
-        let zero = self.fconst(0.0);
-        let zeros = self.b.ins().splat(types::F32X4, zero);
-        {
-            let m = self.mask(mask);
-            self.b.ins().bitselect(m, ones, zeros)
-        }
-    }
 }
+
+/// Loops whose ops lack four-lane code are not vectorised (`vectorizable`).
+const NOT_VECTORISED: &str = "an op without four-lane code in a vectorised loop";
 
 /// An expression whose loads are numbered: access `k` is the k-th of the kernel's
 /// accesses after the output.
@@ -382,13 +288,8 @@ pub(super) fn vectorizable(expr: &Numbered, accesses: &[Access], level: usize, c
         match e {
             Numbered::Load(_) | Numbered::Const(_) => true,
             Numbered::Index(axis) => *axis != level,
-            Numbered::Unary(op, x) => {
-                matches!(
-                    op,
-                    Unary::Neg | Unary::Sqrt | Unary::Abs | Unary::Round | Unary::Relu | Unary::Step | Unary::Sign
-                ) && ok(x, level)
-            }
-            Numbered::Binary(op, a, b) => *op != Binary::Pow && ok(a, level) && ok(b, level),
+            Numbered::Unary(op, x) => ops::unary(*op).vector().is_some() && ok(x, level),
+            Numbered::Binary(op, a, b) => ops::binary(*op).vector().is_some() && ok(a, level) && ok(b, level),
         }
     }
     ok(expr, level)

@@ -17,6 +17,7 @@ mod conv;
 mod elementwise;
 mod generator;
 mod matmul;
+mod ops;
 mod pool;
 mod softmax;
 
