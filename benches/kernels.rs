@@ -6,11 +6,11 @@
 //! for shorter measurements).
 
 use nnc_codegen::{JitExecutor, Options};
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
 use nnc_compiler::ir::{Function, Op, Type, optimize, reverse};
+use nnc_compiler::optim::State;
 use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::Span;
-use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
-use nnc_runtime::optim::State;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

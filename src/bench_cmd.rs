@@ -4,8 +4,8 @@
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
 use nnc_compiler::driver;
-use nnc_runtime::executor::{Batch, Executor, Profile};
-use nnc_runtime::optim::State;
+use nnc_compiler::exec::{Batch, Executor, Profile};
+use nnc_compiler::optim::State;
 use nnc_runtime::train::{config, model_and_args};
 use std::path::Path;
 use std::process::ExitCode;

@@ -39,10 +39,7 @@ enum Executor {
 }
 
 /// The executor, with compiled code split over `threads` threads (all cores by default).
-fn make_executor(
-    executor: Executor,
-    threads: Option<usize>,
-) -> Result<Box<dyn nnc_runtime::executor::Executor>, String> {
+fn make_executor(executor: Executor, threads: Option<usize>) -> Result<Box<dyn nnc_compiler::exec::Executor>, String> {
     make_measured_executor(executor, threads, false)
 }
 
@@ -51,13 +48,13 @@ fn make_measured_executor(
     executor: Executor,
     threads: Option<usize>,
     profile: bool,
-) -> Result<Box<dyn nnc_runtime::executor::Executor>, String> {
+) -> Result<Box<dyn nnc_compiler::exec::Executor>, String> {
     Ok(match executor {
         Executor::Jit => {
             let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
             Box::new(nnc_codegen::JitExecutor::new().with_profile(profile).with_threads(threads)?)
         }
-        Executor::Interp => Box::new(nnc_runtime::executor::InterpreterExecutor),
+        Executor::Interp => Box::new(nnc_compiler::exec::InterpreterExecutor),
     })
 }
 

@@ -4,9 +4,9 @@
 use crate::output::{ColorChoice, analyze_checked, print_diagnostics, print_error};
 use comfy_table::{Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
+use nnc_compiler::exec::Executor;
 use nnc_compiler::ir::{Answer, Precision, QueryResult, Tensor, run_queries};
 use nnc_grammar::Item;
-use nnc_runtime::executor::Executor;
 use nnc_runtime::train::{Epoch, Event, Report, RunOptions, train};
 use std::io::IsTerminal;
 use std::path::Path;

@@ -245,7 +245,7 @@ fn corrupt_idx_and_npy_files_are_clear_errors() {
 
 /// `nnc run` stopped from outside, by SIGKILL and by SIGINT, at a moment the test observes
 /// (a run in progress, not finished) rather than after a guessed time; the in-process
-/// stops at exact steps are in `codegen/tests/resume.rs`.
+/// stops at exact steps are in `tests/resume.rs`.
 #[cfg(target_os = "linux")]
 mod stopped_from_outside {
     use super::{digits_mlp, workspace};

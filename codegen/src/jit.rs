@@ -6,12 +6,12 @@ use crate::clif::{self, BoundsReport, Compiled, CompiledKernel, Options};
 use crate::crew::Crew;
 use crate::kernel::{self, Program, Role};
 use crate::lower::lower;
-use nnc_compiler::ir::Function;
-use nnc_runtime::executor::{
+use nnc_compiler::exec::{
     Batch, Executor, Program as RunProgram, StepArguments, StepError, TrainStep, locate_not_finite, not_finite,
 };
-use nnc_runtime::executor::{PartTime, Profile};
-use nnc_runtime::optim::{Optimizer, State};
+use nnc_compiler::exec::{PartTime, Profile};
+use nnc_compiler::ir::Function;
+use nnc_compiler::optim::{Optimizer, State};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -700,7 +700,9 @@ impl Program {
                 let name = match op {
                     Binary::GreaterEq => "ge".to_string(),
                     Binary::Equal => "eq".to_string(),
-                    other => format!("{other:?}").to_lowercase(),
+                    Binary::Add | Binary::Sub | Binary::Mul | Binary::Div | Binary::Pow | Binary::Max | Binary::Min => {
+                        format!("{op:?}").to_lowercase()
+                    }
                 };
                 format!("{name}({}, {})", self.expr_text(a), self.expr_text(b))
             }

@@ -17,6 +17,7 @@ use crate::kernel::{
     contiguous_strides,
 };
 use nnc_compiler::ir::{Function, Op, Value};
+use nnc_compiler::shapes::Dim;
 
 /// A function the kernel IR cannot express.
 #[derive(Clone, Debug, PartialEq)]
@@ -109,49 +110,88 @@ fn remap_indices(expr: Expr, map: &[Option<usize>]) -> Expr {
     }
 }
 
-fn unary_of(op: &Op) -> Option<Unary> {
-    Some(match op {
-        Op::Neg => Unary::Neg,
-        Op::Exp => Unary::Exp,
-        Op::Ln => Unary::Ln,
-        Op::Sqrt => Unary::Sqrt,
-        Op::Sin => Unary::Sin,
-        Op::Cos => Unary::Cos,
-        Op::Tan => Unary::Tan,
-        Op::Tanh => Unary::Tanh,
-        Op::Sigmoid => Unary::Sigmoid,
-        Op::Relu => Unary::Relu,
-        Op::Abs => Unary::Abs,
-        Op::Step => Unary::Step,
-        Op::Sign => Unary::Sign,
-        _ => return None,
-    })
+/// What lowering makes of each op of the IR, one row per op.
+#[derive(Clone, Copy)]
+enum Lowering<'o> {
+    /// An elementwise function of one value.
+    Unary(Unary),
+    /// An elementwise function of two values, broadcast together.
+    Binary(Binary),
+    /// Another elementwise op, computed from elements moved by strides or from none.
+    Elementwise(Elementwise<'o>),
+    /// A loop over the elements of its input (of its inputs broadcast together, for `mse`)
+    /// that adds them, or takes their maximum, into the result.
+    Reduction,
+    /// A kernel of its own (products, convolutions, pooling, softmax), or none (a literal is
+    /// a constant buffer, a reshape its input's buffer).
+    Kernel,
 }
 
-fn binary_of(op: &Op) -> Option<Binary> {
-    Some(match op {
-        Op::Add => Binary::Add,
-        Op::Sub => Binary::Sub,
-        Op::Mul => Binary::Mul,
-        Op::Div => Binary::Div,
-        Op::Pow => Binary::Pow,
-        Op::Max => Binary::Max,
-        Op::Min => Binary::Min,
-        Op::GreaterEq => Binary::GreaterEq,
-        _ => return None,
-    })
+/// The elementwise ops that are not functions of their inputs' elements at the same index.
+#[derive(Clone, Copy)]
+enum Elementwise<'o> {
+    Const(f64),
+    Size(&'o Dim),
+    Broadcast,
+    Transpose,
+    OneHot,
+}
+
+fn lowering(op: &Op) -> Lowering<'_> {
+    match op {
+        Op::Const(c) => Lowering::Elementwise(Elementwise::Const(*c)),
+        Op::Literal { .. } => Lowering::Kernel,
+        Op::Size(d) => Lowering::Elementwise(Elementwise::Size(d)),
+        Op::Neg => Lowering::Unary(Unary::Neg),
+        Op::Exp => Lowering::Unary(Unary::Exp),
+        Op::Ln => Lowering::Unary(Unary::Ln),
+        Op::Sqrt => Lowering::Unary(Unary::Sqrt),
+        Op::Sin => Lowering::Unary(Unary::Sin),
+        Op::Cos => Lowering::Unary(Unary::Cos),
+        Op::Tan => Lowering::Unary(Unary::Tan),
+        Op::Tanh => Lowering::Unary(Unary::Tanh),
+        Op::Sigmoid => Lowering::Unary(Unary::Sigmoid),
+        Op::Relu => Lowering::Unary(Unary::Relu),
+        Op::Abs => Lowering::Unary(Unary::Abs),
+        Op::Step => Lowering::Unary(Unary::Step),
+        Op::Sign => Lowering::Unary(Unary::Sign),
+        Op::Add => Lowering::Binary(Binary::Add),
+        Op::Sub => Lowering::Binary(Binary::Sub),
+        Op::Mul => Lowering::Binary(Binary::Mul),
+        Op::Div => Lowering::Binary(Binary::Div),
+        Op::Pow => Lowering::Binary(Binary::Pow),
+        Op::Max => Lowering::Binary(Binary::Max),
+        Op::Min => Lowering::Binary(Binary::Min),
+        Op::GreaterEq => Lowering::Binary(Binary::GreaterEq),
+        Op::MatMul => Lowering::Kernel,
+        Op::Transpose => Lowering::Elementwise(Elementwise::Transpose),
+        Op::Reshape(_) => Lowering::Kernel,
+        Op::Broadcast(_) => Lowering::Elementwise(Elementwise::Broadcast),
+        Op::SumTo(_) | Op::Sum { .. } | Op::Mean { .. } | Op::ReduceMax { .. } => Lowering::Reduction,
+        Op::Softmax { .. } | Op::LogSoftmax { .. } => Lowering::Kernel,
+        Op::OneHot { .. } => Lowering::Elementwise(Elementwise::OneHot),
+        Op::Conv2d { .. } | Op::Conv2dInputGrad { .. } | Op::Conv2dWeightGrad { .. } => Lowering::Kernel,
+        Op::MaxPool2d { .. } | Op::MaxPool2dGrad { .. } | Op::MaxPool2dPick { .. } => Lowering::Kernel,
+        Op::AvgPool2d { .. } | Op::AvgPool2dGrad { .. } => Lowering::Kernel,
+        Op::Mse => Lowering::Reduction,
+        Op::SoftmaxCrossEntropy => Lowering::Kernel,
+    }
 }
 
 /// Ops computed per element from their inputs' elements, possibly moved by strides.
 fn is_elementwise(op: &Op) -> bool {
-    unary_of(op).is_some()
-        || binary_of(op).is_some()
-        || matches!(op, Op::Broadcast(_) | Op::Transpose | Op::OneHot { .. } | Op::Const(_) | Op::Size(_))
+    match lowering(op) {
+        Lowering::Unary(_) | Lowering::Binary(_) | Lowering::Elementwise(_) => true,
+        Lowering::Reduction | Lowering::Kernel => false,
+    }
 }
 
 /// Ops lowered to a loop whose expression may read inline values.
 fn builds_loop(op: &Op) -> bool {
-    is_elementwise(op) || matches!(op, Op::Sum { .. } | Op::Mean { .. } | Op::ReduceMax { .. } | Op::SumTo(_) | Op::Mse)
+    match lowering(op) {
+        Lowering::Unary(_) | Lowering::Binary(_) | Lowering::Elementwise(_) | Lowering::Reduction => true,
+        Lowering::Kernel => false,
+    }
 }
 
 /// `step(x)` where `relu(x)` is computed too reads the activation instead. The two are
@@ -161,16 +201,12 @@ fn step_of_activations(f: &Function) -> Function {
     let mut relu_of = std::collections::HashMap::new();
     let mut f = f.clone();
     for inst in &mut f.body {
-        match inst.op {
-            Op::Relu => {
-                relu_of.insert(inst.args[0], inst.result);
-            }
-            Op::Step => {
-                if let Some(&activation) = relu_of.get(&inst.args[0]) {
-                    inst.args[0] = activation;
-                }
-            }
-            _ => {}
+        if inst.op == Op::Relu {
+            relu_of.insert(inst.args[0], inst.result);
+        } else if inst.op == Op::Step
+            && let Some(&activation) = relu_of.get(&inst.args[0])
+        {
+            inst.args[0] = activation;
         }
     }
     f
@@ -296,11 +332,10 @@ impl Lowerer<'_> {
                 Some(k) if f.results.iter().filter(|r| **r == home_value).count() == 1 => Role::Result(k),
                 _ => Role::Temp,
             };
-            let buffer = match &inst.op {
-                Op::Literal { data, .. } => {
-                    self.add_buffer(f.name_of(v), len, Role::Constant(data.iter().map(|&x| x as f32).collect()))
-                }
-                _ => self.add_buffer(f.name_of(home_value), len, role),
+            let buffer = if let Op::Literal { data, .. } = &inst.op {
+                self.add_buffer(f.name_of(v), len, Role::Constant(data.iter().map(|&x| x as f32).collect()))
+            } else {
+                self.add_buffer(f.name_of(home_value), len, role)
             };
             self.homes[home_value.0 as usize] = Home::Stored(buffer);
             self.emit(inst.result, &inst.op, &inst.args, buffer, output.is_some())?;
@@ -331,12 +366,14 @@ impl Lowerer<'_> {
     /// The number of iterations of the loop that instruction `user` becomes.
     fn loop_elements(&self, user: usize) -> usize {
         let inst = &self.f.body[user];
-        match inst.op {
-            Op::Sum { .. } | Op::Mean { .. } | Op::ReduceMax { .. } | Op::SumTo(_) => {
-                elements(self.shape(inst.args[0]))
+        match lowering(&inst.op) {
+            Lowering::Reduction if inst.op == Op::Mse => {
+                elements(&broadcast(self.shape(inst.args[0]), self.shape(inst.args[1])))
             }
-            Op::Mse => elements(&broadcast(self.shape(inst.args[0]), self.shape(inst.args[1]))),
-            _ => elements(self.shape(inst.result)),
+            Lowering::Reduction => elements(self.shape(inst.args[0])),
+            Lowering::Unary(_) | Lowering::Binary(_) | Lowering::Elementwise(_) | Lowering::Kernel => {
+                elements(self.shape(inst.result))
+            }
         }
     }
 
@@ -363,19 +400,23 @@ impl Lowerer<'_> {
 
     /// The expression computing an elementwise op over the loop `shape` of its result.
     fn elementwise_expr(&self, op: &Op, args: &[Value], shape: &[usize]) -> Result<Expr, LowerError> {
-        if let Some(u) = unary_of(op) {
-            return Ok(Expr::unary(u, self.value_expr(args[0], shape)?));
-        }
-        if let Some(b) = binary_of(op) {
-            return Ok(Expr::binary(b, self.value_expr(args[0], shape)?, self.value_expr(args[1], shape)?));
-        }
-        Ok(match op {
-            Op::Const(c) => Expr::Const(*c as f32),
-            Op::Size(d) => {
+        let elementwise = match lowering(op) {
+            Lowering::Unary(u) => return Ok(Expr::unary(u, self.value_expr(args[0], shape)?)),
+            Lowering::Binary(b) => {
+                return Ok(Expr::binary(b, self.value_expr(args[0], shape)?, self.value_expr(args[1], shape)?));
+            }
+            Lowering::Elementwise(elementwise) => elementwise,
+            Lowering::Reduction | Lowering::Kernel => {
+                return Err(LowerError(format!("`{}` is not elementwise", op.name())));
+            }
+        };
+        Ok(match elementwise {
+            Elementwise::Const(c) => Expr::Const(c as f32),
+            Elementwise::Size(d) => {
                 Expr::Const(d.as_const().ok_or_else(|| LowerError(format!("the size {d} is not known")))? as f32)
             }
-            Op::Broadcast(_) => self.value_expr(args[0], shape)?,
-            Op::Transpose => {
+            Elementwise::Broadcast => self.value_expr(args[0], shape)?,
+            Elementwise::Transpose => {
                 let rank = shape.len();
                 let mut map: Vec<Option<usize>> = (0..rank).map(Some).collect();
                 if rank >= 2 {
@@ -383,7 +424,7 @@ impl Lowerer<'_> {
                 }
                 remap(self.own_expr(args[0])?, &map, rank)
             }
-            Op::OneHot { .. } => {
+            Elementwise::OneHot => {
                 // [.., classes]: 1 where the last index equals the label.
                 let rank = shape.len();
                 let labels = self.shape(args[0]);
@@ -392,7 +433,6 @@ impl Lowerer<'_> {
                 let label = remap(self.own_expr(args[0])?, &map, rank);
                 Expr::binary(Binary::Equal, Expr::Index(rank - 1), Expr::unary(Unary::Round, label))
             }
-            other => return Err(LowerError(format!("`{}` is not elementwise", other.name()))),
         })
     }
 
@@ -438,7 +478,32 @@ impl Lowerer<'_> {
         let push = |this: &mut Self, k: Kernel| this.program.kernels.push(k);
         let window4 = |x: &[usize], y: &[usize]| (x[0], x[1], x[2], x[3], y[2], y[3]);
         match op {
-            _ if is_elementwise(op) => {
+            Op::Const(_)
+            | Op::Size(_)
+            | Op::Neg
+            | Op::Exp
+            | Op::Ln
+            | Op::Sqrt
+            | Op::Sin
+            | Op::Cos
+            | Op::Tan
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Relu
+            | Op::Abs
+            | Op::Step
+            | Op::Sign
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Pow
+            | Op::Max
+            | Op::Min
+            | Op::GreaterEq
+            | Op::Transpose
+            | Op::Broadcast(_)
+            | Op::OneHot { .. } => {
                 let expr = self.elementwise_expr(op, args, &shape)?;
                 let strides = contiguous_strides(&shape);
                 self.push_loop(shape, out, strides, expr, Combine::Assign);
@@ -633,31 +698,9 @@ impl Lowerer<'_> {
                     },
                 );
             }
-            Op::MaxPool2d { kernel, stride }
-            | Op::MaxPool2dGrad { kernel, stride }
-            | Op::MaxPool2dPick { kernel, stride } => {
-                let x = self.shape(args[0]).to_vec();
-                let (ho, wo) = ((x[2] - kernel.0) / stride.0 + 1, (x[3] - kernel.1) / stride.1 + 1);
-                let window = Window {
-                    n: x[0],
-                    c: x[1],
-                    o: x[1],
-                    h: x[2],
-                    w: x[3],
-                    ho,
-                    wo,
-                    kernel: *kernel,
-                    stride: *stride,
-                    pad: (0, 0),
-                };
-                let input = self.buffer_of(args[0])?;
-                let mode = match op {
-                    Op::MaxPool2d { .. } => PoolMode::Forward,
-                    Op::MaxPool2dGrad { .. } => PoolMode::Grad(self.buffer_of(args[1])?),
-                    _ => PoolMode::Pick(self.buffer_of(args[1])?),
-                };
-                push(self, Kernel::MaxPool { window, input, out, mode, epilogue: None });
-            }
+            Op::MaxPool2d { kernel, stride } => self.max_pool(args, *kernel, *stride, out, None)?,
+            Op::MaxPool2dGrad { kernel, stride } => self.max_pool(args, *kernel, *stride, out, Some(PoolMode::Grad))?,
+            Op::MaxPool2dPick { kernel, stride } => self.max_pool(args, *kernel, *stride, out, Some(PoolMode::Pick))?,
             Op::AvgPool2d { kernel, stride } => {
                 let x = self.shape(args[0]).to_vec();
                 let window = Window {
@@ -690,8 +733,29 @@ impl Lowerer<'_> {
                 };
                 push(self, Kernel::AvgPool { window, input: self.buffer_of(args[0])?, out, backward: true });
             }
-            other => return Err(LowerError(format!("`{}` has no kernel", other.name()))),
         }
+        Ok(())
+    }
+
+    /// Max pooling of `args[0]` over windows of `kernel` at `stride`; a gradient or a pick
+    /// makes its mode from the buffer of `args[1]`.
+    fn max_pool(
+        &mut self,
+        args: &[Value],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        out: BufferId,
+        second: Option<fn(BufferId) -> PoolMode>,
+    ) -> Result<(), LowerError> {
+        let x = self.shape(args[0]).to_vec();
+        let (ho, wo) = ((x[2] - kernel.0) / stride.0 + 1, (x[3] - kernel.1) / stride.1 + 1);
+        let window = Window { n: x[0], c: x[1], o: x[1], h: x[2], w: x[3], ho, wo, kernel, stride, pad: (0, 0) };
+        let input = self.buffer_of(args[0])?;
+        let mode = match second {
+            None => PoolMode::Forward,
+            Some(mode) => mode(self.buffer_of(args[1])?),
+        };
+        self.program.kernels.push(Kernel::MaxPool { window, input, out, mode, epilogue: None });
         Ok(())
     }
 }

@@ -11,9 +11,9 @@ mod optimizer_rows;
 use nnc_codegen::JitExecutor;
 use nnc_compiler::analyze;
 use nnc_compiler::driver;
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
 use nnc_compiler::ir::{Function, Loss, optimize, parse_function, reverse};
-use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
-use nnc_runtime::optim::{Optimizer, State};
+use nnc_compiler::optim::{Optimizer, State};
 use optimizer_rows::{GRADS, START, assert_close};
 use std::collections::HashMap;
 

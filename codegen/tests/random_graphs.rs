@@ -4,10 +4,10 @@
 //! each shape of graph, so this is where its mistakes would show.
 
 use nnc_codegen::{JitExecutor, Options};
+use nnc_compiler::exec::Executor;
 use nnc_compiler::ir::{Function, Op, Precision, Tensor, Type, Value, eval_function, optimize, verify};
 use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::Span;
-use nnc_runtime::executor::Executor;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 

@@ -7,9 +7,9 @@ use nnc_codegen::kernel::{Kernel, Program};
 use nnc_codegen::{JitExecutor, LIBRARY_PRODUCTS, Options, lower};
 use nnc_compiler::analyze;
 use nnc_compiler::driver;
+use nnc_compiler::exec::{Batch, Executor};
 use nnc_compiler::ir::{Function, Loss};
-use nnc_runtime::executor::{Batch, Executor};
-use nnc_runtime::optim::{Optimizer, State};
+use nnc_compiler::optim::{Optimizer, State};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
@@ -85,7 +85,7 @@ enum Path {
     Avx512DotProducts,
 }
 
-/// The path of a kernel's product, by the rules of `clif.rs` (`matmul` and
+/// The path of a kernel's product, by the rules of `clif/` (`matmul` and
 /// `library_matmul` when generating code, `nnc_gemm` when running it); `None` for a kernel
 /// that is not a product.
 fn path(kernel: &Kernel, avx512: bool) -> Option<Path> {
@@ -231,7 +231,7 @@ fn one_two_and_three_threads_train_to_the_same_bits() {
 /// summed over the batch; without AVX-512 it calls `gemm`, which computes a share of the
 /// rows of such a product (B contiguous along k) in another order than the whole once
 /// there are more than 32 rows. Its two blocks of 36 rows are two calls on any number of
-/// threads (`library_block` in `clif.rs`), so the sums agree.
+/// threads (`library_block` in `clif/mod.rs`), so the sums agree.
 #[test]
 fn split_sums_of_products_by_gemm_train_to_the_same_bits() {
     same_bits_on_one_two_and_three_threads(&net(8, 1, 96));

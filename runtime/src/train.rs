@@ -8,13 +8,13 @@
 
 use crate::checkpoint;
 use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
-use crate::executor::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
 use crate::init::Init;
-use crate::optim::{Optimizer, State};
 use nnc_compiler::Analysis;
 use nnc_compiler::checked::CheckedModel;
 use nnc_compiler::driver;
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
 use nnc_compiler::ir::{Function, Loss, ParamInit, optimize};
+use nnc_compiler::optim::{Optimizer, State};
 use nnc_grammar::{Arg, Expr, ExprKind, TrainDef};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

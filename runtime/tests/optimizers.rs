@@ -7,8 +7,8 @@
 mod optimizer_rows;
 
 use nnc_compiler::analyze;
+use nnc_compiler::optim::{Optimizer, State};
 use nnc_grammar::Item;
-use nnc_runtime::optim::{Optimizer, State};
 use nnc_runtime::train::config;
 use optimizer_rows::{GRADS, Row, START, assert_close};
 use std::path::Path;

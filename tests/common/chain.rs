@@ -7,12 +7,12 @@
 
 use nnc_codegen::JitExecutor;
 use nnc_compiler::checked::{Checked, InstanceId, InstanceKind};
+use nnc_compiler::exec::Executor;
 use nnc_compiler::ir::{
     Function, Loss, Lowering, Precision, Tensor, eval_function, evaluate, forward, lower_instance, optimize, reverse,
     run_queries, to_onnx, verify, with_loss,
 };
 use nnc_compiler::shapes::Dim;
-use nnc_runtime::executor::Executor;
 
 /// What the chain ran: instances lowered and run (by kind), and queries answered.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! decimal arithmetic and shown to 9 significant digits; the expected values themselves
 //! are exact, or to 12 digits where they do not end sooner.
 
-use nnc_runtime::optim::Optimizer;
+use nnc_compiler::optim::Optimizer;
 
 /// The parameter before the first step; every element is exact in f32.
 pub const START: [f32; 4] = [1.0, -0.5, 2.0, 0.25];

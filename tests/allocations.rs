@@ -5,7 +5,7 @@
 //!
 //! The one exception is the `gemm` crate, which allocates its packing workspace on each
 //! call. Where a step calls it, the test lists every call the step makes (each product's
-//! shape, strides and part, by the rules of `clif.rs`), replays each call of `gemm::gemm`
+//! shape, strides and part, by the rules of `clif/`), replays each call of `gemm::gemm`
 //! on buffers of its own while counting, and requires the step's allocations to equal the
 //! sum exactly: everything but `gemm` allocates nothing.
 //!
@@ -19,10 +19,10 @@ use nnc_codegen::kernel::{Kernel, Matrix};
 use nnc_codegen::{JitExecutor, library_block, lower};
 use nnc_compiler::analyze;
 use nnc_compiler::driver;
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
 use nnc_compiler::ir::{Function, Loss, optimize};
+use nnc_compiler::optim::{Optimizer, State};
 use nnc_grammar::{Item, TrainDef};
-use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
-use nnc_runtime::optim::{Optimizer, State};
 use nnc_runtime::train::{Event, RunOptions, model_and_args, train};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeSet, HashMap};
@@ -232,7 +232,7 @@ fn steps_allocate_nothing(what: &str, source: &str, batch: usize, jit: Option<&J
 /// the first epoch when a smaller last batch has its step compiled there), the loop
 /// allocates what `gemm` does and nothing else.
 fn the_training_loop_allocates_nothing_between_steps() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let text = std::fs::read_to_string(examples.join("digits_cnn.nn")).unwrap();
     let text = text.replace("epochs    = 15", "epochs    = 2").replace("    save      = \"cnn.safetensors\"\n", "");
     assert!(text.contains("epochs    = 2") && !text.contains("save"), "the example changed: {text}");
@@ -323,7 +323,7 @@ fn gemm_allocations(jit: &JitExecutor, f: &Function) -> Gemm {
 }
 
 /// The calls of `gemm::gemm` one run of a kernel split into `parts` makes, by the rules of
-/// `clif.rs` (`matmul`, `library_matmul`, `nnc_gemm`): products of fewer than `library`
+/// `clif/` (`matmul`, `library_matmul`, `nnc_gemm`): products of fewer than `library`
 /// multiply-adds are generated, and the AVX-512 kernels take theirs; the separate products
 /// of a batch are a call each, and a single product or a sum is a call per product per
 /// block (`library_block`) of the rows of C (with an epilogue, or at least as many rows as

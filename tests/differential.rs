@@ -3,13 +3,13 @@
 //! without derivatives, and several training steps of every example, each within a
 //! tolerance that grows with the number of terms a result sums.
 
-#[path = "../../compiler/tests/common/sweep_cases.rs"]
+#[path = "../compiler/tests/common/sweep_cases.rs"]
 mod sweep_cases;
 
 use nnc_codegen::{JitExecutor, Options};
+use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
 use nnc_compiler::ir::{Function, Op, Precision, Tensor, Type, eval_function, optimize, reverse};
-use nnc_runtime::executor::{Batch, Executor, InterpreterExecutor};
-use nnc_runtime::optim::{Optimizer, State};
+use nnc_compiler::optim::{Optimizer, State};
 use std::path::Path;
 use std::sync::OnceLock;
 use sweep_cases::*;
@@ -130,7 +130,7 @@ fn elements(f: &Function, value: nnc_compiler::ir::Value) -> usize {
 
 #[test]
 fn every_example_trains_alike_compiled_and_interpreted() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut names: Vec<_> = std::fs::read_dir(&examples)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))

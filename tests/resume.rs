@@ -6,9 +6,9 @@
 //! depends on how fast the machine is.
 
 use nnc_codegen::JitExecutor;
+use nnc_compiler::exec::{Executor, InterpreterExecutor};
 use nnc_grammar::Item;
 use nnc_runtime::checkpoint::{self, Crash};
-use nnc_runtime::executor::{Executor, InterpreterExecutor};
 use nnc_runtime::train::{CheckpointCrash, Event, Report, RunOptions, run_checkpoint, train};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -22,7 +22,7 @@ const STEPS: usize = 8;
 /// A network with dropout trained by Adam, so that resuming must replay the data order
 /// and the dropout masks and restore the optimiser's moments and the running loss.
 fn program() -> String {
-    let iris = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/iris.csv");
+    let iris = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/iris.csv");
     format!(
         "model Net(hidden = 12) {{\n    input [B, 4]\n    linear(hidden)\n    relu\n    dropout(0.25)\n    linear(3)\n}}\n\n\
          train Net on csv(\"{}\", label = last) {{\n    loss      = cross_entropy\n    optimizer = adam(lr = 0.02)\n    \

@@ -6,8 +6,8 @@
 //! an executor allocates what it needs for one batch size when it compiles, so that a step
 //! allocates nothing.
 
+use crate::ir::{Function, Interpreter, Precision};
 use crate::optim::{Optimizer, State};
-use nnc_compiler::ir::{Function, Interpreter, Precision};
 use nnc_grammar::Span;
 
 /// The arguments of one training step besides the parameters: the input batch, its
