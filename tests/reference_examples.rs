@@ -169,12 +169,13 @@ fn arguments(builtin: &Builtin) -> String {
     }
     let mut cells: Vec<String> = Vec::new();
     if let Some(leading) = builtins::leading(builtin.name) {
+        let count = ["", "one", "two", "three", "four"].get(leading.count).copied().unwrap_or("several");
         cells.push(format!(
-            "`{}`, {}: {}; written as the first of two numbers, `{}(784, 10)`",
-            leading.name,
-            value_kind(leading.kind),
-            leading.doc,
-            builtin.name
+            "`{}`, {}: {}; written as the first of {count} numbers, `{}`",
+            leading.param.name,
+            value_kind(leading.param.kind),
+            leading.param.doc,
+            leading.example
         ));
     }
     cells.extend(builtin.params.iter().map(argument));

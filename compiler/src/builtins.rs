@@ -460,18 +460,44 @@ pub const LINEAR_IN_FEATURES: Param = Param {
     doc: "input features, checked against the input's last dimension (optional)",
 };
 
-/// The optional leading parameter of a built-in, if it has one.
-pub fn leading(name: &str) -> Option<&'static Param> {
-    (name == "linear").then_some(&LINEAR_IN_FEATURES)
+/// `conv2d(1, 6, 5)` names the input channels as PyTorch's `Conv2d(in, out, kernel)` does,
+/// and nnc checks them against the input.
+pub const CONV2D_IN_CHANNELS: Param = Param {
+    name: "in_channels",
+    kind: ArgKind::Int,
+    default: Some("from the input"),
+    aliases: &[],
+    doc: "input channels, checked against the input's channel axis (optional)",
+};
+
+/// A parameter written first, by position, in PyTorch's order.
+#[derive(Clone, Copy, Debug)]
+pub struct Leading {
+    pub param: &'static Param,
+    /// How many numbers a call gives by position when the first of them is this one.
+    pub count: usize,
+    /// A call that uses it, such as `linear(784, 10)`.
+    pub example: &'static str,
 }
 
-/// Whether a call of `name` with these settings uses the leading parameter: it has at
-/// least two positional arguments and the second is not `true` or `false`.
+/// The optional leading parameter of a built-in, if it has one.
+pub fn leading(name: &str) -> Option<Leading> {
+    match name {
+        "linear" => Some(Leading { param: &LINEAR_IN_FEATURES, count: 2, example: "linear(784, 10)" }),
+        "conv2d" => Some(Leading { param: &CONV2D_IN_CHANNELS, count: 3, example: "conv2d(1, 6, 5)" }),
+        _ => None,
+    }
+}
+
+/// Whether a call of `name` with these settings uses the leading parameter: it gives that
+/// many positional arguments (two for `linear`, three for `conv2d`), the last of them not
+/// `true` or `false`.
 pub fn uses_leading(name: &str, args: &[nnc_grammar::Arg]) -> bool {
     let positional: Vec<&nnc_grammar::Arg> = args.iter().filter(|a| a.name.is_none()).collect();
-    leading(name).is_some()
-        && positional.len() >= 2
-        && !matches!(positional[1].value.unparenthesized().kind, nnc_grammar::ExprKind::Bool(_))
+    leading(name).is_some_and(|leading| {
+        positional.len() >= leading.count
+            && !matches!(positional[leading.count - 1].value.unparenthesized().kind, nnc_grammar::ExprKind::Bool(_))
+    })
 }
 
 /// Binds the settings of a call to a built-in's parameters by position and name, ignoring
@@ -485,9 +511,9 @@ pub fn bind_args<'a>(
     let mut positional = params.iter();
     let mut args_iter = args.iter().peekable();
     if uses_leading(builtin.name, args)
-        && let (Some(param), Some(arg)) = (leading(builtin.name), args_iter.next_if(|a| a.name.is_none()))
+        && let (Some(leading), Some(arg)) = (leading(builtin.name), args_iter.next_if(|a| a.name.is_none()))
     {
-        bound.push((param, &arg.value));
+        bound.push((leading.param, &arg.value));
     }
     for arg in args_iter {
         let param = match &arg.name {

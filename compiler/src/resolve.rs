@@ -800,7 +800,7 @@ impl Resolver {
             }
             return;
         }
-        // `linear(1568, 10)`: the first of two numbers is the input features.
+        // `linear(1568, 10)`, `conv2d(1, 6, 5)`: the first number is the input's size, as in PyTorch.
         let args = if builtins::uses_leading(name, args) {
             self.number(&args[0].value, scope);
             &args[1..]

@@ -373,6 +373,27 @@ pub(super) fn conv2d(site: &Site<'_>, settings: &Settings, input: &Value) -> Rul
         return Ok(Applied { value: Value::unknown(), ..Applied::default() });
     };
     let out_c = settings.int("out_channels").unwrap_or_else(|| Dim::constant(1));
+    // PyTorch's `Conv2d(in, out, kernel)`: the first of three numbers is the input channels.
+    if let Some(declared) = settings.int("in_channels")
+        && declared != shape.0[1]
+    {
+        let channels = &shape.0[1];
+        let kernel = settings.int("kernel").map_or("k".to_string(), |k| k.to_string());
+        let diagnostic = Diagnostic::new(
+            Code::FeatureMismatch,
+            format!("`{}` expects {declared} input channels, but its input has {channels}", site.label),
+            settings.span("in_channels").unwrap_or(site.span),
+            format!("{declared} input channels, as in PyTorch's `Conv2d(in, out, kernel)`"),
+        )
+        .with_secondary(site.span, format!("the input is {shape}"))
+        .with_note("three numbers are read as PyTorch's `Conv2d(in_channels, out_channels, kernel_size)`")
+        .with_help(format!(
+            "for {declared} output channels, a kernel of {out_c} and a stride of {kernel}, name the stride: \
+             `conv2d({declared}, {out_c}, stride = {kernel})`; in PyTorch's form the input's channels, {channels}, \
+             come first: `conv2d({channels}, {out_c}, {kernel})`"
+        ));
+        return Err(explain(diagnostic, input, &[1]));
+    }
     let (kh, kw) = settings.pair("kernel").unwrap_or((Dim::constant(1), Dim::constant(1)));
     let (sh, sw) = settings.pair("stride").unwrap_or((Dim::constant(1), Dim::constant(1)));
     let (ph, pw) = settings.pair("pad").unwrap_or((Dim::default(), Dim::default()));
