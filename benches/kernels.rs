@@ -231,15 +231,11 @@ fn training_steps(budget: Duration) {
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let analysis = nnc_compiler::analyze(&text);
-        let Some(def) = analysis.file.items.iter().find_map(|i| match i {
-            nnc_grammar::Item::Train(t) => Some(t),
-            _ => None,
-        }) else {
+        let Some(Ok(train)) = analysis.trains().into_iter().next() else {
             continue;
         };
-        let config = nnc_runtime::train::config(&analysis, def, path.parent().unwrap(), None).unwrap();
-        let choice = nnc_runtime::train::model_and_args(&analysis, Some(&config.model)).unwrap();
-        let grad = nnc_compiler::driver::training_gradient(&choice.model, config.loss, config.batch).unwrap();
+        let config = &train.config;
+        let grad = nnc_compiler::driver::training_gradient(&train.model, config.loss, config.batch).unwrap();
         let elements = |i: usize| -> usize {
             grad.ty(grad.params[i].value).shape.0.iter().map(|d| d.as_const().unwrap() as usize).product()
         };

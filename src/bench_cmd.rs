@@ -6,7 +6,8 @@ use crate::output::{ColorChoice, analyze_checked, print_error};
 use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, Profile};
 use nnc_compiler::optim::State;
-use nnc_runtime::train::{config, model_and_args};
+use nnc_compiler::train::CheckedTrain;
+use nnc_runtime::train::config;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -33,7 +34,10 @@ pub fn run(path: &Path, options: &Options<'_>, color: ColorChoice) -> ExitCode {
     for item in &analysis.file.items {
         let nnc_grammar::Item::Train(def) = item else { continue };
         let model = analysis.text.get(def.model.span.range()).unwrap_or("?");
-        match bench(&analysis, def, base, options) {
+        let trains = analysis.trains();
+        let checked = trains.iter().find_map(|t| t.as_ref().ok().filter(|t| t.config.span == def.span));
+        let Some(checked) = checked else { continue };
+        match bench(checked, base, options) {
             Ok(report) => {
                 let threads = match options.executor.threads() {
                     1 => "1 thread".to_string(),
@@ -109,17 +113,11 @@ struct Report {
     profile: Option<Profile>,
 }
 
-fn bench(
-    analysis: &nnc_compiler::Analysis,
-    def: &nnc_grammar::TrainDef,
-    base: &Path,
-    options: &Options<'_>,
-) -> Result<Report, String> {
-    let config = config(analysis, def, base, None)?;
-    let choice = model_and_args(analysis, Some(&config.model))?;
+fn bench(train: &CheckedTrain, base: &Path, options: &Options<'_>) -> Result<Report, String> {
+    let config = config(&train.config, base, None);
     let batch = options.batch.unwrap_or(config.batch).max(1);
     let compile_start = Instant::now();
-    let grad = driver::training_gradient(&choice.model, config.loss, batch).map_err(|e| e.message)?;
+    let grad = driver::training_gradient(&train.model, config.loss, batch).map_err(|e| e.message)?;
     let mut step = options.executor.train_step(&grad, &config.optimizer)?;
     let compile = compile_start.elapsed();
     let elements = |i: usize| -> usize {

@@ -108,8 +108,7 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
         },
         None => {
             // The seed of the model's `train` block, as `nnc run` reads it, or 0.
-            let config = train.and_then(|t| nnc_runtime::train::config(&analysis, t, Path::new("."), None).ok());
-            let seed = config.map_or(0, |c| c.seed);
+            let seed = train.map_or(0, |t| t.seed);
             (initial_weights(&f, data_inputs, seed), format!("the initial weights of seed {seed} (no --weights given)"))
         }
     };

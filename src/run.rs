@@ -135,6 +135,7 @@ pub fn run(
     let mut failed = false;
     let mut answers = run_queries(&analysis.shapes, &analysis.text, precision).into_iter();
     let base = path.parent().unwrap_or(Path::new("."));
+    let trains = analysis.trains();
     for item in &analysis.file.items {
         match item {
             Item::Query(_) => {
@@ -183,7 +184,13 @@ pub fn run(
                     source: Some((&name, &analysis.text)),
                     crash: None,
                 };
-                match train(&analysis, def, base, &options, &mut on_event) {
+                let checked = trains.iter().find_map(|t| t.as_ref().ok().filter(|t| t.config.span == def.span));
+                let Some(checked) = checked else {
+                    failed = true;
+                    print_error(&format!("`train {model}` has errors; `nnc check` shows them"), color);
+                    continue;
+                };
+                match train(checked, base, &options, &mut on_event) {
                     Ok(report) => print_report(&report),
                     Err(message) => {
                         failed = true;

@@ -22,8 +22,7 @@ use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
 use nnc_compiler::ir::{Function, Loss, optimize};
 use nnc_compiler::optim::{Optimizer, State};
-use nnc_grammar::{Item, TrainDef};
-use nnc_runtime::train::{Event, RunOptions, model_and_args, train};
+use nnc_runtime::train::{Event, RunOptions, train};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -237,15 +236,14 @@ fn the_training_loop_allocates_nothing_between_steps() {
     let text = text.replace("epochs    = 15", "epochs    = 2").replace("    save      = \"cnn.safetensors\"\n", "");
     assert!(text.contains("epochs    = 2") && !text.contains("save"), "the example changed: {text}");
     let analysis = analyze(&text);
-    let def: &TrainDef =
-        analysis.file.items.iter().find_map(|i| if let Item::Train(t) = i { Some(t) } else { None }).unwrap();
+    let checked = analysis.trains().remove(0).unwrap();
     let out = std::env::temp_dir().join(format!("nnc-allocations-{}", std::process::id()));
     let jit = default_executor();
     let options = RunOptions { out: Some(&out), executor: Some(&jit), ..RunOptions::default() };
     // (epoch, step, allocations so far) at each step's event, kept without allocating.
     let mut steps: Vec<(usize, usize, u64)> = Vec::with_capacity(1000);
     let mut examples_seen = 0;
-    let report = train(&analysis, def, &examples, &options, &mut |event| match event {
+    let report = train(&checked, &examples, &options, &mut |event| match event {
         Event::Started { train, .. } => examples_seen = train,
         Event::Step { epoch, step, .. } => steps.push((epoch, step, allocations())),
         Event::EpochDone(_) => {}
@@ -256,11 +254,10 @@ fn the_training_loop_allocates_nothing_between_steps() {
     assert!(jit.helper_parts() > 0, "no kernel of the training loop was split over threads");
 
     let batch = report.config.batch;
-    let choice = model_and_args(&analysis, Some(&report.config.model)).unwrap();
     let mut gemm_per_step = HashMap::new();
     let mut gemm = |n: usize| -> u64 {
         *gemm_per_step.entry(n).or_insert_with(|| {
-            let grad = driver::training_gradient(&choice.model, report.config.loss, n).unwrap();
+            let grad = driver::training_gradient(&checked.model, report.config.loss, n).unwrap();
             gemm_allocations(&jit, &grad).allocations
         })
     };

@@ -109,19 +109,9 @@ fn every_op_and_its_gradient_compiles_to_the_interpreters_values() {
 fn example_gradient(path: &Path, batch: usize) -> (Function, nnc_compiler::ir::Loss) {
     let text = std::fs::read_to_string(path).unwrap();
     let analysis = nnc_compiler::analyze(&text);
-    let train = analysis
-        .file
-        .items
-        .iter()
-        .find_map(|item| match item {
-            nnc_grammar::Item::Train(t) => Some(t),
-            _ => None,
-        })
-        .expect("a train block");
-    let config = nnc_runtime::train::config(&analysis, train, path.parent().unwrap(), None).unwrap();
-    let choice = nnc_runtime::train::model_and_args(&analysis, Some(&config.model)).unwrap();
-    let grad = nnc_compiler::driver::training_gradient(&choice.model, config.loss, batch).unwrap();
-    (grad, config.loss)
+    let train = analysis.trains().remove(0).expect("a checked train block");
+    let grad = nnc_compiler::driver::training_gradient(&train.model, train.config.loss, batch).unwrap();
+    (grad, train.config.loss)
 }
 
 fn elements(f: &Function, value: nnc_compiler::ir::Value) -> usize {

@@ -7,7 +7,6 @@
 
 use nnc_codegen::JitExecutor;
 use nnc_compiler::exec::{Executor, InterpreterExecutor};
-use nnc_grammar::Item;
 use nnc_runtime::checkpoint::{self, Crash};
 use nnc_runtime::train::{CheckpointCrash, Event, Report, RunOptions, run_checkpoint, train};
 use std::path::{Path, PathBuf};
@@ -60,15 +59,7 @@ fn same_steps(got: &[Step], expected: &[Step], what: &str) {
 fn run(dir: &Path, executor: &dyn Executor, resume: bool, stop: Stop) -> (Result<Report, String>, Vec<Step>) {
     let text = program();
     let analysis = nnc_compiler::analyze(&text);
-    let def = analysis
-        .file
-        .items
-        .iter()
-        .find_map(|item| match item {
-            Item::Train(def) => Some(def),
-            _ => None,
-        })
-        .expect("a train block");
+    let checked = analysis.trains().remove(0).expect("a checked train block");
     let interrupt = AtomicBool::new(false);
     let mut steps = Vec::new();
     let mut on_event = |event: Event<'_>| {
@@ -88,7 +79,7 @@ fn run(dir: &Path, executor: &dyn Executor, resume: bool, stop: Stop) -> (Result
         crash: stop.crash,
         ..RunOptions::default()
     };
-    (train(&analysis, def, dir, &options, &mut on_event), steps)
+    (train(&checked, dir, &options, &mut on_event), steps)
 }
 
 /// Tensors with their values as bits, so that equality is bit for bit.

@@ -5,6 +5,7 @@ use crate::checked::{Checked, CheckedModel, InstanceId};
 use crate::ir::{LowerError, Precision, Tensor, evaluate};
 use crate::resolve::{Resolution, resolve};
 use crate::shapes::{Dim, Instantiated, Override, Shape, ShapeAnalysis, analyze_shapes, analyze_with};
+use crate::train::CheckedTrain;
 use nnc_grammar::{Diagnostic, Expr, File, Span, decode, parse, sort_diagnostics};
 use std::collections::HashMap;
 
@@ -55,8 +56,24 @@ impl Analysis {
 
     /// The model of the `train` block at `span`, checked with the block's arguments.
     pub fn train_model(&self, span: Span) -> Option<CheckedModel> {
-        let (_, report) = self.shapes.trains.iter().find(|(s, _)| *s == span)?;
-        Some(CheckedModel { checked: self.shapes.checked.clone(), report: report.clone() })
+        let train = self.shapes.trains.iter().find(|t| t.span == span)?;
+        Some(CheckedModel { checked: self.shapes.checked.clone(), report: train.model.clone() })
+    }
+
+    /// The `train` blocks of the file, in order, each with its model and settings; `Err`
+    /// for a block whose settings the check refused (its diagnostics say why).
+    pub fn trains(&self) -> Vec<Result<CheckedTrain, Span>> {
+        self.shapes
+            .trains
+            .iter()
+            .map(|train| match &train.config {
+                Some(config) => Ok(CheckedTrain {
+                    config: config.clone(),
+                    model: CheckedModel { checked: self.shapes.checked.clone(), report: train.model.clone() },
+                }),
+                None => Err(train.span),
+            })
+            .collect()
     }
 
     /// The function `name`, checked for arguments of these shapes: the checked program and

@@ -7,10 +7,12 @@ pub mod builtins;
 pub mod checked;
 pub mod driver;
 pub mod exec;
+
 pub mod ir;
 pub mod optim;
 mod resolve;
 pub mod shapes;
+pub mod train;
 
 pub use analysis::{Analysis, analyze, analyze_bytes};
 pub use resolve::{DefKind, Definition, Resolution, resolve};

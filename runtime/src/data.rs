@@ -49,13 +49,7 @@ fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
     Ok(bytes)
 }
 
-/// Which column holds the label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LabelColumn {
-    First,
-    Last,
-    Index(usize),
-}
+pub use nnc_compiler::train::LabelColumn;
 
 /// Loads a CSV file of numbers with one integer label column. A first line with a cell that
 /// is not a number is a header and is skipped (or kept out by `header = Some(true)`).

@@ -1,13 +1,15 @@
-//! The training loop of a `train` block: read the data, compile the training step (the
-//! model, its loss, and the reverse-mode gradient of the loss by every parameter), then for
-//! each epoch shuffle, step the optimiser batch by batch, and measure loss and accuracy on
-//! the training and test sets.
+//! The training loop of a checked `train` block (`nnc_compiler::train::CheckedTrain`, its
+//! settings typed by the check): read the data, compile the training step (the model, its
+//! loss, and the reverse-mode gradient of the loss by every parameter, through the compile
+//! driver), then for each epoch shuffle, step the optimiser batch by batch, and measure loss
+//! and accuracy on the training and test sets.
 //!
-//! The steps run on an executor (`executor.rs`) over buffers this loop allocates once: the
-//! parameters, the optimiser state, a batch of inputs and targets, and the dropout masks.
+//! The steps run on an executor (`nnc_compiler::exec`) over buffers this loop allocates
+//! once: the parameters, the optimiser state, a batch of inputs and targets, and the
+//! dropout masks.
 
 use crate::checkpoint;
-use crate::data::{Dataset, LabelColumn, generate, load_csv, shuffle};
+use crate::data::{Dataset, generate, load_csv, shuffle};
 use crate::init::Init;
 use nnc_compiler::Analysis;
 use nnc_compiler::checked::CheckedModel;
@@ -15,7 +17,7 @@ use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
 use nnc_compiler::ir::{Function, Loss, ParamInit, optimize};
 use nnc_compiler::optim::{Optimizer, State};
-use nnc_grammar::{Arg, Expr, ExprKind, TrainDef};
+use nnc_compiler::train::{CheckedTrain, DataSource, TrainConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -68,146 +70,54 @@ pub struct Report {
     pub seconds: f64,
 }
 
-fn number(analysis: &Analysis, expr: &Expr) -> Result<f64, String> {
-    let value = analysis.evaluate(expr).map_err(|e| e.message)?;
-    value.data.first().copied().ok_or_else(|| "expected a number".to_string())
-}
-
-fn named<'a>(args: &'a [Arg], name: &str, position: usize) -> Option<&'a Expr> {
-    args.iter()
-        .find(|a| a.name.as_ref().is_some_and(|n| n.name == name))
-        .or_else(|| args.iter().filter(|a| a.name.is_none()).nth(position))
-        .map(|a| &a.value)
-}
-
-/// The model name and arguments of a `train` block's `Model(args)` or `Model`.
-fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
-    match &expr.unparenthesized().kind {
-        ExprKind::Name(name) => Some((name, &[])),
-        ExprKind::Call { callee, args } => Some((&callee.name, args)),
-        _ => None,
+/// The settings of a checked `train` block for a run; paths are relative to `base`, the
+/// directory of the `.nn` file, and `out` replaces the block's run directory.
+pub fn config(train: &TrainConfig, base: &Path, out: Option<&Path>) -> Config {
+    let path = |p: &Option<String>| p.as_ref().map(|p| base.join(p));
+    Config {
+        model: train.model.clone(),
+        loss: train.loss,
+        optimizer: train.optimizer.clone(),
+        split: train.split,
+        batch: train.batch,
+        epochs: train.epochs,
+        seed: train.seed,
+        save: path(&train.save),
+        out: out
+            .map(Path::to_path_buf)
+            .or_else(|| path(&train.out))
+            .unwrap_or_else(|| base.join("runs").join(&train.model)),
+        init: path(&train.init),
     }
 }
 
-/// Reads the settings of a `train` block; paths are relative to `base`.
-pub fn config(analysis: &Analysis, def: &TrainDef, base: &Path, out: Option<&Path>) -> Result<Config, String> {
-    let (model, _) = call_parts(&def.model).ok_or("`train` needs a model")?;
-    let setting = |key: &str| def.settings.iter().find(|s| s.key.name == key).map(|s| &s.value);
-    let loss = match setting("loss").map(|e| &e.kind) {
-        Some(ExprKind::Name(loss)) => Loss::from_name(loss),
-        _ => None,
-    };
-    let loss = loss.ok_or("the `train` block needs `loss = cross_entropy`, `mse` or `bce`")?;
-    let optimizer = match setting("optimizer").and_then(call_parts) {
-        None | Some(("sgd", _)) => {
-            let args = setting("optimizer").and_then(call_parts).map_or(&[][..], |(_, a)| a);
-            let get = |name: &str, pos: usize, default: f64| {
-                named(args, name, pos).map_or(Ok(default), |e| number(analysis, e))
-            };
-            Optimizer::Sgd {
-                lr: get("lr", 0, 0.01)?,
-                momentum: get("momentum", 1, 0.0)?,
-                dampening: get("dampening", 4, 0.0)?,
-                nesterov: matches!(named(args, "nesterov", 2).map(|e| &e.kind), Some(ExprKind::Bool(true))),
-                weight_decay: get("weight_decay", 3, 0.0)?,
-            }
+/// Loads a data source; its paths are relative to `base`.
+pub fn load(source: &DataSource, base: &Path) -> Result<Dataset, String> {
+    match source {
+        DataSource::Csv { path, label, scale, header } => {
+            load_csv(&base.join(path), *label, *scale, *header).map_err(|e| e.to_string())
         }
-        Some(("adam", args)) => {
-            let get = |name: &str, pos: usize, default: f64| {
-                named(args, name, pos).map_or(Ok(default), |e| number(analysis, e))
-            };
-            Optimizer::Adam {
-                lr: get("lr", 0, 0.001)?,
-                beta1: get("beta1", 1, 0.9)?,
-                beta2: get("beta2", 2, 0.999)?,
-                eps: get("eps", 3, 1e-8)?,
-                weight_decay: get("weight_decay", 4, 0.0)?,
-            }
+        DataSource::Generated { kind, samples, noise, classes, seed } => {
+            generate(kind.name(), *samples, *noise, *classes, *seed).map_err(|e| e.to_string())
         }
-        Some((other, _)) => return Err(format!("`{other}` is not an optimiser")),
-    };
-    optimizer.check()?;
-    let get = |key: &str, default: f64| setting(key).map_or(Ok(default), |e| number(analysis, e));
-    let string = |key: &str| match setting(key).map(|e| &e.kind) {
-        Some(ExprKind::Str(s)) => Some(base.join(s)),
-        _ => None,
-    };
-    let batch = get("batch", 32.0)?;
-    let epochs = get("epochs", 10.0)?;
-    if batch < 1.0 || epochs < 0.0 {
-        return Err("`batch` must be at least 1 and `epochs` at least 0".into());
+        DataSource::Idx { images, labels, scale } => arrays(crate::data::load_idx, base, images, labels, *scale),
+        DataSource::Npy { inputs, labels, scale } => arrays(crate::data::load_npy, base, inputs, labels, *scale),
     }
-    Ok(Config {
-        model: model.to_string(),
-        loss,
-        optimizer,
-        split: get("split", 0.8)?,
-        batch: batch as usize,
-        epochs: epochs as usize,
-        seed: get("seed", 0.0)? as u64,
-        save: string("save"),
-        out: out.map(Path::to_path_buf).or_else(|| string("out")).unwrap_or_else(|| base.join("runs").join(model)),
-        init: string("init"),
-    })
 }
 
-/// Loads the data source of a `train` block.
-pub fn load_data(analysis: &Analysis, def: &TrainDef, base: &Path) -> Result<Dataset, String> {
-    load_source(analysis, &def.data, base)
-}
-
-/// Loads a data source such as `csv("digits.csv")` or `xor(samples = 100)`.
-pub fn load_source(analysis: &Analysis, source: &Expr, base: &Path) -> Result<Dataset, String> {
-    let (name, args) = call_parts(source).ok_or("`on` needs a data source")?;
-    let get = |key: &str, pos: usize| named(args, key, pos);
-    let num = |key: &str, pos: usize, default: f64| get(key, pos).map_or(Ok(default), |e| number(analysis, e));
-    match name {
-        "csv" => {
-            let path = match get("path", 0).map(|e| &e.kind) {
-                Some(ExprKind::Str(path)) => base.join(path),
-                _ => return Err("`csv` needs a path".into()),
-            };
-            let label = match get("label", 1).map(|e| &e.kind) {
-                None => LabelColumn::Last,
-                Some(ExprKind::Name(n)) if n == "first" => LabelColumn::First,
-                Some(ExprKind::Name(_)) => LabelColumn::Last,
-                Some(_) => LabelColumn::Index(num("label", 1, 0.0)? as usize),
-            };
-            let header = match get("header", 3).map(|e| &e.kind) {
-                Some(ExprKind::Bool(b)) => Some(*b),
-                _ => None,
-            };
-            load_csv(&path, label, num("scale", 2, 1.0)?, header).map_err(|e| e.to_string())
-        }
-        "xor" | "moons" | "circles" | "spirals" | "blobs" => {
-            let classes_default = if name == "blobs" { 3.0 } else { 2.0 };
-            let (samples, noise, classes, seed) = if matches!(name, "spirals" | "blobs") {
-                (
-                    num("samples", 0, 400.0)?,
-                    num("noise", 2, 0.1)?,
-                    num("classes", 1, classes_default)?,
-                    num("seed", 3, 0.0)?,
-                )
-            } else {
-                (num("samples", 0, 400.0)?, num("noise", 1, 0.1)?, classes_default, num("seed", 2, 0.0)?)
-            };
-            generate(name, samples as usize, noise, classes as usize, seed as u64).map_err(|e| e.to_string())
-        }
-        "idx" | "npy" => {
-            let path = |key: &str, pos: usize| match get(key, pos).map(|e| &e.kind) {
-                Some(ExprKind::Str(p)) => Ok(base.join(p)),
-                _ => Err(format!("`{name}` needs `{key}`, a path")),
-            };
-            let (inputs_key, default_scale) = if name == "idx" { ("images", 1.0 / 255.0) } else { ("inputs", 1.0) };
-            let (inputs, labels) = (path(inputs_key, 0)?, path("labels", 1)?);
-            let read = if name == "idx" { crate::data::load_idx } else { crate::data::load_npy };
-            let x = read(&inputs).map_err(|e| e.to_string())?;
-            let y = read(&labels).map_err(|e| e.to_string())?;
-            let origin = format!("{} and {}", inputs.display(), labels.display());
-            crate::data::from_arrays(x, y, num("scale", 2, default_scale)?, origin).map_err(|e| e.to_string())
-        }
-        other => Err(format!("the data source `{other}` is not implemented in this version of nnc")),
-    }
+/// Inputs and labels from two array files read by `read`.
+fn arrays(
+    read: fn(&Path) -> Result<crate::data::Array, crate::data::DataError>,
+    base: &Path,
+    inputs: &str,
+    labels: &str,
+    scale: f64,
+) -> Result<Dataset, String> {
+    let (inputs, labels) = (base.join(inputs), base.join(labels));
+    let x = read(&inputs).map_err(|e| e.to_string())?;
+    let y = read(&labels).map_err(|e| e.to_string())?;
+    let origin = format!("{} and {}", inputs.display(), labels.display());
+    crate::data::from_arrays(x, y, scale, origin).map_err(|e| e.to_string())
 }
 
 /// The initialiser of a parameter: the one written in its `param` statement, or PyTorch's
@@ -378,20 +288,19 @@ pub enum Event<'a> {
 
 /// Runs a `train` block. `base` is the directory of the `.nn` file.
 pub fn train(
-    analysis: &Analysis,
-    def: &TrainDef,
+    train: &CheckedTrain,
     base: &Path,
     options: &RunOptions<'_>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report, String> {
     let started = Instant::now();
-    let config = config(analysis, def, base, options.out)?;
-    let model = &analysis.train_model(def.span).ok_or_else(|| format!("no model `{}`", config.model))?;
-    let data = load_data(analysis, def, base)?;
+    let config = config(&train.config, base, options.out);
+    let model = &train.model;
+    let data = load(&train.config.data, base)?;
     // A separate test set, or a split of the data.
-    let (train_set, test_set) = match def.settings.iter().find(|s| s.key.name == "test") {
-        Some(setting) => {
-            let test = load_source(analysis, &setting.value, base)?;
+    let (train_set, test_set) = match &train.config.test {
+        Some(source) => {
+            let test = load(source, base)?;
             if test.dim != data.dim {
                 return Err(format!(
                     "the test set {} has {} features per example, the training data {}",
@@ -740,32 +649,24 @@ fn boundary_grid(
 }
 
 /// A model chosen for prediction or gradients, with what its `train` block says of it.
-pub struct ModelChoice<'f> {
+pub struct ModelChoice {
     /// The model, checked with the argument values its `train` block gives.
     pub model: CheckedModel,
     /// The loss its `train` block names.
     pub loss: Option<Loss>,
-    /// Its `train` block, if it has one.
-    pub train: Option<&'f TrainDef>,
+    /// Its `train` block's settings, if it has a block.
+    pub train: Option<TrainConfig>,
 }
 
 /// The model named `name` (or, without a name, the model of the file's first `train` block,
-/// or the file's only model), with the arguments and loss of its `train` block.
-pub fn model_and_args<'f>(analysis: &'f Analysis, name: Option<&str>) -> Result<ModelChoice<'f>, String> {
+/// or the file's only model), with the arguments and settings of its `train` block.
+pub fn model_and_args(analysis: &Analysis, name: Option<&str>) -> Result<ModelChoice, String> {
     let models = &analysis.shapes.models;
-    let trains: Vec<&TrainDef> = analysis
-        .file
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            nnc_grammar::Item::Train(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let trains = &analysis.shapes.trains;
     let wanted = match name {
         Some(name) => name.to_string(),
-        None => match (trains.first().and_then(|t| call_parts(&t.model)), models.as_slice()) {
-            (Some((model, _)), _) => model.to_string(),
+        None => match (trains.first(), models.as_slice()) {
+            (Some(train), _) => train.model.name.clone(),
             (None, [only]) => only.name.clone(),
             _ => return Err("name the model: the file has no `train` block and more than one model".into()),
         },
@@ -773,24 +674,17 @@ pub fn model_and_args<'f>(analysis: &'f Analysis, name: Option<&str>) -> Result<
     if !models.iter().any(|m| m.name == wanted) {
         return Err(format!("the file has no model `{wanted}`"));
     }
-    let train = trains.iter().find(|t| call_parts(&t.model).is_some_and(|(m, _)| m == wanted)).copied();
-    let (model, loss) = match train {
+    match trains.iter().find(|t| t.model.name == wanted) {
         Some(train) => {
             let model = analysis.train_model(train.span).ok_or_else(|| format!("`{wanted}` could not be checked"))?;
-            let loss = train.settings.iter().find(|s| s.key.name == "loss").and_then(|s| match &s.value.kind {
-                ExprKind::Name(l) => Loss::from_name(l),
-                _ => None,
-            });
-            (model, loss)
+            let loss = train.config.as_ref().map(|c| c.loss);
+            Ok(ModelChoice { model, loss, train: train.config.clone() })
         }
-        None => (
-            analysis
-                .model(&wanted, &std::collections::HashMap::new())
-                .map_err(|errors| first_error(&wanted, &errors))?,
-            None,
-        ),
-    };
-    Ok(ModelChoice { model, loss, train })
+        None => {
+            let model = analysis.model(&wanted, &HashMap::new()).map_err(|errors| first_error(&wanted, &errors))?;
+            Ok(ModelChoice { model, loss: None, train: None })
+        }
+    }
 }
 
 /// The first of the errors that stop a model, in words.

@@ -5,7 +5,7 @@ use super::dim::Dim;
 use super::infer::{Engine, Frame, Override, Value};
 use super::{Instantiated, QueryCheck, ShapeFact};
 use crate::checked::{Instance, InstanceId, InstanceKind, NodeId, NodeKind};
-use nnc_grammar::{Arg, Code, Diagnostic, ExprKind, Ident, LetStmt, Span};
+use nnc_grammar::{Code, Diagnostic, Ident, LetStmt, Span};
 
 impl Engine<'_> {
     /// A frame for a body that sees the file's constants.
@@ -135,28 +135,5 @@ impl Engine<'_> {
             }
         };
         Instantiated { report, instance, diagnostics: frame.diagnostics }
-    }
-
-    /// The model of a `train` block, checked with the block's arguments.
-    pub(super) fn train(&mut self, def: &nnc_grammar::TrainDef) {
-        let model = def.model.unparenthesized();
-        let (name, args): (&str, &[Arg]) = match &model.kind {
-            ExprKind::Name(name) => (name, &[]),
-            ExprKind::Call { callee, args } => (&callee.name, args),
-            _ => return,
-        };
-        let Some(&model_def) = self.models.get(name) else {
-            return;
-        };
-        let mut frame = self.frame(1, false);
-        let values = self.model_args(model_def, args, &mut frame);
-        let mut inner = self.frame(1, false);
-        let report = self.model(model_def, &values, None, &mut inner);
-        // Without arguments this is the model as written, whose errors are reported there.
-        if !args.is_empty() {
-            self.report_nested(&inner, name, model.span, &mut frame);
-        }
-        self.out.diagnostics.append(&mut frame.diagnostics);
-        self.out.trains.push((def.span, report));
     }
 }

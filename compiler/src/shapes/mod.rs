@@ -12,6 +12,7 @@ mod expr;
 mod infer;
 mod items;
 mod layers;
+mod train;
 
 pub use dim::{Atom, Dim, Overflow};
 pub use infer::{Override, analyze_shapes, analyze_with, group_digits};
@@ -168,12 +169,21 @@ pub struct ShapeAnalysis {
     pub fns: Vec<(String, InstanceId)>,
     /// Each top-level `let`.
     pub constants: Vec<(String, InstanceId)>,
-    /// The model of each `train` block (by the block's span), with the block's arguments.
-    pub trains: Vec<(Span, ModelReport)>,
+    /// Each `train` block: its model checked with the block's arguments, and its settings
+    /// (`None` where the check reported an error in them).
+    pub trains: Vec<TrainCheck>,
     /// Each query: its call, its arguments and its `along` direction in an instance.
     pub queries: Vec<QueryCheck>,
     /// What `analyze_with` checked beyond the file as written.
     pub overridden: Option<Instantiated>,
+}
+
+/// A `train` block as checked.
+#[derive(Clone, Debug)]
+pub struct TrainCheck {
+    pub span: Span,
+    pub model: ModelReport,
+    pub config: Option<crate::train::TrainConfig>,
 }
 
 /// A query as checked: an instance whose output is the query's call, whose arguments are
