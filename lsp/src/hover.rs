@@ -96,6 +96,7 @@ fn definition_markdown(analyzed: &Analyzed, definition: &Definition) -> String {
             let mut out = format!("```nn\n{header}\n```");
             if let Some(report) = analysis.shapes.models.iter().find(|m| m.span == definition.span) {
                 out.push_str(&format!("\n\n{}", model_summary(report)));
+                out.push_str("\n\nUsed as a layer, each use has parameters of its own: no weights are shared.");
             }
             out
         }
