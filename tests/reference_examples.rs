@@ -5,7 +5,7 @@
 //! (`NNC_BLESS=1 cargo test --test reference_examples` rewrites them; read the change).
 
 use nnc_compiler::analyze;
-use nnc_compiler::builtins::{self, ArgKind, BUILTINS, Builtin, Kind, Param, TRAIN_SETTINGS};
+use nnc_compiler::builtins::{self, ArgKind, Builtin, Kind, Param, TRAIN_SETTINGS};
 use nnc_grammar::{Code, KEYWORDS, render};
 use std::path::{Path, PathBuf};
 
@@ -115,7 +115,7 @@ fn every_keyword_builtin_and_setting_is_documented() {
     let names = KEYWORDS
         .iter()
         .map(|(keyword, _)| ("keyword", *keyword))
-        .chain(BUILTINS.iter().map(|b| ("built-in", b.name)))
+        .chain(builtins::all().map(|b| ("built-in", b.name)))
         .chain(TRAIN_SETTINGS.iter().map(|s| ("setting", s.name)));
     for (what, name) in names {
         if !text.contains(&format!("`{name}`")) {
@@ -188,7 +188,7 @@ fn cell(text: &str) -> String {
 
 fn table(out: &mut String, title: &str, note: &str, kind: Kind) {
     out.push_str(&format!("\n### {title}\n\n{note}\n\n| name | arguments | description |\n|---|---|---|\n"));
-    for builtin in BUILTINS.iter().filter(|b| b.kind == kind) {
+    for builtin in builtins::all().filter(|b| b.kind == kind) {
         out.push_str(&format!("| `{}` | {} | {} |\n", builtin.name, cell(&arguments(builtin)), cell(builtin.doc)));
     }
 }

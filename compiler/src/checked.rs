@@ -171,9 +171,11 @@ pub enum Call {
         p: f64,
         mask: String,
     },
-    Relu,
-    Sigmoid,
-    Tanh,
+    /// An activation of `builtins::activations`, with its settings' values.
+    Activation {
+        entry: &'static crate::builtins::activations::Activation,
+        settings: Vec<f64>,
+    },
     Softmax {
         axis: usize,
     },
@@ -223,9 +225,7 @@ impl Call {
             Call::AvgPool { .. } => "avgpool",
             Call::Reshape => "reshape",
             Call::Dropout { .. } => "dropout",
-            Call::Relu => "relu",
-            Call::Sigmoid => "sigmoid",
-            Call::Tanh => "tanh",
+            Call::Activation { entry, .. } => entry.builtin.name,
             Call::Softmax { .. } => "softmax",
             Call::LogSoftmax { .. } => "log_softmax",
             Call::Ln => "ln",

@@ -5,7 +5,7 @@
 use crate::analyzed::Analyzed;
 use crate::hover::{builtin_markdown, kind_name, param_signature, signature};
 use crate::syntax::{CallSite, call_at, doc_of, header_of, in_comment_or_string};
-use nnc_compiler::builtins::{self, ArgKind, BUILTINS, Builtin, Kind, Param, TRAIN_SETTINGS};
+use nnc_compiler::builtins::{self, ArgKind, Builtin, Kind, Param, TRAIN_SETTINGS};
 use nnc_compiler::{DefKind, Definition};
 use nnc_grammar::{Item, Token, lex};
 use tower_lsp_server::ls_types::{
@@ -253,7 +253,7 @@ fn layer_items(analyzed: &Analyzed, offset: usize, items: &mut Vec<CompletionIte
 }
 
 fn builtin_items(kinds: &[Kind], items: &mut Vec<CompletionItem>) {
-    items.extend(BUILTINS.iter().filter(|b| kinds.contains(&b.kind)).map(builtin_item));
+    items.extend(builtins::all().filter(|b| kinds.contains(&b.kind)).map(builtin_item));
 }
 
 fn builtin_item(builtin: &Builtin) -> CompletionItem {

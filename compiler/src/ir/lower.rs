@@ -313,6 +313,27 @@ fn needed(instance: &crate::checked::Instance, output: NodeId) -> Vec<bool> {
     needed
 }
 
+/// What an entry of the built-ins table lowers with: IR primitives pushed at one place of
+/// the source, each checked by its shape rule.
+pub struct Emitter<'f> {
+    f: &'f mut Function,
+    span: Span,
+}
+
+impl Emitter<'_> {
+    /// Pushes `op` on `args`.
+    pub fn op(&mut self, op: Op, args: &[Value]) -> Result<Value, LowerError> {
+        let shapes: Vec<&Shape> = args.iter().map(|&a| &self.f.ty(a).shape).collect();
+        op.shape(&shapes).map_err(|e| error(e, self.span))?;
+        Ok(self.f.push(op, args, self.span))
+    }
+
+    /// A number.
+    pub fn constant(&mut self, value: f64) -> Result<Value, LowerError> {
+        self.op(Op::Const(value), &[])
+    }
+}
+
 /// Where a call is lowered: its instance and node, and the prefix of parameter names.
 #[derive(Clone, Copy)]
 struct CallSite<'p> {
@@ -398,9 +419,7 @@ impl Lowerer<'_> {
                 self.f.dropout_masks.push((self.f.params.len() - 1, *p));
                 self.push(Op::Mul, &[x, mask], span)
             }
-            Call::Relu => unary(self, Op::Relu),
-            Call::Sigmoid => unary(self, Op::Sigmoid),
-            Call::Tanh => unary(self, Op::Tanh),
+            Call::Activation { entry, settings } => (entry.lower)(&mut Emitter { f: &mut self.f, span }, x, settings),
             Call::Softmax { axis } => unary(self, Op::Softmax { axis: *axis }),
             Call::LogSoftmax { axis } => unary(self, Op::LogSoftmax { axis: *axis }),
             Call::Ln => unary(self, Op::Ln),

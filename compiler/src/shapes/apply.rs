@@ -5,7 +5,7 @@
 use super::dim::Dim;
 use super::infer::{Engine, Frame, MAX_DEPTH, Slot, Value};
 use super::layers::{self, Applied, Setting, Settings, Site};
-use crate::builtins::{self, ArgKind, Kind};
+use crate::builtins::{self, ArgKind, Kind, activations};
 use crate::checked::{Call, InstanceId, InstanceKind, NodeId, NodeKind};
 use nnc_grammar::{Arg, Code, Diagnostic, Expr, ExprKind, FnDef, ModelDef, Span};
 
@@ -96,10 +96,14 @@ impl Engine<'_> {
                     "softmax" => layers::along_axis(&site, &settings, input, false),
                     "log_softmax" => layers::along_axis(&site, &settings, input, true),
                     "dropout" => layers::dropout(&site, &settings, input),
-                    "relu" => Ok(Applied::same_by(input, Call::Relu)),
-                    "sigmoid" => Ok(Applied::same_by(input, Call::Sigmoid)),
-                    "tanh" => Ok(Applied::same_by(input, Call::Tanh)),
-                    other => unreachable!("`{other}` is a layer without a shape rule"),
+                    other => match activations::find(other) {
+                        // An activation keeps the shape; its settings are numbers.
+                        Some(entry) => {
+                            let settings = activations::settings(entry, &|name| settings.real(name));
+                            Ok(Applied::same_by(input, Call::Activation { entry, settings }))
+                        }
+                        None => unreachable!("`{other}` is a layer without a shape rule"),
+                    },
                 };
                 (result, vec![input.clone()])
             }

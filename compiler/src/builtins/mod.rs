@@ -2,7 +2,9 @@
 //! sources, initialisers and `train` settings, with their arguments and documentation.
 //!
 //! This table is what name resolution, completion, hover and the reference documentation
-//! read. The ops' shape rules, derivatives and lowering live beside their IR primitives.
+//! read. Families of their own (`activations`) carry their lowering in their entries too.
+
+pub mod activations;
 
 /// What kind of value an argument takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,15 +94,12 @@ const fn unary(name: &'static str, doc: &'static str) -> Builtin {
     Builtin { name, kind: Kind::Function, params: &[X], variadic: false, doc }
 }
 
-const fn activation(name: &'static str, doc: &'static str) -> Builtin {
-    Builtin { name, kind: Kind::Activation, params: &[], variadic: false, doc }
-}
-
 const SAMPLES: Param = p("samples", ArgKind::Int, Some("400"), "how many points to generate");
 const NOISE: Param = p("noise", ArgKind::Real, Some("0.1"), "standard deviation of the noise added to each point");
 const SEED: Param = p("seed", ArgKind::Int, Some("0"), "seed of the generator");
 
-pub const BUILTINS: &[Builtin] = &[
+/// The built-ins that are not in a family file of their own yet.
+const OTHERS: &[Builtin] = &[
     // Layers with parameters.
     Builtin {
         name: "linear",
@@ -171,9 +170,6 @@ pub const BUILTINS: &[Builtin] = &[
         doc: "Zeroes each element with probability `p` while training and scales the rest by `1 / (1 - p)`; \
               does nothing at inference.",
     },
-    activation("relu", "Rectified linear unit: `max(0, x)`."),
-    activation("sigmoid", "Logistic sigmoid: `1 / (1 + exp(-x))`."),
-    activation("tanh", "Hyperbolic tangent."),
     Builtin {
         name: "softmax",
         kind: Kind::Activation,
@@ -442,12 +438,17 @@ pub const TRAIN_SETTINGS: &[Param] = &[
 
 /// The built-in with this name.
 pub fn lookup(name: &str) -> Option<&'static Builtin> {
-    BUILTINS.iter().find(|builtin| builtin.name == name)
+    all().find(|builtin| builtin.name == name)
+}
+
+/// Every built-in: the families' entries, then the rest.
+pub fn all() -> impl Iterator<Item = &'static Builtin> {
+    activations::ACTIVATIONS.iter().map(|a| &a.builtin).chain(OTHERS.iter())
 }
 
 /// The names of built-ins of the given kinds, for suggestions.
 pub fn names_of(kinds: &[Kind]) -> impl Iterator<Item = &'static str> + '_ {
-    BUILTINS.iter().filter(move |builtin| kinds.contains(&builtin.kind)).map(|builtin| builtin.name)
+    all().filter(move |builtin| kinds.contains(&builtin.kind)).map(|builtin| builtin.name)
 }
 
 /// A parameter that may come before the others: `linear(1568, 10)` names the input
@@ -533,8 +534,9 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_required_parameters_come_first() {
-        for (i, builtin) in BUILTINS.iter().enumerate() {
-            assert!(BUILTINS[..i].iter().all(|other| other.name != builtin.name), "{} twice", builtin.name);
+        let all: Vec<&Builtin> = all().collect();
+        for (i, builtin) in all.iter().enumerate() {
+            assert!(all[..i].iter().all(|other| other.name != builtin.name), "{} twice", builtin.name);
             let first_optional =
                 builtin.params.iter().position(|p| p.default.is_some()).unwrap_or(builtin.params.len());
             assert!(builtin.params[first_optional..].iter().all(|p| p.default.is_some()), "{}", builtin.name);

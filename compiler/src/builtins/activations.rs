@@ -1,0 +1,63 @@
+//! Activations: elementwise layers without parameters, each also a function of its input
+//! (`relu(x)`). An entry is everything about one: its name, settings and documentation, and
+//! its value as IR primitives, from which the check, lowering, both modes of
+//! differentiation, code generation and export follow. Adding an activation is adding an
+//! entry here (and its test rows); the reference tables and the editor grammar are
+//! generated from this table.
+
+use super::{ArgKind, Builtin, Kind, Param};
+use crate::ir::{Emitter, LowerError, Op, Value};
+
+/// One activation.
+pub struct Activation {
+    pub builtin: Builtin,
+    /// Its value on `x` as IR primitives; `settings` holds its settings' values, in the
+    /// order of `builtin.params`.
+    pub lower: fn(&mut Emitter<'_>, Value, &[f64]) -> Result<Value, LowerError>,
+}
+
+impl std::fmt::Debug for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.builtin.name)
+    }
+}
+
+impl PartialEq for Activation {
+    fn eq(&self, other: &Activation) -> bool {
+        self.builtin.name == other.builtin.name
+    }
+}
+
+const fn activation(
+    name: &'static str,
+    params: &'static [Param],
+    doc: &'static str,
+    lower: fn(&mut Emitter<'_>, Value, &[f64]) -> Result<Value, LowerError>,
+) -> Activation {
+    Activation { builtin: Builtin { name, kind: Kind::Activation, params, variadic: false, doc }, lower }
+}
+
+/// Every activation.
+pub static ACTIVATIONS: &[Activation] = &[
+    activation("relu", &[], "Rectified linear unit: `max(0, x)`.", |e, x, _| e.op(Op::Relu, &[x])),
+    activation("sigmoid", &[], "Logistic sigmoid: `1 / (1 + exp(-x))`.", |e, x, _| e.op(Op::Sigmoid, &[x])),
+    activation("tanh", &[], "Hyperbolic tangent.", |e, x, _| e.op(Op::Tanh, &[x])),
+];
+
+/// The activation called `name`.
+pub fn find(name: &str) -> Option<&'static Activation> {
+    ACTIVATIONS.iter().find(|a| a.builtin.name == name)
+}
+
+/// The value of each setting of `activation`: the one given, or its default.
+pub fn settings(activation: &Activation, given: &dyn Fn(&str) -> Option<f64>) -> Vec<f64> {
+    activation
+        .builtin
+        .params
+        .iter()
+        .map(|param| {
+            debug_assert_eq!(param.kind, ArgKind::Real, "activations take numbers");
+            given(param.name).or_else(|| param.default.and_then(|d| d.parse().ok())).unwrap_or(0.0)
+        })
+        .collect()
+}
