@@ -17,6 +17,8 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("sigmoid(x)", -3.0, 0.04742587317756678),
     ("tanh(x)", 0.5, 0.46211715726000974),
     ("tanh(x)", -2.0, -0.9640275800758169),
+    ("silu(x)", 1.0, 0.7310585786300049),
+    ("silu(x)", -2.0, -0.2384058440442351),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

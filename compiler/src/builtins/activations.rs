@@ -42,6 +42,10 @@ pub static ACTIVATIONS: &[Activation] = &[
     activation("relu", &[], "Rectified linear unit: `max(0, x)`.", |e, x, _| e.op(Op::Relu, &[x])),
     activation("sigmoid", &[], "Logistic sigmoid: `1 / (1 + exp(-x))`.", |e, x, _| e.op(Op::Sigmoid, &[x])),
     activation("tanh", &[], "Hyperbolic tangent.", |e, x, _| e.op(Op::Tanh, &[x])),
+    activation("silu", &[], "Sigmoid linear unit (swish): `x · sigmoid(x)`, as PyTorch's `SiLU`.", |e, x, _| {
+        let gate = e.op(Op::Sigmoid, &[x])?;
+        e.op(Op::Mul, &[x, gate])
+    }),
 ];
 
 /// The activation called `name`.
