@@ -19,6 +19,10 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("tanh(x)", -2.0, -0.9640275800758169),
     ("silu(x)", 1.0, 0.7310585786300049),
     ("silu(x)", -2.0, -0.2384058440442351),
+    ("leaky_relu(x)", -2.0, -0.02),
+    ("leaky_relu(x)", 3.0, 3.0),
+    ("leaky_relu(x, 0.2)", -1.0, -0.2),
+    ("leaky_relu(x, negative_slope = 1.5)", -2.0, -3.0),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

@@ -46,6 +46,27 @@ pub static ACTIVATIONS: &[Activation] = &[
         let gate = e.op(Op::Sigmoid, &[x])?;
         e.op(Op::Mul, &[x, gate])
     }),
+    activation(
+        "leaky_relu",
+        &[Param {
+            name: "negative_slope",
+            kind: ArgKind::Real,
+            default: Some("0.01"),
+            aliases: &["slope"],
+            doc: "the slope for negative inputs",
+        }],
+        "Leaky rectified linear unit: `x` for positive `x`, `negative_slope · x` otherwise, as PyTorch's \
+         `LeakyReLU`.",
+        // relu(x) - slope · relu(-x), which is right for any slope, also above 1.
+        |e, x, settings| {
+            let positive = e.op(Op::Relu, &[x])?;
+            let flipped = e.op(Op::Neg, &[x])?;
+            let negative = e.op(Op::Relu, &[flipped])?;
+            let slope = e.constant(settings[0])?;
+            let scaled = e.op(Op::Mul, &[slope, negative])?;
+            e.op(Op::Sub, &[positive, scaled])
+        },
+    ),
 ];
 
 /// The activation called `name`.
