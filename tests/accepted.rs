@@ -33,3 +33,24 @@ fn every_accepted_construct_runs_end_to_end() {
     }
     assert!(failures.is_empty(), "accepted files that do not run:\n{}", failures.join("\n"));
 }
+
+/// Every activation of the built-ins table, as a layer and as a function, through the
+/// chain: compiled code agrees with the interpreter on each, in both directions.
+#[test]
+fn every_activation_runs_end_to_end() {
+    let activations = nnc_compiler::builtins::activations::ACTIVATIONS;
+    let mut source = String::from("model Activations {\n    input x: [B, 5]\n    linear(6)\n");
+    for activation in activations {
+        source.push_str(&format!("    {}\n    linear(6)\n", activation.builtin.name));
+    }
+    source.push_str("}\n\n");
+    for activation in activations {
+        let name = activation.builtin.name;
+        source.push_str(&format!("fn f_{name}(x: [4]) = sum({name}(x) * [1, -2, 3, 0.5])\n"));
+        source.push_str(&format!("grad f_{name}([-2.5, -0.3, 0.4, 3])\n"));
+    }
+    let ran = run_chain(&source, &JitExecutor::new()).unwrap_or_else(|e| panic!("{e}\n{source}"));
+    let ran = ran.unwrap_or_else(|| panic!("the check rejects:\n{source}"));
+    assert_eq!(ran.queries, activations.len(), "{source}");
+    assert!(ran.models >= 1 && ran.functions >= activations.len(), "{ran:?}");
+}
