@@ -23,6 +23,9 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("leaky_relu(x)", 3.0, 3.0),
     ("leaky_relu(x, 0.2)", -1.0, -0.2),
     ("leaky_relu(x, negative_slope = 1.5)", -2.0, -3.0),
+    ("elu(x)", -1.0, -0.6321205588285577),
+    ("elu(x)", 2.0, 2.0),
+    ("elu(x, alpha = 0.5)", -2.0, -0.43233235838169365),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

@@ -67,6 +67,29 @@ pub static ACTIVATIONS: &[Activation] = &[
             e.op(Op::Sub, &[positive, scaled])
         },
     ),
+    activation(
+        "elu",
+        &[Param {
+            name: "alpha",
+            kind: ArgKind::Real,
+            default: Some("1"),
+            aliases: &[],
+            doc: "the scale of the negative part",
+        }],
+        "Exponential linear unit: `x` for positive `x`, `alpha · (exp(x) - 1)` otherwise, as PyTorch's `ELU`.",
+        // relu(x) + alpha · (exp(min(x, 0)) - 1): the exponential never sees a large input.
+        |e, x, settings| {
+            let zero = e.constant(0.0)?;
+            let below = e.op(Op::Min, &[x, zero])?;
+            let grown = e.op(Op::Exp, &[below])?;
+            let one = e.constant(1.0)?;
+            let shifted = e.op(Op::Sub, &[grown, one])?;
+            let alpha = e.constant(settings[0])?;
+            let negative = e.op(Op::Mul, &[alpha, shifted])?;
+            let positive = e.op(Op::Relu, &[x])?;
+            e.op(Op::Add, &[positive, negative])
+        },
+    ),
 ];
 
 /// The activation called `name`.
