@@ -97,15 +97,23 @@ pub fn find(name: &str) -> Option<&'static Activation> {
     ACTIVATIONS.iter().find(|a| a.builtin.name == name)
 }
 
-/// The value of each setting of `activation`: the one given, or its default.
-pub fn settings(activation: &Activation, given: &dyn Fn(&str) -> Option<f64>) -> Vec<f64> {
+/// The value of each setting of `activation`, the one given or its default: a number, or
+/// for a setting of listed words the index of the word.
+pub fn settings(
+    activation: &Activation,
+    number: &dyn Fn(&str) -> Option<f64>,
+    word: &dyn Fn(&str) -> Option<String>,
+) -> Vec<f64> {
     activation
         .builtin
         .params
         .iter()
-        .map(|param| {
-            debug_assert_eq!(param.kind, ArgKind::Real, "activations take numbers");
-            given(param.name).or_else(|| param.default.and_then(|d| d.parse().ok())).unwrap_or(0.0)
+        .map(|param| match param.kind {
+            ArgKind::Word(words) => {
+                let given = word(param.name).or(param.default.map(str::to_string)).unwrap_or_default();
+                words.iter().position(|w| *w == given).unwrap_or(0) as f64
+            }
+            _ => number(param.name).or_else(|| param.default.and_then(|d| d.parse().ok())).unwrap_or(0.0),
         })
         .collect()
 }

@@ -36,6 +36,7 @@ impl Engine<'_> {
                     self.dim(&items[0], frame).zip(self.dim(&items[1], frame)).map(|(a, b)| Setting::Pair(a, b))
                 }
                 (ArgKind::Real, _) => self.real(value, frame).map(Setting::Real),
+                (ArgKind::Word(_), ExprKind::Name(word)) => Some(Setting::Word(word.clone())),
                 (ArgKind::Int | ArgKind::IntOrPair, _) => self.dim(value, frame).map(Setting::Int),
                 _ => None,
             };
@@ -99,7 +100,7 @@ impl Engine<'_> {
                     other => match activations::find(other) {
                         // An activation keeps the shape; its settings are numbers.
                         Some(entry) => {
-                            let settings = activations::settings(entry, &|name| settings.real(name));
+                            let settings = activations::settings(entry, &|n| settings.real(n), &|n| settings.word(n).map(str::to_string));
                             Ok(Applied::same_by(input, Call::Activation { entry, settings }))
                         }
                         None => unreachable!("`{other}` is a layer without a shape rule"),

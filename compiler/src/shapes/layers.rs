@@ -14,6 +14,8 @@ pub(super) enum Setting {
     Pair(Dim, Dim),
     Real(f64),
     Bool(bool),
+    /// One of a parameter's listed words.
+    Word(String),
 }
 
 /// The evaluated settings of one call, by parameter name, plus the numbers of a variadic
@@ -54,6 +56,13 @@ impl Settings {
         match self.get(name) {
             Some(Setting::Bool(b)) => *b,
             _ => default,
+        }
+    }
+
+    pub fn word(&self, name: &str) -> Option<&str> {
+        match self.get(name)? {
+            Setting::Word(word) => Some(word),
+            _ => None,
         }
     }
 
