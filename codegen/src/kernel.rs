@@ -76,6 +76,7 @@ pub enum Unary {
     Sin,
     Cos,
     Tan,
+    Erf,
     Tanh,
     Sigmoid,
     Relu,

@@ -149,6 +149,7 @@ fn lowering(op: &Op) -> Lowering<'_> {
         Op::Sin => Lowering::Unary(Unary::Sin),
         Op::Cos => Lowering::Unary(Unary::Cos),
         Op::Tan => Lowering::Unary(Unary::Tan),
+        Op::Erf => Lowering::Unary(Unary::Erf),
         Op::Tanh => Lowering::Unary(Unary::Tanh),
         Op::Sigmoid => Lowering::Unary(Unary::Sigmoid),
         Op::Relu => Lowering::Unary(Unary::Relu),
@@ -487,6 +488,7 @@ impl Lowerer<'_> {
             | Op::Sin
             | Op::Cos
             | Op::Tan
+            | Op::Erf
             | Op::Tanh
             | Op::Sigmoid
             | Op::Relu

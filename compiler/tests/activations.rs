@@ -26,6 +26,10 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("elu(x)", -1.0, -0.6321205588285577),
     ("elu(x)", 2.0, 2.0),
     ("elu(x, alpha = 0.5)", -2.0, -0.43233235838169365),
+    ("gelu(x)", 1.0, 0.8413447460685429),
+    ("gelu(x)", -0.5, -0.15426876936299347),
+    ("gelu(x, approximate = tanh)", 1.0, 0.8411919906082768),
+    ("gelu(x, approximate = none)", 2.0, 1.9544997361036416),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

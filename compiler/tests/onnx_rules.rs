@@ -22,6 +22,7 @@ const OPERATORS: &[&str] = &[
     "ConvTranspose",
     "Cos",
     "Div",
+    "Erf",
     "Exp",
     "Expand",
     "Gather",

@@ -35,6 +35,10 @@ extern "C" fn nnc_cosf(x: f32) -> f32 {
 extern "C" fn nnc_tanf(x: f32) -> f32 {
     x.tan()
 }
+/// In f64, rounded once, as the reference interpreter computes it.
+extern "C" fn nnc_erff(x: f32) -> f32 {
+    libm::erf(f64::from(x)) as f32
+}
 extern "C" fn nnc_tanhf(x: f32) -> f32 {
     x.tanh()
 }
@@ -124,12 +128,13 @@ pub(super) unsafe extern "C" fn nnc_dot_products(
 }
 
 /// The functions generated code may call, by name, with their arity.
-pub(super) const MATH: [(&str, usize); 8] = [
+pub(super) const MATH: [(&str, usize); 9] = [
     ("nnc_expf", 1),
     ("nnc_logf", 1),
     ("nnc_sinf", 1),
     ("nnc_cosf", 1),
     ("nnc_tanf", 1),
+    ("nnc_erff", 1),
     ("nnc_tanhf", 1),
     ("nnc_sigmoidf", 1),
     ("nnc_powf", 2),
@@ -142,6 +147,7 @@ pub(super) fn math_pointer(name: &str) -> *const u8 {
         "nnc_sinf" => nnc_sinf as *const u8,
         "nnc_cosf" => nnc_cosf as *const u8,
         "nnc_tanf" => nnc_tanf as *const u8,
+        "nnc_erff" => nnc_erff as *const u8,
         "nnc_tanhf" => nnc_tanhf as *const u8,
         "nnc_sigmoidf" => nnc_sigmoidf as *const u8,
         "nnc_powf" => nnc_powf as *const u8,

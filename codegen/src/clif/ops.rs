@@ -50,6 +50,7 @@ pub(super) fn unary(op: Unary) -> Form {
         Unary::Sin => Form::Scalar(|g, x, _| g.call("nnc_sinf", &[x])),
         Unary::Cos => Form::Scalar(|g, x, _| g.call("nnc_cosf", &[x])),
         Unary::Tan => Form::Scalar(|g, x, _| g.call("nnc_tanf", &[x])),
+        Unary::Erf => Form::Scalar(|g, x, _| g.call("nnc_erff", &[x])),
         Unary::Tanh => Form::Scalar(|g, x, _| g.call("nnc_tanhf", &[x])),
         Unary::Sigmoid => Form::Scalar(|g, x, _| g.call("nnc_sigmoidf", &[x])),
         Unary::Relu => Form::Split {

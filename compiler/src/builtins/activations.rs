@@ -90,6 +90,39 @@ pub static ACTIVATIONS: &[Activation] = &[
             e.op(Op::Add, &[positive, negative])
         },
     ),
+    activation(
+        "gelu",
+        &[Param {
+            name: "approximate",
+            kind: ArgKind::Word(&["none", "tanh"]),
+            default: Some("none"),
+            aliases: &[],
+            doc: "`none` for the exact form with erf, `tanh` for its tanh approximation",
+        }],
+        "Gaussian error linear unit, as PyTorch's `GELU`: `x · Φ(x) = x/2 · (1 + erf(x/√2))`, or with \
+         `approximate = tanh`, `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`.",
+        |e, x, settings| {
+            let inner = if settings[0] == 0.0 {
+                let scale = e.constant(std::f64::consts::FRAC_1_SQRT_2)?;
+                let scaled = e.op(Op::Mul, &[x, scale])?;
+                e.op(Op::Erf, &[scaled])?
+            } else {
+                let cube = e.op(Op::Mul, &[x, x])?;
+                let cube = e.op(Op::Mul, &[cube, x])?;
+                let c = e.constant(0.044715)?;
+                let cubic = e.op(Op::Mul, &[c, cube])?;
+                let sum = e.op(Op::Add, &[x, cubic])?;
+                let scale = e.constant((2.0 / std::f64::consts::PI).sqrt())?;
+                let scaled = e.op(Op::Mul, &[scale, sum])?;
+                e.op(Op::Tanh, &[scaled])?
+            };
+            let one = e.constant(1.0)?;
+            let gate = e.op(Op::Add, &[one, inner])?;
+            let half = e.constant(0.5)?;
+            let half_x = e.op(Op::Mul, &[half, x])?;
+            e.op(Op::Mul, &[half_x, gate])
+        },
+    ),
 ];
 
 /// The activation called `name`.

@@ -33,6 +33,8 @@ pub enum Op {
     Sin,
     Cos,
     Tan,
+    /// The error function, for the exact GELU.
+    Erf,
     Tanh,
     Sigmoid,
     Relu,
@@ -167,6 +169,7 @@ impl Op {
             Op::Sin => "sin",
             Op::Cos => "cos",
             Op::Tan => "tan",
+            Op::Erf => "erf",
             Op::Tanh => "tanh",
             Op::Sigmoid => "sigmoid",
             Op::Relu => "relu",
@@ -217,6 +220,7 @@ impl Op {
             Op::Sin => &SIN,
             Op::Cos => &COS,
             Op::Tan => &TAN,
+            Op::Erf => &ERF,
             Op::Tanh => &TANH,
             Op::Sigmoid => &SIGMOID,
             Op::Relu => &RELU,
@@ -310,6 +314,7 @@ impl Op {
             Op::AvgPool2dGrad { kernel: k, stride: k, input: k },
             Op::Mse,
             Op::SoftmaxCrossEntropy,
+            Op::Erf,
         ];
         // Every variant, in the order above: a new op that is missing here fails to compile.
         debug_assert!(samples.iter().enumerate().all(|(i, op)| op.sample_index() == i));
@@ -363,6 +368,7 @@ impl Op {
             Op::AvgPool2dGrad { .. } => 42,
             Op::Mse => 43,
             Op::SoftmaxCrossEntropy => 44,
+            Op::Erf => 45,
         }
     }
 
@@ -820,6 +826,31 @@ static TAN: Rules = Rules {
     },
     onnx: |e, _, x, y| onnx_same(e, "Tan", x, y),
 };
+
+static ERF: Rules = Rules {
+    shape: same,
+    eval: |_, x, out| map(x[0], out, libm::erf),
+    // d erf(x) = 2 / sqrt(pi) · exp(-x^2) dx
+    vjp: |e, _, x, _, g, _| {
+        let d = erf_derivative(e, x[0]);
+        vec![Some(e.mul(g, d))]
+    },
+    jvp: |e, _, x, _, t| {
+        let t = t[0]?;
+        let d = erf_derivative(e, x[0]);
+        Some(e.mul(d, t))
+    },
+    onnx: |e, _, x, y| onnx_same(e, "Erf", x, y),
+};
+
+/// `2 / sqrt(pi) · exp(-x^2)`, the derivative of erf.
+fn erf_derivative(e: &mut Emit<'_>, x: Value) -> Value {
+    let square = e.mul(x, x);
+    let negated = e.neg(square);
+    let bell = e.op(Op::Exp, &[negated]);
+    let scale = e.constant(std::f64::consts::FRAC_2_SQRT_PI);
+    e.mul(scale, bell)
+}
 
 static TANH: Rules = Rules {
     shape: same,

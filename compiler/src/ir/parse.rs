@@ -241,6 +241,7 @@ fn op_of(name: &str, attrs: &str) -> Result<Op, String> {
         "sin" => Op::Sin,
         "cos" => Op::Cos,
         "tan" => Op::Tan,
+        "erf" => Op::Erf,
         "tanh" => Op::Tanh,
         "sigmoid" => Op::Sigmoid,
         "relu" => Op::Relu,

@@ -100,7 +100,9 @@ impl Engine<'_> {
                     other => match activations::find(other) {
                         // An activation keeps the shape; its settings are numbers.
                         Some(entry) => {
-                            let settings = activations::settings(entry, &|n| settings.real(n), &|n| settings.word(n).map(str::to_string));
+                            let settings = activations::settings(entry, &|n| settings.real(n), &|n| {
+                                settings.word(n).map(str::to_string)
+                            });
                             Ok(Applied::same_by(input, Call::Activation { entry, settings }))
                         }
                         None => unreachable!("`{other}` is a layer without a shape rule"),

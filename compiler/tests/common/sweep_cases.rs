@@ -185,6 +185,7 @@ pub fn cases(op: &Op) -> Option<Vec<Case>> {
             })
             .collect(),
         Op::Tanh => unary(Op::Tanh, ANY),
+        Op::Erf => unary(Op::Erf, ANY),
         Op::Sigmoid => unary(Op::Sigmoid, ANY),
         Op::Relu => unary(Op::Relu, Domain::AwayFromZero),
         Op::Abs => unary(Op::Abs, Domain::AwayFromZero),
