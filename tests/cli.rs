@@ -201,3 +201,23 @@ fn recursion_and_doubling_calls_are_answered_quickly() {
         );
     }
 }
+
+/// `nnc ir` without a name shows every function and model it can lower and reports each
+/// one it cannot at its place, instead of stopping at the first.
+#[test]
+fn ir_shows_what_lowers_and_reports_the_rest_at_their_place() {
+    let source = "fn h(a, b) = a @ b\n\nfn f(x1, x2) = ln(x1) + x1 * x2\n\n\
+                  layer Block {\n    input [B, C, H, W]\n    conv2d(C, kernel = 3, pad = 1)\n}\n\n\
+                  model M {\n    input [B, 2]\n    linear(3)\n}\n";
+    let path = temp_file("ir_all.nn", source.as_bytes());
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_nnc")).args(["ir", "--color", "never", "--grad"]).arg(&path).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let shown: Vec<&str> =
+        stdout.lines().filter_map(|l| l.strip_prefix("fn ")).map(|l| &l[..l.find('(').unwrap()]).collect();
+    assert_eq!(shown, ["f_grad", "M_grad"], "{stdout}");
+    assert!(stderr.contains("cannot lower `h` (") && stderr.contains("`@` needs vectors or matrices"), "{stderr}");
+    assert!(stderr.contains("cannot lower `Block` (") && stderr.contains(":7:5)"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -83,8 +83,9 @@ impl Analysis {
         let (checked, instantiated) = self.instantiate(Override::Function { name, shapes });
         match instantiated.instance {
             Some(id) if !checked.get(id).failed => Ok((checked, id)),
-            Some(_) => Err(instantiated.diagnostics.into_iter().filter(Diagnostic::is_error).collect()),
-            None => Err(Vec::new()),
+            // Without an instance, what the walk reported is why; nothing, if there is no
+            // such function.
+            _ => Err(instantiated.diagnostics.into_iter().filter(Diagnostic::is_error).collect()),
         }
     }
 
