@@ -1589,12 +1589,14 @@ static SOFTMAX_CROSS_ENTROPY: Rules = Rules {
 // ---------------------------------------------------------------------------------------
 // Convolution and pooling, over `[N, C, H, W]` as PyTorch lays them out.
 
-/// `floor((n + 2 pad - k) / stride) + 1` on dimensions.
+/// `floor((n + 2 pad - k) / stride) + 1` on dimensions (`shapes::window`).
 fn window(n: &Dim, k: usize, stride: usize, pad: usize) -> Result<Dim, String> {
-    let padded = n.checked_add(&Dim::constant(2 * pad as i128)).map_err(|_| "too large")?;
-    let span = padded.checked_sub(&Dim::constant(k as i128)).map_err(|_| "too large")?;
-    let out = span.floor_div(&Dim::constant(stride.max(1) as i128)).ok_or("stride 0")?;
-    out.checked_add(&Dim::constant(1)).map_err(|_| "too large".to_string())
+    let size = |v: usize| Dim::constant(v as i128);
+    match crate::shapes::window(n, &size(k), &size(stride), &size(pad)) {
+        Ok(window) => Ok(window.out),
+        Err(crate::shapes::WindowError::Overflow) => Err("too large".to_string()),
+        Err(crate::shapes::WindowError::Stride) => Err("stride 0".to_string()),
+    }
 }
 
 fn rank4(shape: &Shape, what: &str) -> Result<(), String> {

@@ -13,6 +13,35 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Overflow;
 
+/// Why a window's output size has no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowError {
+    /// A size past the limit of a dimension.
+    Overflow,
+    /// A stride that is zero or not a number.
+    Stride,
+}
+
+/// A window's output size and the span it slides over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// `floor((n + 2 pad - kernel) / stride) + 1`: the lecture's output-size formula.
+    pub out: Dim,
+    /// `n + 2 pad - kernel`, for explanations.
+    pub span: Dim,
+}
+
+/// The positions of a window of size `kernel` moved by `stride` over `n` padded by `pad`
+/// on each side: the one definition that the check, the IR's convolution and pooling, and
+/// `conv` use.
+pub fn window(n: &Dim, kernel: &Dim, stride: &Dim, pad: &Dim) -> Result<Window, WindowError> {
+    let overflow = |_| WindowError::Overflow;
+    let padded = n.checked_add(&Dim::constant(2).checked_mul(pad).map_err(overflow)?).map_err(overflow)?;
+    let span = padded.checked_sub(kernel).map_err(overflow)?;
+    let steps = span.floor_div(stride).ok_or(WindowError::Stride)?;
+    Ok(Window { out: steps.checked_add(&Dim::constant(1)).map_err(overflow)?, span })
+}
+
 /// The largest magnitude a coefficient may have.
 const LIMIT: i128 = u64::MAX as i128;
 
@@ -299,5 +328,20 @@ mod tests {
         assert_eq!(big.checked_add(&c(1)), Err(Overflow));
         assert_eq!(big.checked_mul(&c(2)), Err(Overflow));
         assert!(big.checked_mul(&c(1)).is_ok());
+    }
+
+    #[test]
+    fn the_window_formula_gives_the_lectures_output_sizes() {
+        let c = Dim::constant;
+        let out = |n, k, s, p| window(&c(n), &c(k), &c(s), &c(p)).map(|w| w.out);
+        // 7x7 with a 3x3 filter: 5, and 3 with stride 2; 32 with 5x5, pad 2: 32.
+        assert_eq!(out(7, 3, 1, 0), Ok(c(5)));
+        assert_eq!(out(7, 3, 2, 0), Ok(c(3)));
+        assert_eq!(out(32, 5, 1, 2), Ok(c(32)));
+        // Not tiling: floor((8 - 3) / 2) + 1 = 3.
+        assert_eq!(out(8, 3, 2, 0), Ok(c(3)));
+        assert_eq!(out(7, 3, 0, 0), Err(WindowError::Stride));
+        let symbolic = window(&Dim::symbol("H"), &c(3), &c(1), &c(1)).unwrap();
+        assert_eq!(symbolic.out, Dim::symbol("H"));
     }
 }

@@ -518,14 +518,7 @@ fn conv(site: &Site<'_>, x: &Value, w: &Value, settings: &Settings) -> Result<Ap
     let stride = settings.int("stride").and_then(|d| d.as_const()).unwrap_or(1);
     let pad = settings.int("pad").and_then(|d| d.as_const()).unwrap_or(0);
     let axis = |n: &Dim, k: &Dim| -> Option<Dim> {
-        let out = n
-            .checked_add(&Dim::constant(2 * pad))
-            .ok()?
-            .checked_sub(k)
-            .ok()?
-            .floor_div(&Dim::constant(stride))?
-            .checked_add(&Dim::constant(1))
-            .ok()?;
+        let out = super::window(n, k, &Dim::constant(stride), &Dim::constant(pad)).ok()?.out;
         (!out.is_nonpositive()).then_some(out)
     };
     let (dims, spatial) = match (sx.rank(), sw.rank()) {

@@ -2,7 +2,7 @@
 //! one function per op, with the explanation of each result.
 
 use super::Shape;
-use super::dim::Dim;
+use super::dim::{Dim, Window, WindowError, window};
 use super::infer::{Origin, Value};
 use crate::checked::Call;
 use nnc_grammar::{Code, Diagnostic, Span};
@@ -125,10 +125,6 @@ fn overflow(site: &Site<'_>, what: &str) -> Diagnostic {
 
 fn mul(site: &Site<'_>, a: &Dim, b: &Dim, what: &str) -> Result<Dim, Diagnostic> {
     a.checked_mul(b).map_err(|_| overflow(site, what))
-}
-
-fn add(site: &Site<'_>, a: &Dim, b: &Dim, what: &str) -> Result<Dim, Diagnostic> {
-    a.checked_add(b).map_err(|_| overflow(site, what))
 }
 
 fn per_example(dim: Dim, batch: Option<&str>) -> Dim {
@@ -259,17 +255,18 @@ fn window_axis(
     let pads = pad.is_some();
     let zero = Dim::default();
     let pad = pad.unwrap_or(&zero);
-    let padded = add(site, n, &mul(site, &Dim::constant(2), pad, "the padded size")?, "the padded size")?;
-    let span = padded.checked_sub(kernel).map_err(|_| overflow(site, "the output size"))?;
-    let Some(steps) = span.floor_div(stride) else {
-        return Err(Diagnostic::new(
-            Code::EmptyDimension,
-            format!("`{}` has stride {stride}", site.label),
-            site.span,
-            "the stride must be positive",
-        ));
+    let Window { out, span } = match window(n, kernel, stride, pad) {
+        Ok(window) => window,
+        Err(WindowError::Overflow) => return Err(overflow(site, "the output size")),
+        Err(WindowError::Stride) => {
+            return Err(Diagnostic::new(
+                Code::EmptyDimension,
+                format!("`{}` has stride {stride}", site.label),
+                site.span,
+                "the stride must be positive",
+            ));
+        }
     };
-    let out = add(site, &steps, &Dim::constant(1), "the output size")?;
     let pad_text = if pad.as_const() == Some(0) { String::new() } else { format!(" + 2·{}", pad.factor_string()) };
     // The lecture's formula, (N - F + 2 pad) / stride + 1, with the floor shown when the
     // division is not exact.

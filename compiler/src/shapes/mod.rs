@@ -14,7 +14,7 @@ mod items;
 mod layers;
 mod train;
 
-pub use dim::{Atom, Dim, Overflow};
+pub use dim::{Atom, Dim, Overflow, Window, WindowError, window};
 pub use infer::{Override, analyze_shapes, analyze_with, group_digits};
 
 use crate::checked::{Checked, InstanceId};
