@@ -148,13 +148,7 @@ fn model_graph(
     // The input, and the targets of a loss; the parameters follow.
     let inputs = if loss.is_some() { 2 } else { 1 };
     let primal_values = options.grad.then_some(f.values.len());
-    let f = if options.grad {
-        let params: Vec<usize> =
-            (inputs..f.params.len()).filter(|i| !f.dropout_masks.iter().any(|(m, _)| m == i)).collect();
-        reverse(&f, &params).0
-    } else {
-        f
-    };
+    let f = if options.grad { reverse(&f, &driver::parameters(&f, inputs)).0 } else { f };
     let f = finish(f, options.opt)?;
     // A statement as written, on one line: `conv2d(8, kernel = 3, pad = 1)`.
     let layer_labels = f

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 /// The loss of the model's `train` block, if it has one that names one.
 pub(crate) fn training_loss(analysis: &nnc_compiler::Analysis, model: &str) -> Option<Loss> {
-    nnc_runtime::train::model_and_args(analysis, Some(model)).ok().and_then(|choice| choice.loss)
+    let train = analysis.shapes.trains.iter().find(|train| train.model.name == model)?;
+    train.config.as_ref().map(|config| config.loss)
 }
 
 /// Optimises (if asked), verifies and prints one function. Returns whether it verified.
@@ -162,8 +163,7 @@ fn model_ir(analysis: &nnc_compiler::Analysis, name: &str, options: &Options) ->
     };
     // Differentiate by the parameters: every argument after the input (and targets).
     let first_param = if loss.is_some() && derivative { 2 } else { 1 };
-    let params: Vec<usize> =
-        (first_param..f.params.len()).filter(|i| !f.dropout_masks.iter().any(|(m, _)| m == i)).collect();
+    let params = driver::parameters(&f, first_param);
     Ok(if options.grad {
         reverse(&f, &params).0
     } else if options.jvp {

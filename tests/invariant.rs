@@ -7,28 +7,19 @@
 
 mod common;
 
-use common::chain::run_chain;
+use common::chain::{Rng, run_chain};
 use nnc_codegen::JitExecutor;
 use std::fmt::Write;
 
-/// A generator of choices, the same for the same seed.
-struct Rng(u64);
-
+/// Choices drawn from the chain's generator.
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
     /// A number in `lo..=hi`.
     fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
     }
 
     fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+        self.next() < p
     }
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {

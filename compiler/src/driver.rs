@@ -53,10 +53,16 @@ pub fn training_loss(model: &CheckedModel, loss: Loss, batch: Option<usize>) -> 
     Ok(verified(with_loss(forward, loss)?, "adding the loss"))
 }
 
+/// The arguments of `f` from `first` on that are learned: its parameters, not its dropout
+/// masks (`first` skips the input, and the targets of a loss).
+pub fn parameters(f: &Function, first: usize) -> Vec<usize> {
+    (first..f.params.len()).filter(|i| !f.dropout_masks.iter().any(|(m, _)| m == i)).collect()
+}
+
 /// The arguments of a training loss that are learned: the parameters, not the input, the
 /// targets or the dropout masks.
 pub fn learnable(training: &Function) -> Vec<usize> {
-    (2..training.params.len()).filter(|i| !training.dropout_masks.iter().any(|(m, _)| m == i)).collect()
+    parameters(training, 2)
 }
 
 /// The loss gradient of a model for one batch size: its arguments are the input, the

@@ -29,15 +29,20 @@ pub struct Ran {
 /// The batch the chain lowers models for.
 const BATCH: usize = 3;
 
-/// A generator of numbers in [0, 1), the same on every run.
-struct Rng(u64);
+/// A generator of numbers, the same for the same seed (xorshift).
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> f64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        self.0
+    }
+
+    /// A number in [0, 1).
+    pub fn next(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -192,8 +197,7 @@ fn run_model(checked: &Checked, id: InstanceId, jit: &JitExecutor) -> Result<(),
     let classes = output.0.get(1).and_then(Dim::as_const).filter(|&c| output.rank() == 2 && c >= 2);
     let loss = if classes.is_some() { Loss::CrossEntropy } else { Loss::Mse };
     let training = with_loss(lower(true)?, loss).map_err(|e| e.message)?;
-    let learnable: Vec<usize> =
-        (2..training.params.len()).filter(|i| !training.dropout_masks.iter().any(|(m, _)| m == i)).collect();
+    let learnable = nnc_compiler::driver::learnable(&training);
     let gradient = optimize(&reverse(&training, &learnable).0);
     let labels: Vec<(usize, usize)> = classes.map(|c| (1, c as usize)).into_iter().collect();
     let args = arguments(&gradient, &mut rng, &labels)?;

@@ -82,9 +82,7 @@ impl Lowerer<'_> {
     }
 
     fn push(&mut self, op: Op, args: &[Value], span: Span) -> Result<Value, LowerError> {
-        let shapes: Vec<&Shape> = args.iter().map(|&a| &self.f.ty(a).shape).collect();
-        op.shape(&shapes).map_err(|e| error(e, span))?;
-        Ok(self.f.push(op, args, span))
+        Emitter { f: &mut self.f, span }.op(op, args)
     }
 
     fn dim(&self, dim: &Dim) -> Dim {
