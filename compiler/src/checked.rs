@@ -6,7 +6,8 @@
 //! Lowering to IR reads instances and nothing else; it never sees syntax or looks a
 //! built-in up by name.
 
-use crate::ir::{ParamInit, Tensor};
+use crate::builtins;
+use crate::ir::{Emitter, LowerError, Op, ParamInit, Tensor, Value as IrValue};
 use crate::shapes::{Dim, ModelReport, Shape};
 use nnc_grammar::Span;
 
@@ -118,6 +119,8 @@ pub enum NodeKind {
     /// A built-in layer or function applied to its operands; a layer with parameters also
     /// takes its parameter nodes (`weight`, then `bias`), which no other node uses.
     Call {
+        /// The built-in's name, as written.
+        name: &'static str,
         call: Call,
         args: Vec<NodeId>,
         params: Vec<NodeId>,
@@ -142,108 +145,46 @@ pub enum Binary {
     MatMul,
 }
 
-/// A use of a built-in layer or function, with its settings evaluated. Sizes that depend on
-/// the input are in the node's shape; what is here is what the shape does not say.
-#[derive(Clone, Debug, PartialEq)]
+/// A use of a built-in layer or function, with its settings evaluated: the typed value of
+/// one entry of `builtins`, which lowers itself. Sizes that depend on the input are in the
+/// node's shape; what is here is what the shape does not say.
+#[derive(Clone, Debug)]
 pub enum Call {
-    /// `y = x W^T + b`; inputs `x`, `weight [out, in]` and, with a bias, `bias [out]`.
-    Linear {
-        bias: bool,
-    },
-    /// Inputs `x [N, C, H, W]`, `weight [O, C, kh, kw]` and, with a bias, `bias [O]`.
-    Conv2d {
-        stride: (Dim, Dim),
-        pad: (Dim, Dim),
-        bias: bool,
-    },
-    MaxPool {
-        kernel: (Dim, Dim),
-        stride: (Dim, Dim),
-    },
-    AvgPool {
-        kernel: (Dim, Dim),
-        stride: (Dim, Dim),
-    },
+    Linear(builtins::dense::Linear),
+    Conv2d(builtins::dense::Conv2d),
+    Pool(builtins::pooling::Pool),
     /// Flattening and reshaping: the node's shape is the new shape.
-    Reshape,
-    /// Zeroes with probability `p` while training; the mask is an argument named `mask`.
-    Dropout {
-        p: f64,
-        mask: String,
-    },
-    /// An activation of `builtins::activations`, with its settings' values.
-    Activation {
-        entry: &'static crate::builtins::activations::Activation,
-        settings: Vec<f64>,
-    },
-    Softmax {
-        axis: usize,
-    },
-    LogSoftmax {
-        axis: usize,
-    },
-    Ln,
-    Exp,
-    Sqrt,
-    Sin,
-    Cos,
-    Tan,
-    Abs,
-    Transpose,
-    Sum {
-        axis: Option<usize>,
-    },
-    Mean {
-        axis: Option<usize>,
-    },
-    Max {
-        axis: Option<usize>,
-    },
-    Min {
-        axis: Option<usize>,
-    },
-    /// The elementwise maximum and minimum of two tensors.
-    Maximum,
-    Minimum,
-    /// `conv(x, w)`: of `[H, W]` with `[kh, kw]`, or `[N, C, H, W]` with `[O, C, kh, kw]`.
-    Conv {
-        stride: Dim,
-        pad: Dim,
-    },
-    Mse,
-    Bce,
-    CrossEntropy,
+    Reshape(builtins::reshaping::Reshape),
+    Dropout(builtins::dropout::Dropout),
+    Activation(builtins::activations::Use),
+    Softmax(builtins::softmax::Softmax),
+    /// A function that is one IR primitive of its input (`ln`, `transpose`).
+    Primitive(Op),
+    Conv(builtins::math::Conv),
+    Reduce(builtins::reductions::Reduce),
+    Pairwise(builtins::reductions::Pairwise),
+    Loss(builtins::losses::Loss),
 }
 
 impl Call {
-    /// The built-in's name, as written in the source.
-    pub fn name(&self) -> &'static str {
+    /// The call's value as IR primitives, on the operands and parameters `e` holds.
+    pub(crate) fn lower(&self, e: &mut Emitter<'_>) -> Result<IrValue, LowerError> {
         match self {
-            Call::Linear { .. } => "linear",
-            Call::Conv2d { .. } => "conv2d",
-            Call::MaxPool { .. } => "maxpool",
-            Call::AvgPool { .. } => "avgpool",
-            Call::Reshape => "reshape",
-            Call::Dropout { .. } => "dropout",
-            Call::Activation { entry, .. } => entry.builtin.name,
-            Call::Softmax { .. } => "softmax",
-            Call::LogSoftmax { .. } => "log_softmax",
-            Call::Ln => "ln",
-            Call::Exp => "exp",
-            Call::Sqrt => "sqrt",
-            Call::Sin => "sin",
-            Call::Cos => "cos",
-            Call::Tan => "tan",
-            Call::Abs => "abs",
-            Call::Transpose => "transpose",
-            Call::Sum { .. } => "sum",
-            Call::Mean { .. } => "mean",
-            Call::Max { .. } | Call::Maximum => "max",
-            Call::Min { .. } | Call::Minimum => "min",
-            Call::Conv { .. } => "conv",
-            Call::Mse => "mse",
-            Call::Bce => "bce",
-            Call::CrossEntropy => "cross_entropy",
+            Call::Linear(call) => call.lower(e),
+            Call::Conv2d(call) => call.lower(e),
+            Call::Pool(call) => call.lower(e),
+            Call::Reshape(call) => call.lower(e),
+            Call::Dropout(call) => call.lower(e),
+            Call::Activation(call) => call.lower(e),
+            Call::Softmax(call) => call.lower(e),
+            Call::Primitive(op) => {
+                let x = e.input(0)?;
+                e.op(op.clone(), &[x])
+            }
+            Call::Conv(call) => call.lower(e),
+            Call::Reduce(call) => call.lower(e),
+            Call::Pairwise(call) => call.lower(e),
+            Call::Loss(loss) => loss.lower_call(e),
         }
     }
 }

@@ -35,12 +35,6 @@ impl Generator {
             Generator::Blobs => "blobs",
         }
     }
-
-    pub fn from_name(name: &str) -> Option<Generator> {
-        [Generator::Xor, Generator::Moons, Generator::Circles, Generator::Spirals, Generator::Blobs]
-            .into_iter()
-            .find(|g| g.name() == name)
-    }
 }
 
 /// Where a `train` block's examples come from. Paths are as written, relative to the `.nn`

@@ -2,6 +2,7 @@
 //! 2-D generators. Every problem with a file is an error that names the file, the row and
 //! the field.
 
+use nnc_compiler::train::Generator;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::Read;
@@ -144,44 +145,44 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 /// The built-in 2-D data sets, as scikit-learn draws them.
-pub fn generate(name: &str, samples: usize, noise: f64, classes: usize, seed: u64) -> Result<Dataset, DataError> {
+pub fn generate(kind: Generator, samples: usize, noise: f64, classes: usize, seed: u64) -> Result<Dataset, DataError> {
+    let name = kind.name();
     if samples == 0 {
         return Err(DataError::Other(format!("`{name}` needs at least one sample")));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut features = Vec::with_capacity(2 * samples);
     let mut labels = Vec::with_capacity(samples);
-    let classes = match name {
-        "xor" | "moons" | "circles" => 2,
-        _ => classes.max(1),
+    let classes = match kind {
+        Generator::Xor | Generator::Moons | Generator::Circles => 2,
+        Generator::Spirals | Generator::Blobs => classes.max(1),
     };
     for i in 0..samples {
-        let (x, y, label) = match name {
-            "xor" => {
+        let (x, y, label) = match kind {
+            Generator::Xor => {
                 let (x, y): (f64, f64) = (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
                 (x, y, if (x > 0.0) != (y > 0.0) { 1.0 } else { 0.0 })
             }
-            "moons" => {
+            Generator::Moons => {
                 let t = std::f64::consts::PI * rng.random::<f64>();
                 if i % 2 == 0 { (t.cos(), t.sin(), 0.0) } else { (1.0 - t.cos(), 0.5 - t.sin(), 1.0) }
             }
-            "circles" => {
+            Generator::Circles => {
                 let t = 2.0 * std::f64::consts::PI * rng.random::<f64>();
                 let r = if i % 2 == 0 { 1.0 } else { 0.5 };
                 (r * t.cos(), r * t.sin(), (i % 2) as f64)
             }
-            "spirals" => {
+            Generator::Spirals => {
                 let class = i % classes;
                 let t = rng.random::<f64>();
                 let angle = 4.0 * t + 2.0 * std::f64::consts::PI * class as f64 / classes as f64;
                 (t * angle.cos(), t * angle.sin(), class as f64)
             }
-            "blobs" => {
+            Generator::Blobs => {
                 let class = i % classes;
                 let angle = 2.0 * std::f64::consts::PI * class as f64 / classes as f64;
                 (2.0 * angle.cos() + 0.5 * normal(&mut rng), 2.0 * angle.sin() + 0.5 * normal(&mut rng), class as f64)
             }
-            other => return Err(DataError::Other(format!("`{other}` is not a built-in data set"))),
         };
         features.push(x + noise * normal(&mut rng));
         features.push(y + noise * normal(&mut rng));
@@ -414,9 +415,9 @@ mod tests {
 
     #[test]
     fn generators_are_reproducible_and_split_by_seed() {
-        let a = generate("xor", 100, 0.1, 2, 7).unwrap();
-        assert_eq!(a, generate("xor", 100, 0.1, 2, 7).unwrap());
-        assert_ne!(a, generate("xor", 100, 0.1, 2, 8).unwrap());
+        let a = generate(Generator::Xor, 100, 0.1, 2, 7).unwrap();
+        assert_eq!(a, generate(Generator::Xor, 100, 0.1, 2, 7).unwrap());
+        assert_ne!(a, generate(Generator::Xor, 100, 0.1, 2, 8).unwrap());
         let (train, test) = a.split(0.8, 1);
         assert_eq!((train.n, test.n), (80, 20));
     }

@@ -5,40 +5,30 @@
 //! entry here (and its test rows); the reference tables and the editor grammar are
 //! generated from this table.
 
-use super::{ArgKind, Builtin, Kind, Param};
+use super::{ActivationLower, ArgKind, Builtin, Entry, Form, Kind, Param, builtin};
 use crate::ir::{Emitter, LowerError, Op, Value};
 
-/// One activation.
-pub struct Activation {
-    pub builtin: Builtin,
-    /// Its value on `x` as IR primitives; `settings` holds its settings' values, in the
-    /// order of `builtin.params`.
-    pub lower: fn(&mut Emitter<'_>, Value, &[f64]) -> Result<Value, LowerError>,
+/// An activation applied: how it lowers, and its settings' values in the order of its
+/// parameters.
+#[derive(Clone, Debug)]
+pub struct Use {
+    pub lower: ActivationLower,
+    pub settings: Vec<f64>,
 }
 
-impl std::fmt::Debug for Activation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.builtin.name)
+impl Use {
+    pub(crate) fn lower(&self, e: &mut Emitter<'_>) -> Result<Value, LowerError> {
+        let x = e.input(0)?;
+        (self.lower)(e, x, &self.settings)
     }
 }
 
-impl PartialEq for Activation {
-    fn eq(&self, other: &Activation) -> bool {
-        self.builtin.name == other.builtin.name
-    }
-}
-
-const fn activation(
-    name: &'static str,
-    params: &'static [Param],
-    doc: &'static str,
-    lower: fn(&mut Emitter<'_>, Value, &[f64]) -> Result<Value, LowerError>,
-) -> Activation {
-    Activation { builtin: Builtin { name, kind: Kind::Activation, params, variadic: false, doc }, lower }
+const fn activation(name: &'static str, params: &'static [Param], doc: &'static str, lower: ActivationLower) -> Entry {
+    Entry { builtin: builtin(name, Kind::Activation, params, doc), form: Form::Activation(lower) }
 }
 
 /// Every activation.
-pub static ACTIVATIONS: &[Activation] = &[
+pub static ACTIVATIONS: &[Entry] = &[
     activation("relu", &[], "Rectified linear unit: `max(0, x)`.", |e, x, _| e.op(Op::Relu, &[x])),
     activation("sigmoid", &[], "Logistic sigmoid: `1 / (1 + exp(-x))`.", |e, x, _| e.op(Op::Sigmoid, &[x])),
     activation("tanh", &[], "Hyperbolic tangent.", |e, x, _| e.op(Op::Tanh, &[x])),
@@ -125,20 +115,14 @@ pub static ACTIVATIONS: &[Activation] = &[
     ),
 ];
 
-/// The activation called `name`.
-pub fn find(name: &str) -> Option<&'static Activation> {
-    ACTIVATIONS.iter().find(|a| a.builtin.name == name)
-}
-
-/// The value of each setting of `activation`, the one given or its default: a number, or
+/// The value of each setting of an activation, the one given or its default: a number, or
 /// for a setting of listed words the index of the word.
 pub fn settings(
-    activation: &Activation,
+    builtin: &Builtin,
     number: &dyn Fn(&str) -> Option<f64>,
     word: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<f64> {
-    activation
-        .builtin
+    builtin
         .params
         .iter()
         .map(|param| match param.kind {
@@ -146,7 +130,7 @@ pub fn settings(
                 let given = word(param.name).or(param.default.map(str::to_string)).unwrap_or_default();
                 words.iter().position(|w| *w == given).unwrap_or(0) as f64
             }
-            _ => number(param.name).or_else(|| param.default.and_then(|d| d.parse().ok())).unwrap_or(0.0),
+            _ => number(param.name).or_else(|| super::default_number(param)).unwrap_or(0.0),
         })
         .collect()
 }

@@ -5,8 +5,8 @@
 
 use super::interp::{Precision, eval_function};
 use super::ops::Op;
-use super::{Function, LayerGroup, Tensor, Type, Value};
-use crate::checked::{Binary, Call, Checked, InstanceId, InstanceKind, NodeId, NodeKind};
+use super::{Function, LayerGroup, Loss, Tensor, Type, Value};
+use crate::checked::{Binary, Checked, InstanceId, InstanceKind, Node, NodeId, NodeKind};
 use crate::shapes::{Dim, Shape};
 use nnc_grammar::Span;
 use std::collections::HashMap;
@@ -82,28 +82,20 @@ impl Lowerer<'_> {
     }
 
     fn push(&mut self, op: Op, args: &[Value], span: Span) -> Result<Value, LowerError> {
-        Emitter { f: &mut self.f, span }.op(op, args)
+        Emitter::new(&mut self.f, span).op(op, args)
     }
 
-    fn dim(&self, dim: &Dim) -> Dim {
-        dim.substitute(&|name| self.substitutions.get(name).cloned()).unwrap_or_else(|_| dim.clone())
+    fn emitter(&mut self, span: Span) -> Emitter<'_> {
+        Emitter { substitutions: Some(&self.substitutions), ..Emitter::new(&mut self.f, span) }
     }
 
-    fn shape(&self, shape: &Option<Shape>, span: Span) -> Result<Shape, LowerError> {
-        let shape = shape.as_ref().ok_or_else(|| error("the shape of this value is not known", span))?;
-        Ok(Shape(shape.0.iter().map(|d| self.dim(d)).collect()))
+    fn shape(&mut self, shape: &Option<Shape>, span: Span) -> Result<Shape, LowerError> {
+        self.emitter(span).substituted(shape.as_ref())
     }
 
-    /// A size that must be a number to lower: a window, a stride.
-    fn size(&self, dim: &Dim, span: Span) -> Result<usize, LowerError> {
-        let dim = self.dim(dim);
-        dim.as_const().filter(|&v| v >= 0).map(|v| v as usize).ok_or_else(|| {
-            error(format!("this size is {dim}; it needs a value to be lowered (give one with `--arg`)"), span)
-        })
-    }
-
-    fn pair(&self, (a, b): &(Dim, Dim), span: Span) -> Result<(usize, usize), LowerError> {
-        Ok((self.size(a, span)?, self.size(b, span)?))
+    /// A size that must be a number to lower.
+    fn size(&mut self, dim: &Dim, span: Span) -> Result<usize, LowerError> {
+        self.emitter(span).size(dim)
     }
 
     fn literal(&mut self, tensor: &Tensor, span: Span) -> Result<Value, LowerError> {
@@ -266,10 +258,20 @@ impl Lowerer<'_> {
                 self.depth -= 1;
                 result
             }
-            NodeKind::Call { call, args, params } => {
+            NodeKind::Call { call, args, params, .. } => {
                 let operands = args.iter().map(|&a| self.get(id, a, values, prefix)).collect::<Result<Vec<_>, _>>()?;
-                // Parameters are fetched by the call's lowering, in its order of use.
-                self.call(call, &operands, params, CallSite { id, n, prefix }, values)
+                let mut emitter = Emitter {
+                    f: &mut self.f,
+                    span,
+                    operands: &operands,
+                    params: params.iter().map(|&param| (&instance.nodes[param], None)).collect(),
+                    output: node.shape.as_ref(),
+                    prefix,
+                    instance: &instance.name,
+                    training: self.how.training,
+                    substitutions: Some(&self.substitutions),
+                };
+                call.lower(&mut emitter)
             }
         }
     }
@@ -311,18 +313,50 @@ fn needed(instance: &crate::checked::Instance, output: NodeId) -> Vec<bool> {
     needed
 }
 
-/// What an entry of the built-ins table lowers with: IR primitives pushed at one place of
-/// the source, each checked by its shape rule.
+/// What a built-in's entry lowers with: its call's operands and parameters, and IR
+/// primitives pushed at its place in the source, each checked by its shape rule.
 pub struct Emitter<'f> {
     f: &'f mut Function,
     span: Span,
+    operands: &'f [Value],
+    /// The call's parameter nodes, each made an argument of the function when first used,
+    /// so that values are numbered in the order the layer computes.
+    params: Vec<(&'f Node, Option<Value>)>,
+    /// The shape the check gave the call's result.
+    output: Option<&'f Shape>,
+    /// Comes before the names of parameters and masks (`2.`).
+    prefix: &'f str,
+    /// The instance the call is in, for messages.
+    instance: &'f str,
+    training: bool,
+    substitutions: Option<&'f HashMap<String, Dim>>,
 }
 
-impl Emitter<'_> {
+impl<'f> Emitter<'f> {
+    /// Pushes into `f` at `span`, outside any call.
+    pub(crate) fn new(f: &'f mut Function, span: Span) -> Emitter<'f> {
+        Emitter {
+            f,
+            span,
+            operands: &[],
+            params: Vec::new(),
+            output: None,
+            prefix: "",
+            instance: "",
+            training: false,
+            substitutions: None,
+        }
+    }
+
+    /// Checks that `op` takes `args`, without pushing it.
+    pub fn check(&self, op: Op, args: &[Value]) -> Result<(), LowerError> {
+        let shapes: Vec<&Shape> = args.iter().map(|&a| &self.f.ty(a).shape).collect();
+        op.shape(&shapes).map(|_| ()).map_err(|e| error(e, self.span))
+    }
+
     /// Pushes `op` on `args`.
     pub fn op(&mut self, op: Op, args: &[Value]) -> Result<Value, LowerError> {
-        let shapes: Vec<&Shape> = args.iter().map(|&a| &self.f.ty(a).shape).collect();
-        op.shape(&shapes).map_err(|e| error(e, self.span))?;
+        self.check(op.clone(), args)?;
         Ok(self.f.push(op, args, self.span))
     }
 
@@ -330,165 +364,102 @@ impl Emitter<'_> {
     pub fn constant(&mut self, value: f64) -> Result<Value, LowerError> {
         self.op(Op::Const(value), &[])
     }
-}
 
-/// Where a call is lowered: its instance and node, and the prefix of parameter names.
-#[derive(Clone, Copy)]
-struct CallSite<'p> {
-    id: InstanceId,
-    n: NodeId,
-    prefix: &'p str,
-}
-
-impl Lowerer<'_> {
-    /// Lowers one built-in call on its operands; `params` are the nodes of the parameters it
-    /// takes, created here in the order the layer uses them.
-    fn call(
-        &mut self,
-        call: &Call,
-        operands: &[Value],
-        params: &[NodeId],
-        site: CallSite<'_>,
-        values: &mut [Option<Value>],
-    ) -> Result<Value, LowerError> {
-        let node = &self.checked.get(site.id).nodes[site.n];
-        let span = node.span;
-        let x = *operands.first().ok_or_else(|| error("this call has no input", span))?;
-        if matches!(call, Call::Conv2d { .. } | Call::MaxPool { .. } | Call::AvgPool { .. }) {
-            let shape = &self.f.ty(x).shape;
-            if let Some(open) = shape.0.get(2..).filter(|hw| hw.iter().any(|d| !d.is_const())) {
-                let instance = &self.checked.get(site.id).name;
-                return Err(error(
-                    format!(
-                        "`{}` needs its input's height and width as numbers to be lowered, but they are {} and {} \
-                         in `{instance}` as written; it is lowered where it is used with an input of known size",
-                        call.name(),
-                        open[0],
-                        open[1]
-                    ),
-                    span,
-                ));
-            }
-        }
-        let unary = |lowerer: &mut Self, op: Op| lowerer.push(op, &[x], span);
-        match call {
-            Call::Linear { bias } => {
-                let weight = self.get(site.id, params[0], values, site.prefix)?;
-                let wt = self.push(Op::Transpose, &[weight], span)?;
-                let mut y = self.push(Op::MatMul, &[x, wt], span)?;
-                if *bias {
-                    let b = self.get(site.id, params[1], values, site.prefix)?;
-                    y = self.push(Op::Add, &[y, b], span)?;
-                }
-                Ok(y)
-            }
-            Call::Conv2d { stride, pad, bias } => {
-                let (stride, pad) = (self.pair(stride, span)?, self.pair(pad, span)?);
-                let weight = self.get(site.id, params[0], values, site.prefix)?;
-                let mut y = self.push(Op::Conv2d { stride, pad }, &[x, weight], span)?;
-                if *bias {
-                    let b = self.get(site.id, params[1], values, site.prefix)?;
-                    let out = self.f.ty(b).shape.0[0].clone();
-                    let one = Dim::constant(1);
-                    let column = self.push(Op::Reshape(Shape(vec![out, one.clone(), one])), &[b], span)?;
-                    y = self.push(Op::Add, &[y, column], span)?;
-                }
-                Ok(y)
-            }
-            Call::MaxPool { kernel, stride } => {
-                let (kernel, stride) = (self.pair(kernel, span)?, self.pair(stride, span)?);
-                unary(self, Op::MaxPool2d { kernel, stride })
-            }
-            Call::AvgPool { kernel, stride } => {
-                let (kernel, stride) = (self.pair(kernel, span)?, self.pair(stride, span)?);
-                unary(self, Op::AvgPool2d { kernel, stride })
-            }
-            Call::Reshape => {
-                let shape = self.shape(&node.shape, span)?;
-                unary(self, Op::Reshape(shape))
-            }
-            // Dropout changes nothing at inference; a training step multiplies by a mask.
-            Call::Dropout { p, mask } => {
-                if !self.how.training || *p <= 0.0 {
-                    return Ok(x);
-                }
-                let shape = self.f.ty(x).shape.clone();
-                let mask = self.f.param(&format!("{}{mask}", site.prefix), Type::of(shape));
-                self.f.dropout_masks.push((self.f.params.len() - 1, *p));
-                self.push(Op::Mul, &[x, mask], span)
-            }
-            Call::Activation { entry, settings } => (entry.lower)(&mut Emitter { f: &mut self.f, span }, x, settings),
-            Call::Softmax { axis } => unary(self, Op::Softmax { axis: *axis }),
-            Call::LogSoftmax { axis } => unary(self, Op::LogSoftmax { axis: *axis }),
-            Call::Ln => unary(self, Op::Ln),
-            Call::Exp => unary(self, Op::Exp),
-            Call::Sqrt => unary(self, Op::Sqrt),
-            Call::Sin => unary(self, Op::Sin),
-            Call::Cos => unary(self, Op::Cos),
-            Call::Tan => unary(self, Op::Tan),
-            Call::Abs => unary(self, Op::Abs),
-            Call::Transpose => unary(self, Op::Transpose),
-            Call::Sum { axis } => unary(self, Op::Sum { axis: *axis }),
-            Call::Mean { axis } => unary(self, Op::Mean { axis: *axis }),
-            Call::Max { axis } => unary(self, Op::ReduceMax { axis: *axis }),
-            Call::Min { axis } => {
-                // min(x) = -max(-x)
-                let negated = self.push(Op::Neg, &[x], span)?;
-                let top = self.push(Op::ReduceMax { axis: *axis }, &[negated], span)?;
-                self.push(Op::Neg, &[top], span)
-            }
-            Call::Maximum => self.push(Op::Max, operands, span),
-            Call::Minimum => self.push(Op::Min, operands, span),
-            Call::Conv { stride, pad } => {
-                let (stride, pad) = (self.size(stride, span)?.max(1), self.size(pad, span)?);
-                self.conv(operands, stride, pad, span)
-            }
-            Call::Mse => self.push(Op::Mse, operands, span),
-            Call::CrossEntropy => self.push(Op::SoftmaxCrossEntropy, operands, span),
-            Call::Bce => {
-                let t = *operands.get(1).ok_or_else(|| error("`bce` needs its targets", span))?;
-                bce(&mut self.f, x, t, span)
-            }
-        }
+    /// Operand `k` of the call: its input first.
+    pub fn input(&self, k: usize) -> Result<Value, LowerError> {
+        self.operands.get(k).copied().ok_or_else(|| {
+            error(
+                if k == 0 { "this call has no input".to_string() } else { format!("this call has no operand {k}") },
+                self.span,
+            )
+        })
     }
 
-    /// `conv(x, w)`; a single image and filter, `[H, W]` and `[kh, kw]`, as one batch of
-    /// one channel.
-    fn conv(&mut self, operands: &[Value], stride: usize, pad: usize, span: Span) -> Result<Value, LowerError> {
-        let (mut x, mut w) = match operands {
-            [x, w] => (*x, *w),
-            _ => return Err(error("`conv` takes an input and a filter", span)),
+    /// The input, whose height and width must be numbers: windows are lowered for one size.
+    pub fn spatial_input(&self, name: &str) -> Result<Value, LowerError> {
+        let x = self.input(0)?;
+        if let Some(open) = self.shape(x).0.get(2..).filter(|hw| hw.iter().any(|d| !d.is_const())) {
+            return Err(error(
+                format!(
+                    "`{name}` needs its input's height and width as numbers to be lowered, but they are {} and {} \
+                     in `{}` as written; it is lowered where it is used with an input of known size",
+                    open[0], open[1], self.instance
+                ),
+                self.span,
+            ));
+        }
+        Ok(x)
+    }
+
+    /// Parameter `k` of the call (`weight`, then `bias`).
+    pub fn param(&mut self, k: usize) -> Result<Value, LowerError> {
+        let span = self.span;
+        let (node, made) =
+            *self.params.get(k).ok_or_else(|| error(format!("this layer has no parameter {k}"), span))?;
+        if let Some(value) = made {
+            return Ok(value);
+        }
+        let NodeKind::Param { name, init } = &node.kind else {
+            return Err(error("this layer's parameter is not a parameter node", span));
         };
-        let flat = self.f.ty(x).shape.rank() == 2;
-        if flat {
-            let as4 = |shape: &Shape| Shape([vec![Dim::constant(1); 2], shape.0.clone()].concat());
-            let (xs, ws) = (as4(&self.f.ty(x).shape), as4(&self.f.ty(w).shape));
-            x = self.push(Op::Reshape(xs), &[x], span)?;
-            w = self.push(Op::Reshape(ws), &[w], span)?;
+        let name = format!("{}{name}", self.prefix);
+        let shape = self.substituted(node.shape.as_ref())?;
+        let value = self.f.param(&name, Type::of(shape));
+        if let Some(init) = init {
+            self.f.param_inits.push((name, init.clone()));
         }
-        let y = self.push(Op::Conv2d { stride: (stride, stride), pad: (pad, pad) }, &[x, w], span)?;
-        if flat {
-            let dims = self.f.ty(y).shape.0[2..].to_vec();
-            return self.push(Op::Reshape(Shape(dims)), &[y], span);
-        }
-        Ok(y)
+        self.params[k].1 = Some(value);
+        Ok(value)
+    }
+
+    /// The shape of a value pushed so far.
+    pub fn shape(&self, value: Value) -> &Shape {
+        &self.f.ty(value).shape
+    }
+
+    /// The shape of the call's result, as the check computed it.
+    pub fn output_shape(&self) -> Result<Shape, LowerError> {
+        self.substituted(self.output)
+    }
+
+    fn substituted(&self, shape: Option<&Shape>) -> Result<Shape, LowerError> {
+        let shape = shape.ok_or_else(|| error("the shape of this value is not known", self.span))?;
+        Ok(Shape(shape.0.iter().map(|d| substitute(d, self.substitutions)).collect()))
+    }
+
+    /// A size that must be a number to lower: a window, a stride.
+    pub fn size(&self, dim: &Dim) -> Result<usize, LowerError> {
+        let dim = substitute(dim, self.substitutions);
+        dim.as_const().filter(|&v| v >= 0).map(|v| v as usize).ok_or_else(|| {
+            error(format!("this size is {dim}; it needs a value to be lowered (give one with `--arg`)"), self.span)
+        })
+    }
+
+    pub fn pair(&self, (a, b): &(Dim, Dim)) -> Result<(usize, usize), LowerError> {
+        Ok((self.size(a)?, self.size(b)?))
+    }
+
+    /// Whether this is a training step, in which dropout draws masks.
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    /// A dropout mask shaped like `like`: an argument of the training step named
+    /// `{prefix}{local}`, filled with probability `p` of dropping when the step runs.
+    pub fn mask(&mut self, local: &str, like: Value, p: f64) -> Value {
+        let shape = self.f.ty(like).shape.clone();
+        let mask = self.f.param(&format!("{}{local}", self.prefix), Type::of(shape));
+        self.f.dropout_masks.push((self.f.params.len() - 1, p));
+        mask
     }
 }
 
-/// Binary cross-entropy, `-mean(t ln y + (1 - t) ln(1 - y))`.
-fn bce(f: &mut Function, y: Value, t: Value, span: Span) -> Result<Value, LowerError> {
-    let shapes = [&f.ty(y).shape, &f.ty(t).shape];
-    Op::Sub.shape(&shapes).map_err(|e| error(e, span))?;
-    let one = f.push(Op::Const(1.0), &[], span);
-    let ln_y = f.push(Op::Ln, &[y], span);
-    let a = f.push(Op::Mul, &[t, ln_y], span);
-    let one_t = f.push(Op::Sub, &[one, t], span);
-    let one_y = f.push(Op::Sub, &[one, y], span);
-    let ln_1y = f.push(Op::Ln, &[one_y], span);
-    let b = f.push(Op::Mul, &[one_t, ln_1y], span);
-    let total = f.push(Op::Add, &[a, b], span);
-    let mean = f.push(Op::Mean { axis: None }, &[total], span);
-    Ok(f.push(Op::Neg, &[mean], span))
+/// `dim` with the symbols given values (the batch) replaced.
+fn substitute(dim: &Dim, substitutions: Option<&HashMap<String, Dim>>) -> Dim {
+    match substitutions {
+        Some(map) => dim.substitute(&|name| map.get(name).cloned()).unwrap_or_else(|_| dim.clone()),
+        None => dim.clone(),
+    }
 }
 
 /// The tensor of an array literal of numbers, if it is one.
@@ -514,58 +485,20 @@ pub(crate) fn constant_array(expr: &nnc_grammar::Expr) -> Option<Tensor> {
     }
 }
 
-/// The losses a `train` block can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loss {
-    /// Softmax cross-entropy of logits and integer class labels `[B]`.
-    CrossEntropy,
-    /// Mean squared error against targets of the output's shape.
-    Mse,
-    /// Binary cross-entropy of probabilities against targets of the output's shape.
-    Bce,
-}
-
-impl Loss {
-    pub fn from_name(name: &str) -> Option<Loss> {
-        match name {
-            "cross_entropy" => Some(Loss::CrossEntropy),
-            "mse" => Some(Loss::Mse),
-            "bce" => Some(Loss::Bce),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Loss::CrossEntropy => "cross_entropy",
-            Loss::Mse => "mse",
-            Loss::Bce => "bce",
-        }
-    }
-}
-
 /// Adds the targets `t` (the second argument) and the loss to a lowered model: a function
 /// of the input, the targets and the parameters that returns the scalar loss.
 pub fn with_loss(mut f: Function, loss: Loss) -> Result<Function, LowerError> {
     let y = f.results[0];
     let shape = f.ty(y).shape.clone();
     let span = f.span;
-    let target_shape = match loss {
-        Loss::CrossEntropy => Shape(shape.0.first().cloned().into_iter().collect()),
-        Loss::Mse | Loss::Bce => shape,
-    };
-    let t = f.param("t", Type::of(target_shape));
+    let t = f.param("t", Type::of(loss.target_shape(&shape)));
     // The targets come right after the input, before the parameters.
     let moved = f.params.pop().expect("just added");
     f.params.insert(1, moved);
     for (index, _) in &mut f.dropout_masks {
         *index += 1;
     }
-    let value = match loss {
-        Loss::CrossEntropy => f.push(Op::SoftmaxCrossEntropy, &[y, t], span),
-        Loss::Mse => f.push(Op::Mse, &[y, t], span),
-        Loss::Bce => bce(&mut f, y, t, span)?,
-    };
+    let value = loss.lower(&mut Emitter::new(&mut f, span), y, t)?;
     f.name = format!("{}_{}", f.name, loss.name());
     f.results = vec![value];
     f.result_names = vec!["loss".to_string()];

@@ -79,7 +79,7 @@ pub fn query_function(
             let values = args.iter().map(|&a| value(a)).collect::<Result<Vec<_>, _>>()?;
             Ok((lower_instance(checked, *f, Lowering::default())?, values))
         }
-        NodeKind::Call { call: builtin, args, params } if params.is_empty() => {
+        NodeKind::Call { name, call: builtin, args, params } if params.is_empty() => {
             // A built-in function: wrapped in one whose arguments are the call's operands,
             // `x1, x2, ...`; its settings (`axis = 0`) stay in the call.
             let values = args.iter().map(|&a| value(a)).collect::<Result<Vec<_>, _>>()?;
@@ -89,10 +89,11 @@ pub fn query_function(
                 .map(|(i, v)| Node { kind: NodeKind::Input(i), shape: Some(shape_of(v)), span: call.span })
                 .collect();
             let inputs = (0..values.len()).map(|i| (format!("x{}", i + 1), i)).collect();
-            let kind = NodeKind::Call { call: builtin.clone(), args: (0..values.len()).collect(), params: Vec::new() };
+            let kind =
+                NodeKind::Call { name, call: builtin.clone(), args: (0..values.len()).collect(), params: Vec::new() };
             nodes.push(Node { kind, shape: call.shape.clone(), span: call.span });
             let wrapper = Instance {
-                name: builtin.name().to_string(),
+                name: name.to_string(),
                 kind: InstanceKind::Fn,
                 span: call.span,
                 args: Vec::new(),

@@ -4,8 +4,8 @@
 
 use super::dim::Dim;
 use super::infer::{Engine, Frame, MAX_DEPTH, Slot, Value};
-use super::layers::{self, Applied, Setting, Settings, Site};
-use crate::builtins::{self, ArgKind, Kind, activations};
+use super::rules::{Applied, Rule, Setting, Settings, Site};
+use crate::builtins::{self, ArgKind, Entry, Form, Kind, activations};
 use crate::checked::{Call, InstanceId, InstanceKind, NodeId, NodeKind};
 use nnc_grammar::{Arg, Code, Diagnostic, Expr, ExprKind, FnDef, ModelDef, Span};
 
@@ -67,9 +67,10 @@ impl Engine<'_> {
             values.extend(args.iter().map(|a| self.expr(&a.value, frame)));
             return Applied { value: self.call_fn(def, &values, span, frame), ..Applied::default() };
         }
-        let Some(builtin) = builtins::lookup(name) else {
-            return Applied { value: Value::unknown(), ..Applied::default() };
+        let Some(entry) = builtins::entry(name) else {
+            return Applied::unknown();
         };
+        let builtin = &entry.builtin;
         let batch = frame.batch.clone();
         let site = Site { span, label: &label, batch: batch.as_deref() };
         let (result, operands) = match builtin.kind {
@@ -87,33 +88,13 @@ impl Engine<'_> {
                     );
                     return Applied { value: Value::unknown(), ..Applied::default() };
                 }
-                let result = match name {
-                    "linear" => layers::linear(&site, &settings, input),
-                    "conv2d" => layers::conv2d(&site, &settings, input),
-                    "maxpool" => layers::pool(&site, &settings, input, true),
-                    "avgpool" => layers::pool(&site, &settings, input, false),
-                    "flatten" => layers::flatten(&site, input),
-                    "reshape" => layers::reshape(&site, &settings, input),
-                    "softmax" => layers::along_axis(&site, &settings, input, false),
-                    "log_softmax" => layers::along_axis(&site, &settings, input, true),
-                    "dropout" => layers::dropout(&site, &settings, input),
-                    other => match activations::find(other) {
-                        // An activation keeps the shape; its settings are numbers.
-                        Some(entry) => {
-                            let settings = activations::settings(entry, &|n| settings.real(n), &|n| {
-                                settings.word(n).map(str::to_string)
-                            });
-                            Ok(Applied::same_by(input, Call::Activation { entry, settings }))
-                        }
-                        None => unreachable!("`{other}` is a layer without a shape rule"),
-                    },
-                };
+                let result = Self::rule(entry, &site, &settings, std::slice::from_ref(input));
                 (result, vec![input.clone()])
             }
             Kind::Function | Kind::Loss => {
                 let operands = self.operands(builtin, Some(input.clone()), args, frame, &mut Applied::default());
                 let settings = self.settings(builtin, &builtin.params[1..], args, frame);
-                (self.function(name, &operands, &settings, &site), operands)
+                (Self::rule(entry, &site, &settings, &operands), operands)
             }
             Kind::Optimizer | Kind::DataSource | Kind::Initializer => {
                 (Ok(Applied { value: Value::unknown(), ..Applied::default() }), Vec::new())
@@ -122,13 +103,32 @@ impl Engine<'_> {
         match result {
             Ok(mut applied) => {
                 frame.diagnostics.append(&mut applied.warnings);
-                Self::call_node(frame, &mut applied, &operands, span);
+                Self::call_node(frame, builtin.name, &mut applied, &operands, span);
                 applied
             }
             Err(diagnostic) => {
                 frame.error(diagnostic);
                 Applied { value: Value::unknown(), ..Applied::default() }
             }
+        }
+    }
+
+    /// Runs a built-in's shape rule on its operands (a layer's input first).
+    pub(super) fn rule(entry: &'static Entry, site: &Site<'_>, settings: &Settings, operands: &[Value]) -> Rule {
+        if operands.is_empty() {
+            return Ok(Applied::unknown());
+        }
+        match entry.form {
+            Form::Rule(rule) => rule(site, settings, operands),
+            // An activation keeps the shape; its settings are numbers.
+            Form::Activation(lower) => {
+                let settings = activations::settings(&entry.builtin, &|n| settings.real(n), &|n| {
+                    settings.word(n).map(str::to_string)
+                });
+                Ok(Applied::same_by(&operands[0], Call::Activation(activations::Use { lower, settings })))
+            }
+            // Not values: name resolution reports their use as one.
+            Form::Optimizer(_) | Form::DataSource(_) | Form::Initializer(_) => Ok(Applied::unknown()),
         }
     }
 
@@ -157,7 +157,13 @@ impl Engine<'_> {
     }
 
     /// Adds the node of a built-in call, with the nodes of the parameters it creates.
-    pub(super) fn call_node(frame: &mut Frame, applied: &mut Applied, operands: &[Value], span: Span) {
+    pub(super) fn call_node(
+        frame: &mut Frame,
+        name: &'static str,
+        applied: &mut Applied,
+        operands: &[Value],
+        span: Span,
+    ) {
         let Some(call) = applied.call.take() else {
             applied.value.node = None;
             return;
@@ -173,8 +179,8 @@ impl Engine<'_> {
         if !params.is_empty() {
             frame.slots.push(Slot::Layer(params.clone()));
         }
-        let dropout = matches!(call, Call::Dropout { .. });
-        let node = frame.push(NodeKind::Call { call, args, params }, applied.value.shape.clone(), span);
+        let dropout = matches!(call, Call::Dropout(_));
+        let node = frame.push(NodeKind::Call { name, call, args, params }, applied.value.shape.clone(), span);
         if dropout {
             frame.slots.push(Slot::Dropout(node));
         }

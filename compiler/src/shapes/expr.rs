@@ -3,10 +3,11 @@
 
 use super::dim::Dim;
 use super::infer::{Engine, Frame, Value};
-use super::layers::{self, Applied, Setting, Settings, Site};
+use super::rules::{Applied, Site, broadcast};
 use super::{Shape, ShapeFact};
+use crate::builtins::math::transpose;
 use crate::builtins::{self, Kind};
-use crate::checked::{Binary, Call, NodeKind};
+use crate::checked::{Binary, NodeKind};
 use nnc_grammar::{Arg, BinaryOp, Code, Diagnostic, Expr, ExprKind, Span};
 
 impl Engine<'_> {
@@ -225,17 +226,18 @@ impl Engine<'_> {
             Self::add_costs(costs, &applied);
             return applied.value;
         }
-        let Some(builtin) = builtins::lookup(name).filter(|b| matches!(b.kind, Kind::Function | Kind::Loss)) else {
+        let Some(entry) = builtins::entry(name).filter(|e| matches!(e.builtin.kind, Kind::Function | Kind::Loss))
+        else {
             return Value::unknown();
         };
-        let operands = self.operands(builtin, None, args, frame, costs);
-        let settings = self.settings(builtin, builtin.params, args, frame);
+        let operands = self.operands(&entry.builtin, None, args, frame, costs);
+        let settings = self.settings(&entry.builtin, entry.builtin.params, args, frame);
         let label = self.label(span);
         let site = Site { span, label: &label, batch: frame.batch.as_deref() };
-        match self.function(name, &operands, &settings, &site) {
+        match Self::rule(entry, &site, &settings, &operands) {
             Ok(mut applied) => {
                 Self::add_costs(costs, &applied);
-                Self::call_node(frame, &mut applied, &operands, span);
+                Self::call_node(frame, entry.builtin.name, &mut applied, &operands, span);
                 applied.value
             }
             Err(diagnostic) => {
@@ -278,172 +280,6 @@ impl Engine<'_> {
         dims.extend(inner.0.iter().cloned());
         Value::new(Shape(dims))
     }
-
-    /// Built-in functions of tensors.
-    pub(super) fn function(
-        &self,
-        name: &str,
-        operands: &[Value],
-        settings: &Settings,
-        site: &Site<'_>,
-    ) -> Result<Applied, Diagnostic> {
-        let Some(x) = operands.first() else {
-            return Ok(Applied { value: Value::unknown(), ..Applied::default() });
-        };
-        let same = |call: Call| Ok(Applied::same_by(x, call));
-        let (value, call) = match name {
-            "ln" => return same(Call::Ln),
-            "exp" => return same(Call::Exp),
-            "sqrt" => return same(Call::Sqrt),
-            "sin" => return same(Call::Sin),
-            "cos" => return same(Call::Cos),
-            "tan" => return same(Call::Tan),
-            "abs" => return same(Call::Abs),
-            "transpose" => (transpose(x), Call::Transpose),
-            "max" | "min" if operands.len() == 2 => {
-                let mut applied = broadcast(site, x, &operands[1], name, site.span, site.span)?;
-                let both = x.shape.is_some() && operands[1].shape.is_some();
-                applied.call = both.then_some(if name == "max" { Call::Maximum } else { Call::Minimum });
-                return Ok(applied);
-            }
-            "sum" | "mean" | "max" | "min" => {
-                let Some(shape) = &x.shape else {
-                    return Ok(Applied { value: Value::unknown(), ..Applied::default() });
-                };
-                let axis = match settings.get_axis() {
-                    Some((axis, span)) => Some(layers::normalise_axis(site, shape, axis, span)?),
-                    None => None,
-                };
-                let value = match axis {
-                    Some(index) => {
-                        let mut dims = shape.0.clone();
-                        dims.remove(index);
-                        Value::new(Shape(dims))
-                    }
-                    None => Value::scalar(),
-                };
-                let call = match name {
-                    "sum" => Call::Sum { axis },
-                    "mean" => Call::Mean { axis },
-                    "max" => Call::Max { axis },
-                    _ => Call::Min { axis },
-                };
-                (value, call)
-            }
-            "conv" => {
-                let mut applied = conv(site, x, operands.get(1).unwrap_or(&Value::unknown()), settings)?;
-                let stride = settings.int("stride").unwrap_or_else(|| Dim::constant(1));
-                let pad = settings.int("pad").unwrap_or_default();
-                applied.call = applied.value.shape.is_some().then_some(Call::Conv { stride, pad });
-                return Ok(applied);
-            }
-            "mse" | "bce" => {
-                if let Some(t) = operands.get(1) {
-                    broadcast(site, x, t, name, site.span, site.span)?;
-                }
-                (Value::scalar(), if name == "mse" { Call::Mse } else { Call::Bce })
-            }
-            "cross_entropy" => {
-                // Logits [N, classes] and integer labels [N].
-                if let (Some(y), Some(t)) = (&x.shape, operands.get(1).and_then(|t| t.shape.as_ref()))
-                    && (y.rank() != 2 || t.rank() != 1 || y.0[0] != t.0[0])
-                {
-                    return Err(Diagnostic::new(
-                        Code::ArgumentShape,
-                        format!("`cross_entropy` takes logits [N, classes] and labels [N], but gets {y} and {t}"),
-                        site.span,
-                        "shapes do not fit",
-                    ));
-                }
-                (Value::scalar(), Call::CrossEntropy)
-            }
-            other => unreachable!("`{other}` is a function without a shape rule"),
-        };
-        let known = operands.iter().all(|o| o.shape.is_some());
-        Ok(Applied {
-            value: if known { value } else { Value::unknown() },
-            call: known.then_some(call),
-            ..Applied::default()
-        })
-    }
-}
-
-impl Settings {
-    fn get_axis(&self) -> Option<(i128, Span)> {
-        self.named.iter().find(|(n, _, _)| *n == "axis").and_then(|(_, s, span)| match s {
-            Setting::Int(d) => d.as_const().map(|v| (v, *span)),
-            _ => None,
-        })
-    }
-}
-
-fn transpose(value: &Value) -> Value {
-    let Some(shape) = &value.shape else {
-        return Value::unknown();
-    };
-    if shape.rank() < 2 {
-        return value.clone();
-    }
-    let mut out = value.clone();
-    let n = shape.rank();
-    if let Some(s) = out.shape.as_mut() {
-        s.0.swap(n - 2, n - 1);
-    }
-    out.why.swap(n - 2, n - 1);
-    out
-}
-
-/// NumPy broadcasting: align from the right; equal dimensions or 1 broadcast.
-fn broadcast(
-    site: &Site<'_>,
-    a: &Value,
-    b: &Value,
-    op: &str,
-    a_span: Span,
-    b_span: Span,
-) -> Result<Applied, Diagnostic> {
-    let (Some(sa), Some(sb)) = (&a.shape, &b.shape) else {
-        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
-    };
-    let rank = sa.rank().max(sb.rank());
-    let mut dims = Vec::with_capacity(rank);
-    let mut why = Vec::with_capacity(rank);
-    let one = Dim::constant(1);
-    for i in 0..rank {
-        let da = (i + sa.rank()).checked_sub(rank).map(|j| (&sa.0[j], &a.why[j]));
-        let db = (i + sb.rank()).checked_sub(rank).map(|j| (&sb.0[j], &b.why[j]));
-        let (dim, reasons) = match (da, db) {
-            (Some((x, wx)), Some((y, wy))) if x == y => {
-                (x.clone(), if wx.is_empty() { wy.clone() } else { wx.clone() })
-            }
-            (Some((x, _)), Some((y, wy))) if *x == one => (y.clone(), wy.clone()),
-            (Some((x, wx)), Some((y, _))) if *y == one => (x.clone(), wx.clone()),
-            (Some((x, _)), None) | (None, Some((x, _))) => {
-                let w = da.or(db).map(|(_, w)| w.clone()).unwrap_or_default();
-                (x.clone(), w)
-            }
-            (Some((x, _)), Some((y, _))) => {
-                let diagnostic = Diagnostic::new(
-                    Code::BroadcastMismatch,
-                    format!("`{op}` cannot combine shapes {sa} and {sb}"),
-                    site.span,
-                    format!("axis {i} from the left is {x} on one side and {y} on the other"),
-                )
-                .with_secondary(a_span, format!("this is {sa}"))
-                .with_secondary(b_span, format!("this is {sb}"))
-                .with_note("shapes combine from the right; each pair of dimensions must be equal or one of them 1");
-                return Err(layers::explain(
-                    layers::explain(diagnostic, a, &[i + sa.rank() - rank]),
-                    b,
-                    &[i + sb.rank() - rank],
-                ));
-            }
-            (None, None) => unreachable!("i < rank"),
-        };
-        dims.push(dim);
-        why.push(reasons);
-    }
-    Ok(Applied { value: Value { shape: Some(Shape(dims)), why, ..Value::default() }, ..Applied::default() })
 }
 
 /// The matrix product, with NumPy's rules for vectors and batches.
@@ -508,45 +344,4 @@ fn matmul(site: &Site<'_>, a: &Value, b: &Value, a_span: Span, b_span: Span) -> 
         value.why[0] = a.why[0].clone();
     }
     Ok(Applied { value, mult_adds, ..Applied::default() })
-}
-
-/// `conv(x, w)`: 2-D `[H, W]` with `[kh, kw]`, or `[N, C, H, W]` with `[O, C, kh, kw]`.
-fn conv(site: &Site<'_>, x: &Value, w: &Value, settings: &Settings) -> Result<Applied, Diagnostic> {
-    let (Some(sx), Some(sw)) = (&x.shape, &w.shape) else {
-        return Ok(Applied { value: Value::unknown(), ..Applied::default() });
-    };
-    let stride = settings.int("stride").and_then(|d| d.as_const()).unwrap_or(1);
-    let pad = settings.int("pad").and_then(|d| d.as_const()).unwrap_or(0);
-    let axis = |n: &Dim, k: &Dim| -> Option<Dim> {
-        let out = super::window(n, k, &Dim::constant(stride), &Dim::constant(pad)).ok()?.out;
-        (!out.is_nonpositive()).then_some(out)
-    };
-    let (dims, spatial) = match (sx.rank(), sw.rank()) {
-        (2, 2) => (vec![], (&sx.0[0], &sx.0[1], &sw.0[0], &sw.0[1])),
-        (4, 4) if sx.0[1] == sw.0[1] => {
-            (vec![sx.0[0].clone(), sw.0[0].clone()], (&sx.0[2], &sx.0[3], &sw.0[2], &sw.0[3]))
-        }
-        _ => {
-            return Err(Diagnostic::new(
-                Code::ArgumentShape,
-                format!(
-                    "`conv` takes [H, W] with [kh, kw], or [N, C, H, W] with [O, C, kh, kw], but gets {sx} and {sw}"
-                ),
-                site.span,
-                "shapes do not fit",
-            ));
-        }
-    };
-    let (Some(ho), Some(wo)) = (axis(spatial.0, spatial.2), axis(spatial.1, spatial.3)) else {
-        return Err(Diagnostic::new(
-            Code::EmptyDimension,
-            format!("`conv` of {sx} with the filter {sw} leaves no output"),
-            site.span,
-            "the filter is larger than the input",
-        ));
-    };
-    let mut dims = dims;
-    dims.push(ho);
-    dims.push(wo);
-    Ok(Applied { value: Value::new(Shape(dims)), ..Applied::default() })
 }

@@ -5,8 +5,10 @@
 //! `expr`, `apply` and `items` hold the rest.
 
 use super::dim::Dim;
-use super::layers::Applied;
+use super::rules::Applied;
+use super::train::{Quiet, Reader};
 use super::{ModelReport, Row, RowKind, Shape, ShapeAnalysis, ShapeFact};
+use crate::builtins::{self, Form};
 use crate::checked::{Call, InstanceId, InstanceKind, Node, NodeId, NodeKind, Statement};
 use crate::ir::ParamInit;
 use nnc_grammar::{
@@ -52,7 +54,7 @@ impl Value {
         Value::default()
     }
 
-    pub(super) fn scalar() -> Value {
+    pub(crate) fn scalar() -> Value {
         Value::new(Shape(Vec::new()))
     }
 }
@@ -569,8 +571,8 @@ impl<'a> Engine<'a> {
                     }
                 }
                 Slot::Dropout(node) => {
-                    if let NodeKind::Call { call: Call::Dropout { mask, .. }, .. } = &mut frame.nodes[node].kind {
-                        *mask = format!("{index}.mask");
+                    if let NodeKind::Call { call: Call::Dropout(dropout), .. } = &mut frame.nodes[node].kind {
+                        dropout.mask = format!("{index}.mask");
                     }
                 }
             }
@@ -585,22 +587,15 @@ impl<'a> Engine<'a> {
             ExprKind::Call { callee, args } => (&callee.name, args),
             _ => return None,
         };
-        let arg = |position: usize, key: &str, default: f64| {
-            args.iter()
-                .find(|a| a.name.as_ref().is_some_and(|n| n.name == key))
-                .or_else(|| args.iter().filter(|a| a.name.is_none()).nth(position))
-                .and_then(|a| self.real(&a.value, frame))
-                .unwrap_or(default)
+        let entry = builtins::entry(name)?;
+        let Form::Initializer(build) = entry.form else {
+            // Name resolution reports what is not an initialiser.
+            return None;
         };
-        Some(match name {
-            "zeros" => ParamInit::Zeros,
-            "ones" => ParamInit::Ones,
-            "normal" => ParamInit::Normal { mean: arg(0, "mean", 0.0), std: arg(1, "std", 1.0) },
-            "uniform" => ParamInit::Uniform { low: arg(0, "low", -1.0), high: arg(1, "high", 1.0) },
-            "xavier_uniform" => ParamInit::XavierUniform,
-            "kaiming_uniform" => ParamInit::KaimingUniform,
-            _ => return None,
-        })
+        // Numbers are evaluated where they are written, without diagnostics: name
+        // resolution reports what is wrong.
+        let quiet = |expr: &Expr| self.real(expr, frame);
+        build(&mut Reader::new(&entry.builtin, args, Quiet(&quiet)))
     }
 
     /// Reports a tensor too large to allocate.

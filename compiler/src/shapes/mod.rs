@@ -11,10 +11,11 @@ mod dim;
 mod expr;
 mod infer;
 mod items;
-mod layers;
+pub(crate) mod rules;
 mod train;
 
 pub use dim::{Atom, Dim, Overflow, Window, WindowError, window};
+pub(crate) use infer::{Origin, Value};
 pub use infer::{Override, analyze_shapes, analyze_with, group_digits};
 
 use crate::checked::{Checked, InstanceId};

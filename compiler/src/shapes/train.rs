@@ -4,11 +4,11 @@
 
 use super::TrainCheck;
 use super::infer::Engine;
-use crate::builtins;
+use crate::builtins::{self, Builtin, Form, Param};
 use crate::checked::InstanceKind;
 use crate::ir::{Loss, Precision, evaluate};
 use crate::optim::Optimizer;
-use crate::train::{DataSource, Generator, LabelColumn, TrainConfig};
+use crate::train::{DataSource, TrainConfig};
 use nnc_grammar::{Arg, Code, Diagnostic, Expr, ExprKind, Ident, TrainDef};
 
 /// The name and arguments of `name(args)` or `name`.
@@ -20,24 +20,7 @@ fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
     }
 }
 
-/// The arguments of a call bound to the built-in's parameters, by name.
-struct Bound<'e>(Vec<(&'static str, &'e Expr)>);
-
-impl<'e> Bound<'e> {
-    fn of(name: &str, args: &'e [Arg]) -> Bound<'e> {
-        match builtins::lookup(name) {
-            Some(builtin) => Bound(
-                builtins::bind_args(builtin, builtin.params, args).into_iter().map(|(p, e)| (p.name, e)).collect(),
-            ),
-            None => Bound(Vec::new()),
-        }
-    }
-
-    fn get(&self, name: &str) -> Option<&'e Expr> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
-    }
-}
-
+/// Text written as a setting.
 fn text(expr: &Expr) -> Option<String> {
     match &expr.unparenthesized().kind {
         ExprKind::Str(s) => Some(s.clone()),
@@ -45,10 +28,98 @@ fn text(expr: &Expr) -> Option<String> {
     }
 }
 
-fn boolean(expr: &Expr) -> Option<bool> {
-    match &expr.unparenthesized().kind {
-        ExprKind::Bool(b) => Some(*b),
-        _ => None,
+/// How the numbers of settings are evaluated.
+pub(super) trait Evaluate {
+    fn number(&mut self, expr: &Expr) -> Option<f64>;
+    /// A whole number at least `least`, for the setting `what`.
+    fn whole(&mut self, expr: &Expr, what: &str, least: f64) -> Option<usize>;
+}
+
+/// Evaluation without diagnostics, for initialisers, whose errors name resolution reports.
+pub(super) struct Quiet<'f>(pub &'f dyn Fn(&Expr) -> Option<f64>);
+
+impl Evaluate for Quiet<'_> {
+    fn number(&mut self, expr: &Expr) -> Option<f64> {
+        (self.0)(expr)
+    }
+
+    fn whole(&mut self, expr: &Expr, _: &str, _: f64) -> Option<usize> {
+        (self.0)(expr).filter(|v| v.fract() == 0.0 && *v >= 0.0).map(|v| v as usize)
+    }
+}
+
+/// Evaluation in a `train` block, with a diagnostic at a value that cannot be used.
+struct Reporting<'e, 'a>(&'e mut Engine<'a>);
+
+impl Evaluate for Reporting<'_, '_> {
+    fn number(&mut self, expr: &Expr) -> Option<f64> {
+        self.0.number(expr)
+    }
+
+    fn whole(&mut self, expr: &Expr, what: &str, least: f64) -> Option<usize> {
+        self.0.whole(expr, what, least)
+    }
+}
+
+/// The settings of a call bound to its built-in's parameters, read as the entry's builder
+/// asks: the value written, or else the parameter's default.
+pub(super) struct Reader<'e, E> {
+    builtin: &'static Builtin,
+    bound: Vec<(&'static Param, &'e Expr)>,
+    evaluate: E,
+}
+
+impl<'e, E: Evaluate> Reader<'e, E> {
+    pub(super) fn new(builtin: &'static Builtin, args: &'e [Arg], evaluate: E) -> Reader<'e, E> {
+        Reader { builtin, bound: builtins::bind_args(builtin, builtin.params, args), evaluate }
+    }
+
+    fn given(&self, name: &str) -> Option<&'e Expr> {
+        self.bound.iter().find(|(p, _)| p.name == name).map(|(_, e)| *e)
+    }
+
+    fn default(&self, name: &str) -> Option<&'static Param> {
+        self.builtin.params.iter().find(|p| p.name == name)
+    }
+}
+
+impl<E: Evaluate> builtins::Read for Reader<'_, E> {
+    fn real(&mut self, name: &str) -> Option<f64> {
+        match self.given(name) {
+            Some(expr) => self.evaluate.number(expr),
+            None => self.default(name).and_then(builtins::default_number),
+        }
+    }
+
+    fn whole(&mut self, name: &str, least: f64) -> Option<usize> {
+        match self.given(name) {
+            Some(expr) => self.evaluate.whole(expr, name, least),
+            None => self.default(name).and_then(builtins::default_number).map(|v| v as usize),
+        }
+    }
+
+    fn text(&mut self, name: &str) -> Option<String> {
+        match self.given(name).map(|e| &e.unparenthesized().kind) {
+            Some(ExprKind::Str(text)) => Some(text.clone()),
+            // Text of another kind is reported by name resolution.
+            Some(_) => None,
+            None => self.default(name).and_then(|p| p.default).map(str::to_string),
+        }
+    }
+
+    fn flag(&mut self, name: &str) -> Option<bool> {
+        match self.given(name).map(|e| &e.unparenthesized().kind) {
+            Some(ExprKind::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn word(&mut self, name: &str) -> Option<String> {
+        match self.given(name).map(|e| &e.unparenthesized().kind) {
+            Some(ExprKind::Name(word)) => Some(word.clone()),
+            Some(_) => None,
+            None => self.default(name).and_then(|p| p.default).map(str::to_string),
+        }
     }
 }
 
@@ -194,29 +265,12 @@ impl Engine<'_> {
             Some(expr) => call_parts(expr)?,
             None => ("sgd", &[][..]),
         };
-        let bound = Bound::of(name, args);
-        let get = |engine: &mut Self, key: &str, default: f64| match bound.get(key) {
-            Some(expr) => engine.number(expr),
-            None => Some(default),
+        let entry = builtins::entry(name)?;
+        // Name resolution reports what is not an optimiser.
+        let Form::Optimizer(build) = entry.form else {
+            return None;
         };
-        let optimizer = match name {
-            "sgd" => Optimizer::Sgd {
-                lr: get(self, "lr", 0.01)?,
-                momentum: get(self, "momentum", 0.0)?,
-                dampening: get(self, "dampening", 0.0)?,
-                nesterov: bound.get("nesterov").and_then(boolean).unwrap_or(false),
-                weight_decay: get(self, "weight_decay", 0.0)?,
-            },
-            "adam" => Optimizer::Adam {
-                lr: get(self, "lr", 0.001)?,
-                beta1: get(self, "beta1", 0.9)?,
-                beta2: get(self, "beta2", 0.999)?,
-                eps: get(self, "eps", 1e-8)?,
-                weight_decay: get(self, "weight_decay", 0.0)?,
-            },
-            // Name resolution reports what is not an optimiser.
-            _ => return None,
-        };
+        let optimizer = build(&mut Reader::new(&entry.builtin, args, Reporting(self)))?;
         if let (Err(message), Some(expr)) = (optimizer.check(), expr) {
             self.wrong(expr, message, "refused settings", "give `momentum` a value above 0 and no `dampening`");
             return None;
@@ -227,49 +281,11 @@ impl Engine<'_> {
     /// A data source such as `csv("digits.csv")` or `xor(samples = 100)`.
     fn data_source(&mut self, expr: &Expr) -> Option<DataSource> {
         let (name, args) = call_parts(expr)?;
-        let bound = Bound::of(name, args);
-        let real = |engine: &mut Self, key: &str, default: f64| match bound.get(key) {
-            Some(expr) => engine.number(expr),
-            None => Some(default),
+        let entry = builtins::entry(name)?;
+        // Name resolution reports what is not a data source.
+        let Form::DataSource(build) = entry.form else {
+            return None;
         };
-        let path = |key: &str| bound.get(key).and_then(text);
-        match name {
-            "csv" => {
-                let label = match bound.get("label").map(|e| &e.unparenthesized().kind) {
-                    None => LabelColumn::Last,
-                    Some(ExprKind::Name(word)) if word == "first" => LabelColumn::First,
-                    Some(ExprKind::Name(_)) => LabelColumn::Last,
-                    Some(_) => LabelColumn::Index(self.whole(bound.get("label")?, "label", 0.0)?),
-                };
-                let scale = real(self, "scale", 1.0)?;
-                Some(DataSource::Csv {
-                    path: path("path")?,
-                    label,
-                    scale,
-                    header: bound.get("header").and_then(boolean),
-                })
-            }
-            "idx" => {
-                let scale = real(self, "scale", 1.0 / 255.0)?;
-                Some(DataSource::Idx { images: path("images")?, labels: path("labels")?, scale })
-            }
-            "npy" => {
-                let scale = real(self, "scale", 1.0)?;
-                Some(DataSource::Npy { inputs: path("inputs")?, labels: path("labels")?, scale })
-            }
-            other => {
-                let kind = Generator::from_name(other)?;
-                let default_classes = if kind == Generator::Blobs { 3 } else { 2 };
-                let count = |engine: &mut Self, key: &str, default: usize, least: f64| match bound.get(key) {
-                    Some(expr) => engine.whole(expr, key, least),
-                    None => Some(default),
-                };
-                let samples = count(self, "samples", 400, 1.0)?;
-                let classes = count(self, "classes", default_classes, 1.0)?;
-                let seed = count(self, "seed", 0, 0.0)? as u64;
-                let noise = real(self, "noise", 0.1)?;
-                Some(DataSource::Generated { kind, samples, noise, classes, seed })
-            }
-        }
+        build(&mut Reader::new(&entry.builtin, args, Reporting(self)))
     }
 }

@@ -32,7 +32,7 @@ pub fn load(source: &DataSource, base: &Path) -> Result<Dataset, String> {
             load_csv(&base.join(path), *label, *scale, *header).map_err(|e| e.to_string())
         }
         DataSource::Generated { kind, samples, noise, classes, seed } => {
-            generate(kind.name(), *samples, *noise, *classes, *seed).map_err(|e| e.to_string())
+            generate(*kind, *samples, *noise, *classes, *seed).map_err(|e| e.to_string())
         }
         DataSource::Idx { images, labels, scale } => arrays(crate::data::load_idx, base, images, labels, *scale),
         DataSource::Npy { inputs, labels, scale } => arrays(crate::data::load_npy, base, inputs, labels, *scale),
