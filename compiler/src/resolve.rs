@@ -4,7 +4,7 @@
 //! Resolution reads the syntax tree only and reports problems as diagnostics; it records
 //! each user definition and its references for the language server.
 
-use crate::builtins::{self, ArgKind, Builtin, Kind, Param};
+use crate::builtins::{self, ArgKind, BindProblem, Builtin, Kind, Param};
 use nnc_grammar::{
     Arg, BinaryOp, Code, Diagnostic, Expr, ExprKind, File, FnDef, Ident, Item, ModelDef, ModelKind, QueryKind, Shape,
     Span, Stmt, TrainDef, closest,
@@ -454,12 +454,12 @@ impl Resolver {
         match callee {
             Callee::Builtin(builtin) => {
                 self.builtin_allowed(builtin, span, place);
-                let params: &[Param] = match builtin.kind {
+                let params: &'static [Param] = match builtin.kind {
                     // A function applied to the flowing value: that value is its first operand.
                     Kind::Function | Kind::Loss => builtin.params.get(1..).unwrap_or(&[]),
                     _ => builtin.params,
                 };
-                self.args(name, span, params, builtin.variadic, args, scope, place);
+                self.args(builtin, span, params, args, scope, place);
             }
             Callee::User(def) => self.user_call(*def, name, span, args, scope, place, true),
         }
@@ -590,22 +590,12 @@ impl Resolver {
                                 match input {
                                     Some(input) if self.is_tensor(input, scope) => {
                                         self.expr(input, scope, place);
-                                        self.args(
-                                            &callee.name,
-                                            expr.span,
-                                            builtin.params,
-                                            builtin.variadic,
-                                            settings,
-                                            scope,
-                                            place,
-                                        );
+                                        self.args(builtin, expr.span, builtin.params, settings, scope, place);
                                     }
                                     _ => self.needs_input(&callee.name, expr.span, args),
                                 }
                             }
-                            _ => {
-                                self.args(&callee.name, expr.span, builtin.params, builtin.variadic, args, scope, place)
-                            }
+                            _ => self.args(builtin, expr.span, builtin.params, args, scope, place),
                         }
                     }
                     Callee::User(def) => {
@@ -776,17 +766,19 @@ impl Resolver {
 
     /// Checks the arguments of a built-in against its parameters.
     #[allow(clippy::too_many_arguments)]
+    /// Checks the arguments of a call of a built-in against `params` (its parameters, or
+    /// those after its input), as the check binds them.
     fn args(
         &mut self,
-        name: &str,
+        builtin: &'static Builtin,
         span: Span,
-        params: &[Param],
-        variadic: bool,
+        params: &'static [Param],
         args: &[Arg],
         scope: &Scope,
         place: Place,
     ) {
-        if variadic {
+        let name = builtin.name;
+        if builtin.variadic {
             for arg in args {
                 if let Some(arg_name) = &arg.name {
                     self.error(Diagnostic::new(
@@ -800,59 +792,40 @@ impl Resolver {
             }
             return;
         }
-        // `linear(1568, 10)`, `conv2d(1, 6, 5)`: the first number is the input's size, as in PyTorch.
-        let args = if builtins::uses_leading(name, args) {
-            self.number(&args[0].value, scope);
-            &args[1..]
-        } else {
-            args
-        };
-        let mut given: Vec<Option<Span>> = vec![None; params.len()];
-        let mut positional = 0;
-        for arg in args {
-            let index = match &arg.name {
-                None => {
-                    let index = positional;
-                    positional += 1;
-                    if index >= params.len() {
-                        self.too_many(name, params.len(), arg.span, args);
-                        self.expr_any(&arg.value, scope, place);
-                        continue;
-                    }
-                    index
+        let binding = builtins::bind(builtin, params, args);
+        for (param, arg) in &binding.bound {
+            // `linear(1568, 10)`, `conv2d(1, 6, 5)`: the first number is the input's size,
+            // as in PyTorch.
+            if builtin.leading.is_some_and(|leading| std::ptr::eq(leading.param, *param)) {
+                self.number(&arg.value, scope);
+            } else {
+                self.arg_value(param, &arg.value, scope, place);
+            }
+        }
+        for problem in binding.problems {
+            match problem {
+                BindProblem::TooMany(arg) => {
+                    self.too_many(name, params.len(), arg.span, args);
+                    self.expr_any(&arg.value, scope, place);
                 }
-                Some(arg_name) => match params.iter().position(|p| p.name == arg_name.name) {
-                    Some(index) => index,
-                    None => {
+                BindProblem::Unknown(arg) => {
+                    if let Some(arg_name) = &arg.name {
                         self.unknown_argument(name, arg_name, params);
-                        self.expr_any(&arg.value, scope, place);
-                        continue;
                     }
-                },
-            };
-            if let Some(first) = given[index] {
-                self.error(
+                    self.expr_any(&arg.value, scope, place);
+                }
+                BindProblem::Duplicate { param, first, again } => self.error(
                     Diagnostic::new(
                         Code::DuplicateArgument,
-                        format!("`{}` is given twice in this call of `{name}`", params[index].name),
-                        arg.span,
+                        format!("`{}` is given twice in this call of `{name}`", param.name),
+                        again.span,
                         "given again here",
                     )
                     .with_secondary(first, "first given here")
                     .with_help("remove one of them"),
-                );
+                ),
+                BindProblem::Missing(missing) => self.missing(name, span, &missing),
             }
-            given[index] = Some(arg.span);
-            self.arg_value(&params[index], &arg.value, scope, place);
-        }
-        let missing: Vec<&str> = params
-            .iter()
-            .zip(&given)
-            .filter(|(p, g)| p.default.is_none() && g.is_none())
-            .map(|(p, _)| p.name)
-            .collect();
-        if !missing.is_empty() {
-            self.missing(name, span, &missing);
         }
     }
 
@@ -1014,7 +987,7 @@ impl Resolver {
             Some(builtin) if builtin.kind == kind => {
                 // A loss is named, not called, in a `train` block; other kinds take settings.
                 let params = if kind == Kind::Loss { &[][..] } else { builtin.params };
-                self.args(name, inner.span, params, builtin.variadic, args, scope, Place::Function);
+                self.args(builtin, inner.span, params, args, scope, Place::Function);
             }
             found => {
                 let suggestion = closest(name, builtins::names_of(&[kind])).map(|s| format!("did you mean `{s}`?"));
@@ -1192,7 +1165,7 @@ impl Resolver {
             None => match builtins::lookup(&callee.name) {
                 Some(builtin) if builtin.kind == Kind::Function => {
                     let names: Vec<String> = builtin.params.iter().map(|p| p.name.to_string()).collect();
-                    self.args(&callee.name, call.span, builtin.params, false, args, constants, Place::Function);
+                    self.args(builtin, call.span, builtin.params, args, constants, Place::Function);
                     names
                 }
                 // An activation's input is its first argument; its settings follow.
@@ -1201,15 +1174,7 @@ impl Resolver {
                     if input.is_none() {
                         self.needs_input(&callee.name, call.span, args);
                     }
-                    self.args(
-                        &callee.name,
-                        call.span,
-                        builtin.params,
-                        builtin.variadic,
-                        settings,
-                        constants,
-                        Place::Function,
-                    );
+                    self.args(builtin, call.span, builtin.params, settings, constants, Place::Function);
                     vec!["x".to_string()]
                 }
                 _ => {

@@ -328,6 +328,16 @@ impl Expr {
         }
     }
 
+    /// The name and arguments of a use of a callable: `name(args)`, or `name` alone with
+    /// no arguments (`relu`, `mse`, `zeros`).
+    pub fn call_parts(&self) -> Option<(&str, &[Arg])> {
+        match &self.unparenthesized().kind {
+            ExprKind::Name(name) => Some((name, &[])),
+            ExprKind::Call { callee, args } => Some((&callee.name, args)),
+            _ => None,
+        }
+    }
+
     /// The expression without any parentheses around it.
     pub fn unparenthesized(&self) -> &Expr {
         let mut expr = self;

@@ -27,6 +27,7 @@ use crate::ir::{Emitter, LowerError, ParamInit, Value as IrValue};
 use crate::optim::Optimizer;
 use crate::shapes::rules::ShapeRule;
 use crate::train::DataSource;
+use nnc_grammar::{Arg, Expr, ExprKind, Span};
 
 /// What kind of value an argument takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,39 +248,85 @@ pub fn leading(name: &str) -> Option<Leading> {
 /// Whether a call of `name` with these settings uses the leading parameter: it gives that
 /// many positional arguments (two for `linear`, three for `conv2d`), the last of them not
 /// `true` or `false`.
-pub fn uses_leading(name: &str, args: &[nnc_grammar::Arg]) -> bool {
-    let positional: Vec<&nnc_grammar::Arg> = args.iter().filter(|a| a.name.is_none()).collect();
+pub fn uses_leading(name: &str, args: &[Arg]) -> bool {
+    let positional: Vec<&Arg> = args.iter().filter(|a| a.name.is_none()).collect();
     leading(name).is_some_and(|leading| {
         positional.len() >= leading.count
-            && !matches!(positional[leading.count - 1].value.unparenthesized().kind, nnc_grammar::ExprKind::Bool(_))
+            && !matches!(positional[leading.count - 1].value.unparenthesized().kind, ExprKind::Bool(_))
     })
 }
 
-/// Binds the settings of a call to a built-in's parameters by position and name, ignoring
-/// what does not bind (name resolution reports that). Returns `(parameter, argument)`.
-pub fn bind_args<'a>(
-    builtin: &Builtin,
-    params: &'static [Param],
-    args: &'a [nnc_grammar::Arg],
-) -> Vec<(&'static Param, &'a nnc_grammar::Expr)> {
-    let mut bound = Vec::new();
-    let mut positional = params.iter();
-    let mut args_iter = args.iter().peekable();
+/// How a call's arguments bind to a built-in's parameters: by position, then by name, with
+/// PyTorch's leading size first where the built-in takes one.
+pub struct Binding<'a> {
+    /// Each argument that binds, with its parameter, in the order written; a parameter
+    /// given twice appears twice, and its first value counts.
+    pub bound: Vec<(&'static Param, &'a Arg)>,
+    /// What does not bind, for name resolution to report.
+    pub problems: Vec<BindProblem<'a>>,
+}
+
+/// An argument that does not bind, or a parameter without a value.
+pub enum BindProblem<'a> {
+    /// More arguments by position than the built-in has parameters.
+    TooMany(&'a Arg),
+    /// A name the built-in has no parameter of.
+    Unknown(&'a Arg),
+    /// A parameter given again after `first`.
+    Duplicate { param: &'static Param, first: Span, again: &'a Arg },
+    /// Parameters without a default that no argument gives.
+    Missing(Vec<&'static str>),
+}
+
+/// Binds the arguments of a call of `builtin` to `params` (its parameters, or those after
+/// its tensor input).
+pub fn bind<'a>(builtin: &Builtin, params: &'static [Param], args: &'a [Arg]) -> Binding<'a> {
+    let mut binding = Binding { bound: Vec::new(), problems: Vec::new() };
+    let mut rest = args;
     if uses_leading(builtin.name, args)
-        && let (Some(leading), Some(arg)) = (leading(builtin.name), args_iter.next_if(|a| a.name.is_none()))
+        && let (Some(leading), Some((first, after))) = (builtin.leading, args.split_first())
+        && first.name.is_none()
     {
-        bound.push((leading.param, &arg.value));
+        binding.bound.push((leading.param, first));
+        rest = after;
     }
-    for arg in args_iter {
-        let param = match &arg.name {
-            None => positional.next(),
-            Some(name) => params.iter().find(|p| p.name == name.name),
+    let mut given: Vec<Option<Span>> = vec![None; params.len()];
+    let mut positional = 0;
+    for arg in rest {
+        let index = match &arg.name {
+            None => {
+                positional += 1;
+                if positional > params.len() {
+                    binding.problems.push(BindProblem::TooMany(arg));
+                    continue;
+                }
+                positional - 1
+            }
+            Some(name) => match params.iter().position(|p| p.name == name.name) {
+                Some(index) => index,
+                None => {
+                    binding.problems.push(BindProblem::Unknown(arg));
+                    continue;
+                }
+            },
         };
-        if let Some(param) = param {
-            bound.push((param, &arg.value));
+        if let Some(first) = given[index] {
+            binding.problems.push(BindProblem::Duplicate { param: &params[index], first, again: arg });
         }
+        given[index].get_or_insert(arg.span);
+        binding.bound.push((&params[index], arg));
     }
-    bound
+    let missing: Vec<&'static str> =
+        params.iter().zip(&given).filter(|(p, g)| p.default.is_none() && g.is_none()).map(|(p, _)| p.name).collect();
+    if !missing.is_empty() {
+        binding.problems.push(BindProblem::Missing(missing));
+    }
+    binding
+}
+
+/// The arguments of a call that bind, with their parameters.
+pub fn bind_args<'a>(builtin: &Builtin, params: &'static [Param], args: &'a [Arg]) -> Vec<(&'static Param, &'a Expr)> {
+    bind(builtin, params, args).bound.into_iter().map(|(param, arg)| (param, &arg.value)).collect()
 }
 
 #[cfg(test)]

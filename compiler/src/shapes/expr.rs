@@ -116,10 +116,8 @@ impl Engine<'_> {
             ExprKind::Binary { op: BinaryOp::Pipe, lhs, rhs } => {
                 let input = self.expr_costed(lhs, frame, costs);
                 let target = rhs.unparenthesized();
-                let (name, args): (&str, &[Arg]) = match &target.kind {
-                    ExprKind::Name(name) => (name, &[]),
-                    ExprKind::Call { callee, args } => (&callee.name, args),
-                    _ => return Value::unknown(),
+                let Some((name, args)) = target.call_parts() else {
+                    return Value::unknown();
                 };
                 let applied = self.apply(name, args, &input, target.span, frame);
                 Self::add_costs(costs, &applied);

@@ -582,11 +582,7 @@ impl<'a> Engine<'a> {
 
     /// The initialiser written after a `param`'s `=`.
     pub(super) fn param_init(&self, expr: &Expr, frame: &Frame) -> Option<ParamInit> {
-        let (name, args): (&str, &[Arg]) = match &expr.unparenthesized().kind {
-            ExprKind::Name(name) => (name, &[]),
-            ExprKind::Call { callee, args } => (&callee.name, args),
-            _ => return None,
-        };
+        let (name, args) = expr.call_parts()?;
         let entry = builtins::entry(name)?;
         let Form::Initializer(build) = entry.form else {
             // Name resolution reports what is not an initialiser.

@@ -11,15 +11,6 @@ use crate::optim::Optimizer;
 use crate::train::{DataSource, TrainConfig};
 use nnc_grammar::{Arg, Code, Diagnostic, Expr, ExprKind, Ident, TrainDef};
 
-/// The name and arguments of `name(args)` or `name`.
-fn call_parts(expr: &Expr) -> Option<(&str, &[Arg])> {
-    match &expr.unparenthesized().kind {
-        ExprKind::Name(name) => Some((name, &[])),
-        ExprKind::Call { callee, args } => Some((&callee.name, args)),
-        _ => None,
-    }
-}
-
 /// Text written as a setting.
 fn text(expr: &Expr) -> Option<String> {
     match &expr.unparenthesized().kind {
@@ -127,7 +118,7 @@ impl Engine<'_> {
     /// The model of a `train` block, checked with the block's arguments, and its settings.
     pub(super) fn train(&mut self, def: &TrainDef) {
         let model = def.model.unparenthesized();
-        let Some((name, args)) = call_parts(model) else {
+        let Some((name, args)) = model.call_parts() else {
             return;
         };
         let Some(&model_def) = self.models.get(name) else {
@@ -208,7 +199,7 @@ impl Engine<'_> {
     fn train_config(&mut self, def: &TrainDef, model: &str) -> Option<TrainConfig> {
         let errors_before = self.out.diagnostics.iter().filter(|d| d.is_error()).count();
         // A missing or unknown loss is reported by name resolution.
-        let loss = Self::setting(def, "loss").and_then(call_parts).and_then(|(name, _)| Loss::from_name(name));
+        let loss = Self::setting(def, "loss").and_then(Expr::call_parts).and_then(|(name, _)| Loss::from_name(name));
         let optimizer = self.optimizer(Self::setting(def, "optimizer"));
         let data = self.data_source(&def.data);
         let test = Self::setting(def, "test").map(|e| self.data_source(e));
@@ -262,7 +253,7 @@ impl Engine<'_> {
     /// `sgd(...)` or `adam(...)`, PyTorch's defaults for what is not given.
     fn optimizer(&mut self, expr: Option<&Expr>) -> Option<Optimizer> {
         let (name, args) = match expr {
-            Some(expr) => call_parts(expr)?,
+            Some(expr) => expr.call_parts()?,
             None => ("sgd", &[][..]),
         };
         let entry = builtins::entry(name)?;
@@ -280,7 +271,7 @@ impl Engine<'_> {
 
     /// A data source such as `csv("digits.csv")` or `xor(samples = 100)`.
     fn data_source(&mut self, expr: &Expr) -> Option<DataSource> {
-        let (name, args) = call_parts(expr)?;
+        let (name, args) = expr.call_parts()?;
         let entry = builtins::entry(name)?;
         // Name resolution reports what is not a data source.
         let Form::DataSource(build) = entry.form else {
