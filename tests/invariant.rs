@@ -27,7 +27,11 @@ impl Rng {
     }
 }
 
-const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh"];
+/// Every activation of the built-ins table, with its default settings, so that a new one is
+/// in the generated programs without a change here.
+fn activations() -> Vec<&'static str> {
+    nnc_compiler::builtins::activations::ACTIVATIONS.iter().map(|entry| entry.builtin.name).collect()
+}
 /// Functions of numbers. Activations take tensors (`sigmoid(0.4)` is refused), so a
 /// function of numbers applies them only to its arguments (`e0`).
 const UNARY: &[&str] = &["exp", "sin", "cos", "abs"];
@@ -134,7 +138,7 @@ impl Program {
 
     fn layers(&mut self, rng: &mut Rng) {
         if rng.chance(0.7) {
-            let act = rng.pick(ACTIVATIONS);
+            let act = rng.pick(&activations());
             let body = match rng.range(0, 2) {
                 0 => format!("    input [B, F]\n    linear(F)\n    {act}\n"),
                 1 => format!("    input x: [B, F]\n    let h = x |> linear(F) |> {act}\n    x + linear(h, F)\n"),
@@ -144,7 +148,7 @@ impl Program {
             self.dense_layers.push("D0".to_string());
         }
         if rng.chance(0.6) {
-            let act = rng.pick(ACTIVATIONS);
+            let act = rng.pick(&activations());
             let kernel = rng.pick(&["3, pad = 1", "(3, 1), pad = (1, 0)", "1"]);
             writeln!(self.text, "layer I0 {{\n    input [B, C, H, W]\n    conv2d(C, kernel = {kernel})\n    {act}\n}}")
                 .unwrap();
@@ -176,7 +180,7 @@ impl Program {
                     n = out;
                     line
                 }
-                3 => rng.pick(ACTIVATIONS).to_string(),
+                3 => rng.pick(&activations()).to_string(),
                 4 => format!("dropout({})", rng.pick(&["0.1", "0.5", "p = 0"])),
                 5 => rng.pick(&["softmax", "log_softmax", "softmax(axis = 1)", "log_softmax(-1)"]).to_string(),
                 6 if !self.dense_layers.is_empty() => self.dense_layers[0].clone(),
@@ -254,7 +258,7 @@ impl Program {
                     format!("{pool}(2)")
                 }
                 3 if !self.image_layers.is_empty() => self.image_layers[0].clone(),
-                4 => rng.pick(ACTIVATIONS).to_string(),
+                4 => rng.pick(&activations()).to_string(),
                 _ => "relu".to_string(),
             };
             writeln!(body, "    {line}").unwrap();
@@ -267,7 +271,7 @@ impl Program {
     fn graph_model(&mut self, rng: &mut Rng, index: usize) {
         let n = rng.range(2, 4);
         let m = rng.range(2, 4);
-        let act = rng.pick(ACTIVATIONS);
+        let act = rng.pick(&activations());
         let mut text = format!("model M{index}(k = {}) {{\n    input x: [B, {n}]\n", rng.range(2, 5));
         writeln!(text, "    param w: [{m}, {n}] = normal(0, 0.1)").unwrap();
         writeln!(text, "    param b: [{m}] = zeros").unwrap();
