@@ -127,30 +127,22 @@ pub(super) unsafe extern "C" fn nnc_dot_products(
     unsafe { crate::microkernel::dot_products([m, n, k, batch], a, [a_rs, a_bs], b, [b_cs, b_bs], c, [c_rs, c_cs]) }
 }
 
-/// The functions generated code may call, by name, with their arity.
-pub(super) const MATH: [(&str, usize); 9] = [
-    ("nnc_expf", 1),
-    ("nnc_logf", 1),
-    ("nnc_sinf", 1),
-    ("nnc_cosf", 1),
-    ("nnc_tanf", 1),
-    ("nnc_erff", 1),
-    ("nnc_tanhf", 1),
-    ("nnc_sigmoidf", 1),
-    ("nnc_powf", 2),
-];
-
-pub(super) fn math_pointer(name: &str) -> *const u8 {
-    match name {
-        "nnc_expf" => nnc_expf as *const u8,
-        "nnc_logf" => nnc_logf as *const u8,
-        "nnc_sinf" => nnc_sinf as *const u8,
-        "nnc_cosf" => nnc_cosf as *const u8,
-        "nnc_tanf" => nnc_tanf as *const u8,
-        "nnc_erff" => nnc_erff as *const u8,
-        "nnc_tanhf" => nnc_tanhf as *const u8,
-        "nnc_sigmoidf" => nnc_sigmoidf as *const u8,
-        "nnc_powf" => nnc_powf as *const u8,
-        _ => unreachable!("no math function {name}"),
-    }
+/// A Rust function that generated code may call: its symbol, arity and address.
+pub(super) struct MathFunction {
+    pub name: &'static str,
+    pub arity: usize,
+    pub address: fn() -> *const u8,
 }
+
+/// The functions generated code may call.
+pub(super) const MATH: [MathFunction; 9] = [
+    MathFunction { name: "nnc_expf", arity: 1, address: || nnc_expf as *const u8 },
+    MathFunction { name: "nnc_logf", arity: 1, address: || nnc_logf as *const u8 },
+    MathFunction { name: "nnc_sinf", arity: 1, address: || nnc_sinf as *const u8 },
+    MathFunction { name: "nnc_cosf", arity: 1, address: || nnc_cosf as *const u8 },
+    MathFunction { name: "nnc_tanf", arity: 1, address: || nnc_tanf as *const u8 },
+    MathFunction { name: "nnc_erff", arity: 1, address: || nnc_erff as *const u8 },
+    MathFunction { name: "nnc_tanhf", arity: 1, address: || nnc_tanhf as *const u8 },
+    MathFunction { name: "nnc_sigmoidf", arity: 1, address: || nnc_sigmoidf as *const u8 },
+    MathFunction { name: "nnc_powf", arity: 2, address: || nnc_powf as *const u8 },
+];

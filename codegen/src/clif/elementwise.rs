@@ -53,7 +53,7 @@ impl<'a, 'p> Gen<'a, 'p> {
             let acc = if out_stride == 0 {
                 let init = match combine {
                     Combine::Max => self.fconst(f32::NEG_INFINITY),
-                    _ => self.fconst(0.0),
+                    Combine::Add | Combine::Assign => self.fconst(0.0),
                 };
                 let v = self.b.ins().splat(types::F32X4, init);
                 Some(self.var(types::F32X4, v))
@@ -69,7 +69,7 @@ impl<'a, 'p> Gen<'a, 'p> {
                         let old = g.b.use_var(acc);
                         let new = match combine {
                             Combine::Max => g.b.ins().fmax(old, value),
-                            _ => g.b.ins().fadd(old, value),
+                            Combine::Add | Combine::Assign => g.b.ins().fadd(old, value),
                         };
                         g.b.def_var(acc, new);
                     }

@@ -22,7 +22,7 @@ mod pool;
 mod softmax;
 
 use crate::kernel::{Kernel, Program};
-use calls::{MATH, math_pointer, nnc_dot_products, nnc_gemm, nnc_out_of_bounds};
+use calls::{MATH, MathFunction, nnc_dot_products, nnc_gemm, nnc_out_of_bounds};
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, types};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, isa};
@@ -160,8 +160,8 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
     let started = Instant::now();
     let isa = host_isa()?;
     let mut jit = JITBuilder::with_isa(isa, default_libcall_names());
-    for (name, _) in MATH {
-        jit.symbol(name, math_pointer(name));
+    for function in &MATH {
+        jit.symbol(function.name, (function.address)());
     }
     jit.symbol("nnc_gemm", nnc_gemm as *const u8);
     jit.symbol("nnc_dot_products", nnc_dot_products as *const u8);
@@ -169,7 +169,7 @@ pub fn compile(program: &Program, options: &Options) -> Result<Compiled, String>
     let mut module = JITModule::new(jit);
     let pointer = module.target_config().pointer_type();
     let mut math_ids = HashMap::new();
-    for (name, arity) in MATH {
+    for &MathFunction { name, arity, .. } in &MATH {
         let mut sig = module.make_signature();
         for _ in 0..arity {
             sig.params.push(AbiParam::new(types::F32));
