@@ -20,7 +20,7 @@ use nnc_codegen::{JitExecutor, library_block, lower};
 use nnc_compiler::analyze;
 use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
-use nnc_compiler::ir::{Function, Loss, optimize};
+use nnc_compiler::ir::{Function, Loss};
 use nnc_compiler::optim::{Optimizer, State};
 use nnc_runtime::train::{Event, RunOptions, train};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -205,7 +205,7 @@ fn steps_allocate_nothing(what: &str, source: &str, batch: usize, jit: Option<&J
     assert!(losses[9] < first, "{what}: loss {first} -> {losses:?}");
 
     // An evaluation program also runs without allocating.
-    let f = optimize(&driver::loss_and_output(&model, Loss::CrossEntropy, Some(batch)).unwrap());
+    let f = driver::evaluation(&model, Loss::CrossEntropy, Some(batch)).unwrap();
     let mut program = executor.program(&f).unwrap();
     let per_run = jit.map_or_else(Gemm::default, |jit| gemm_allocations(jit, &f));
     let mut loss = [0.0f32];

@@ -85,7 +85,7 @@ pub(super) fn boundary_grid(
             points.push((y.0 + (row as f64 + 0.5) * (y.1 - y.0) / N as f64) as f32);
         }
     }
-    let forward = optimize(&driver::inference(model, Some(N * N)).map_err(|e| e.message)?);
+    let forward = driver::optimized_inference(model, Some(N * N)).map_err(|e| e.message)?;
     let mut args: Vec<&[f32]> = vec![&points];
     args.extend(params.iter().map(Vec::as_slice));
     let mut out = vec![0.0f32; N * N * outputs];

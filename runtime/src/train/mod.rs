@@ -12,13 +12,13 @@
 use crate::checkpoint;
 use crate::data::{Dataset, generate, load_csv, shuffle};
 use crate::init::Init;
-use nnc_compiler::Analysis;
 use nnc_compiler::checked::CheckedModel;
 use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
-use nnc_compiler::ir::{Function, Loss, ParamInit, optimize};
+use nnc_compiler::ir::{Function, Loss, ParamInit};
 use nnc_compiler::optim::{Optimizer, State};
 use nnc_compiler::train::{CheckedTrain, DataSource, TrainConfig};
+use nnc_compiler::{Analysis, first_error};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ use measure::*;
 pub use run_files::run_checkpoint;
 use run_files::*;
 use setup::*;
-pub use setup::{ModelChoice, config, first_error, initial_weights, load, model_and_args};
+pub use setup::{ModelChoice, config, initial_weights, load, model_and_args};
 
 /// The settings of a `train` block, with defaults filled in.
 #[derive(Clone, Debug)]

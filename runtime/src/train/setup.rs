@@ -146,11 +146,3 @@ pub fn model_and_args(analysis: &Analysis, name: Option<&str>) -> Result<ModelCh
         }
     }
 }
-
-/// The first of the errors that stop a model, in words.
-pub fn first_error(model: &str, errors: &[nnc_grammar::Diagnostic]) -> String {
-    match errors.first() {
-        Some(error) => format!("`{model}` does not check: {}", error.message),
-        None => format!("the file has no model `{model}`"),
-    }
-}
