@@ -253,15 +253,15 @@ fn the_training_loop_allocates_nothing_between_steps() {
     assert!(steps.len() < 1000, "the events outgrew their room");
     assert!(jit.helper_parts() > 0, "no kernel of the training loop was split over threads");
 
-    let batch = report.config.batch;
+    let batch = report.config.settings.batch;
     let mut gemm_per_step = HashMap::new();
     let mut gemm = |n: usize| -> u64 {
         *gemm_per_step.entry(n).or_insert_with(|| {
-            let grad = driver::training_gradient(&checked.model, report.config.loss, n).unwrap();
+            let grad = driver::training_gradient(&checked.model, report.config.settings.loss, n).unwrap();
             gemm_allocations(&jit, &grad).allocations
         })
     };
-    for epoch in 1..=report.config.epochs {
+    for epoch in 1..=report.config.settings.epochs {
         let epoch_steps: Vec<(usize, u64)> =
             steps.iter().filter(|s| s.0 == epoch).map(|&(_, step, count)| (step, count)).collect();
         let last = epoch_steps.len() - usize::from(epoch == 1 && !examples_seen.is_multiple_of(batch));
