@@ -7,7 +7,6 @@ use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, Profile};
 use nnc_compiler::optim::State;
 use nnc_compiler::train::CheckedTrain;
-use nnc_runtime::train::config;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -29,7 +28,6 @@ pub fn run(path: &Path, options: &Options<'_>, color: ColorChoice) -> ExitCode {
         Ok(analysis) => analysis,
         Err(code) => return code,
     };
-    let base = path.parent().unwrap_or(Path::new("."));
     let mut measured = 0;
     for item in &analysis.file.items {
         let nnc_grammar::Item::Train(def) = item else { continue };
@@ -37,7 +35,7 @@ pub fn run(path: &Path, options: &Options<'_>, color: ColorChoice) -> ExitCode {
         let trains = analysis.trains();
         let checked = trains.iter().find_map(|t| t.as_ref().ok().filter(|t| t.config.span == def.span));
         let Some(checked) = checked else { continue };
-        match bench(checked, base, options) {
+        match bench(checked, options) {
             Ok(report) => {
                 let threads = match options.executor.threads() {
                     1 => "1 thread".to_string(),
@@ -113,8 +111,8 @@ struct Report {
     profile: Option<Profile>,
 }
 
-fn bench(train: &CheckedTrain, base: &Path, options: &Options<'_>) -> Result<Report, String> {
-    let config = config(&train.config, base, None);
+fn bench(train: &CheckedTrain, options: &Options<'_>) -> Result<Report, String> {
+    let config = &train.config;
     let batch = options.batch.unwrap_or(config.batch).max(1);
     let compile_start = Instant::now();
     let grad = driver::training_gradient(&train.model, config.loss, batch).map_err(|e| e.message)?;

@@ -3,7 +3,7 @@
 
 use crate::output::{ColorChoice, analyze_checked, did_you_mean, print_error};
 use nnc_compiler::driver;
-use nnc_compiler::ir::{Loss, ONNX_OPSET, OnnxDim, OnnxValue, dims_text, optimize, reverse, to_onnx};
+use nnc_compiler::ir::{Loss, ONNX_OPSET, OnnxDim, OnnxValue, dims_text, to_onnx};
 use nnc_compiler::shapes::format_count;
 use nnc_grammar::LineIndex;
 use nnc_runtime::train::{initial_weights, model_and_args};
@@ -73,16 +73,12 @@ pub fn run(file: &Path, model: &str, options: &Options<'_>, color: ColorChoice) 
                 2,
             );
         };
-        let lowered = driver::loss(&checked, loss, None).map(|f| {
-            let params: Vec<usize> = (2..f.params.len()).collect();
-            reverse(&f, &params).0
-        });
-        (lowered, 2)
+        (driver::loss_gradient(&checked, loss, None), 2)
     } else {
-        (driver::inference(&checked, None), 1)
+        (driver::optimized_inference(&checked, None), 1)
     };
     let f = match lowered {
-        Ok(f) => optimize(&f),
+        Ok(f) => f,
         Err(error) => return fail(located(&error.message, error.span), 1),
     };
     let graph = match to_onnx(&f, data_inputs) {

@@ -7,12 +7,12 @@
 //! without `-o`, the command asks for a NAME. PNG is binary, so it is not written to a
 //! terminal: it needs `-o` or standard output redirected.
 
-use crate::ir_cmd::{declared, training_loss};
+use crate::ir_cmd::declared;
 use crate::output::{ColorChoice, analyze_checked, did_you_mean, print_error};
-use nnc_compiler::Analysis;
-use nnc_compiler::driver;
-use nnc_compiler::ir::{Function, GraphOptions, graph_dot, optimize, reverse, verify};
+use nnc_compiler::driver::{self, Derivative};
+use nnc_compiler::ir::{Function, GraphOptions, graph_dot};
 use nnc_compiler::shapes::Shape;
+use nnc_compiler::{Analysis, first_error};
 use nnc_grammar::{FnDef, Item, LineIndex, ModelDef};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -59,6 +59,12 @@ pub struct Options<'a> {
     pub output: Option<&'a Path>,
 }
 
+impl Options<'_> {
+    fn derivative(&self) -> Derivative {
+        if self.grad { Derivative::Reverse } else { Derivative::None }
+    }
+}
+
 /// A function or model of the file.
 enum Definition<'a> {
     Fn(&'a FnDef),
@@ -88,38 +94,17 @@ impl Place<'_> {
     }
 }
 
-/// Optimises or names the temporaries, as `nnc ir` does before printing, and verifies.
-fn finish(f: Function, opt: bool) -> Result<Function, String> {
-    let f = if opt {
-        optimize(&f)
-    } else {
-        let mut f = f;
-        f.name_temporaries();
-        f
-    };
-    verify(&f).map_err(|error| format!("the IR of `{}` does not verify: {error}", f.name))?;
-    Ok(f)
-}
-
 /// The DOT of a `fn`: its evaluation trace, left to right, with the lecture's names.
 fn fn_graph(analysis: &Analysis, def: &FnDef, place: &Place<'_>, options: &Options<'_>) -> Result<String, String> {
     let shapes: Vec<Shape> = def.params.iter().map(|p| declared(p.shape.as_ref())).collect();
-    let f = driver::function(analysis, &def.name.name, &shapes)
+    let shown = driver::function_shown(analysis, &def.name.name, &shapes, options.derivative())
         .map_err(|error| format!("cannot lower `{}`: {}", def.name.name, error.message))?;
-    let inputs = f.params.len();
-    let primal_values = options.grad.then_some(f.values.len());
-    let f = if options.grad {
-        let all: Vec<usize> = (0..f.params.len()).collect();
-        reverse(&f, &all).0
-    } else {
-        f
-    };
-    let f = finish(f, options.opt)?;
+    let f = driver::printed(shown.function, options.opt)?;
     let graph = GraphOptions {
         title: Some(place.title(&f, def.name.span)),
-        inputs,
+        inputs: shown.inputs,
         lecture_names: true,
-        primal_values,
+        primal_values: options.grad.then_some(shown.primal_values),
         layer_labels: Vec::new(),
         left_to_right: true,
     };
@@ -136,20 +121,11 @@ fn model_graph(
     place: &Place<'_>,
     options: &Options<'_>,
 ) -> Result<String, String> {
-    let loss = if options.grad { training_loss(analysis, &def.name.name) } else { None };
-    let model = analysis
-        .model(&def.name.name, &HashMap::new())
-        .map_err(|errors| nnc_runtime::train::first_error(&def.name.name, &errors))?;
-    let lowered = match loss {
-        Some(loss) => driver::training_loss(&model, loss, None),
-        None => driver::inference(&model, None),
-    };
-    let f = lowered.map_err(|error| format!("cannot lower `{}`: {}", def.name.name, error.message))?;
-    // The input, and the targets of a loss; the parameters follow.
-    let inputs = if loss.is_some() { 2 } else { 1 };
-    let primal_values = options.grad.then_some(f.values.len());
-    let f = if options.grad { reverse(&f, &driver::parameters(&f, inputs)).0 } else { f };
-    let f = finish(f, options.opt)?;
+    let model =
+        analysis.model(&def.name.name, &HashMap::new()).map_err(|errors| first_error(&def.name.name, &errors))?;
+    let shown = driver::model_shown(&model, analysis.loss_of(&def.name.name), options.derivative(), None)
+        .map_err(|error| format!("cannot lower `{}`: {}", def.name.name, error.message))?;
+    let f = driver::printed(shown.function, options.opt)?;
     // A statement as written, on one line: `conv2d(8, kernel = 3, pad = 1)`.
     let layer_labels = f
         .layers
@@ -166,9 +142,9 @@ fn model_graph(
         .collect();
     let graph = GraphOptions {
         title: Some(place.title(&f, def.name.span)),
-        inputs,
+        inputs: shown.inputs,
         lecture_names: false,
-        primal_values,
+        primal_values: options.grad.then_some(shown.primal_values),
         layer_labels,
         left_to_right: false,
     };

@@ -2,24 +2,18 @@
 //! before or after optimisation.
 
 use crate::output::{ColorChoice, analyze_checked, print_error};
-use nnc_compiler::driver;
-use nnc_compiler::ir::{Function, Loss, LowerError, forward, optimize, print_function, reverse, verify};
+use nnc_compiler::driver::{self, Derivative};
+use nnc_compiler::ir::{Function, LowerError, print_function};
 use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::{ExprKind, Item, LineIndex};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// The loss of the model's `train` block, if it has one that names one.
-pub(crate) fn training_loss(analysis: &nnc_compiler::Analysis, model: &str) -> Option<Loss> {
-    let train = analysis.shapes.trains.iter().find(|train| train.model.name == model)?;
-    train.config.as_ref().map(|config| config.loss)
-}
-
 /// Optimises (if asked), verifies and prints one function. Returns whether it verified.
 #[allow(clippy::too_many_arguments)]
 fn show(
-    f: &Function,
+    f: Function,
     options: &Options,
     lines: &LineIndex,
     text: &str,
@@ -28,19 +22,16 @@ fn show(
     printed: usize,
     color: ColorChoice,
 ) -> bool {
-    let mut f = f.clone();
     if options.kernels.is_some() {
-        return show_kernels(&optimize(&f), printed, color);
+        return show_kernels(&driver::optimized(&f), printed, color);
     }
-    if options.opt {
-        f = optimize(&f);
-    } else {
-        f.name_temporaries();
-    }
-    if let Err(error) = verify(&f) {
-        print_error(&format!("the IR of `{}` does not verify: {error}", f.name), color);
-        return false;
-    }
+    let f = match driver::printed(f, options.opt) {
+        Ok(f) => f,
+        Err(message) => {
+            print_error(&message, color);
+            return false;
+        }
+    };
     let line = lines.position(text, at.start).line + 1;
     if printed > 0 {
         println!();
@@ -50,8 +41,8 @@ fn show(
 }
 
 pub struct Options {
-    pub grad: bool,
-    pub jvp: bool,
+    /// The IR as written, its adjoint code (`--grad`) or its tangent code (`--jvp`).
+    pub derivative: Derivative,
     pub opt: bool,
     /// Show the kernels compiled code runs, for this batch size.
     pub kernels: Option<usize>,
@@ -108,17 +99,8 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
         let (lowered, at) = match item {
             Item::Fn(def) if name.is_none_or(|n| n == def.name.name) => {
                 let shapes: Vec<Shape> = def.params.iter().map(|p| declared(p.shape.as_ref())).collect();
-                let lowered = driver::function(&analysis, &def.name.name, &shapes).map(|f| {
-                    let all: Vec<usize> = (0..f.params.len()).collect();
-                    if options.grad {
-                        reverse(&f, &all).0
-                    } else if options.jvp {
-                        forward(&f, &all).0
-                    } else {
-                        f
-                    }
-                });
-                (lowered.map_err(|e| (def.name.name.clone(), e)), def.name.span)
+                let lowered = driver::function_shown(&analysis, &def.name.name, &shapes, options.derivative);
+                (lowered.map(|shown| shown.function).map_err(|e| (def.name.name.clone(), e)), def.name.span)
             }
             Item::Model(def) if name.is_none_or(|n| n == def.name.name) => {
                 (model_ir(&analysis, &def.name.name, options).map_err(|e| (def.name.name.clone(), e)), def.name.span)
@@ -127,7 +109,7 @@ pub fn run(path: &Path, name: Option<&str>, options: &Options, color: ColorChoic
         };
         match lowered {
             Ok(f) => {
-                if !show(&f, options, &lines, &analysis.text, &file_name, at, printed, color) {
+                if !show(f, options, &lines, &analysis.text, &file_name, at, printed, color) {
                     failed += 1;
                     continue;
                 }
@@ -155,20 +137,6 @@ fn model_ir(analysis: &nnc_compiler::Analysis, name: &str, options: &Options) ->
         message: errors.first().map_or("it does not check".to_string(), |e| e.message.clone()),
         span: errors.first().map_or(nnc_grammar::Span::default(), |e| e.primary.span),
     })?;
-    let loss = training_loss(analysis, name);
-    let derivative = options.grad || options.jvp;
-    let f = match loss {
-        Some(loss) if derivative => driver::training_loss(&model, loss, options.kernels)?,
-        _ => driver::inference(&model, options.kernels)?,
-    };
-    // Differentiate by the parameters: every argument after the input (and targets).
-    let first_param = if loss.is_some() && derivative { 2 } else { 1 };
-    let params = driver::parameters(&f, first_param);
-    Ok(if options.grad {
-        reverse(&f, &params).0
-    } else if options.jvp {
-        forward(&f, &params).0
-    } else {
-        f
-    })
+    let shown = driver::model_shown(&model, analysis.loss_of(name), options.derivative, options.kernels)?;
+    Ok(shown.function)
 }

@@ -15,6 +15,7 @@ mod summary;
 mod trace_cmd;
 
 use clap::{Parser, Subcommand};
+use nnc_compiler::driver::Derivative;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -318,7 +319,12 @@ fn main() -> ExitCode {
             run::run(&file, decimals, precision, out.as_deref(), resume, executor.as_ref(), cli.color)
         }
         Command::Ir { file, name, grad, jvp, opt, kernels, batch } => {
-            let options = ir_cmd::Options { grad, jvp, opt, kernels: kernels.then_some(batch) };
+            let derivative = match (grad, jvp) {
+                (true, _) => Derivative::Reverse,
+                (false, true) => Derivative::Forward,
+                (false, false) => Derivative::None,
+            };
+            let options = ir_cmd::Options { derivative, opt, kernels: kernels.then_some(batch) };
             ir_cmd::run(&file, name.as_deref(), &options, cli.color)
         }
         Command::Trace { file, name, at, mode, wrt, format, decimals } => {

@@ -20,7 +20,7 @@ use nnc_codegen::{JitExecutor, library_block, lower};
 use nnc_compiler::analyze;
 use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
-use nnc_compiler::ir::{Function, Loss, optimize};
+use nnc_compiler::ir::{Function, Loss};
 use nnc_compiler::optim::{Optimizer, State};
 use nnc_runtime::train::{Event, RunOptions, train};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -205,7 +205,7 @@ fn steps_allocate_nothing(what: &str, source: &str, batch: usize, jit: Option<&J
     assert!(losses[9] < first, "{what}: loss {first} -> {losses:?}");
 
     // An evaluation program also runs without allocating.
-    let f = optimize(&driver::loss_and_output(&model, Loss::CrossEntropy, Some(batch)).unwrap());
+    let f = driver::evaluation(&model, Loss::CrossEntropy, Some(batch)).unwrap();
     let mut program = executor.program(&f).unwrap();
     let per_run = jit.map_or_else(Gemm::default, |jit| gemm_allocations(jit, &f));
     let mut loss = [0.0f32];
@@ -253,15 +253,15 @@ fn the_training_loop_allocates_nothing_between_steps() {
     assert!(steps.len() < 1000, "the events outgrew their room");
     assert!(jit.helper_parts() > 0, "no kernel of the training loop was split over threads");
 
-    let batch = report.config.batch;
+    let batch = report.config.settings.batch;
     let mut gemm_per_step = HashMap::new();
     let mut gemm = |n: usize| -> u64 {
         *gemm_per_step.entry(n).or_insert_with(|| {
-            let grad = driver::training_gradient(&checked.model, report.config.loss, n).unwrap();
+            let grad = driver::training_gradient(&checked.model, report.config.settings.loss, n).unwrap();
             gemm_allocations(&jit, &grad).allocations
         })
     };
-    for epoch in 1..=report.config.epochs {
+    for epoch in 1..=report.config.settings.epochs {
         let epoch_steps: Vec<(usize, u64)> =
             steps.iter().filter(|s| s.0 == epoch).map(|&(_, step, count)| (step, count)).collect();
         let last = epoch_steps.len() - usize::from(epoch == 1 && !examples_seen.is_multiple_of(batch));

@@ -2,7 +2,7 @@
 //! the shapes, and every diagnostic, sorted. No I/O: the caller reads the file.
 
 use crate::checked::{Checked, CheckedModel, InstanceId};
-use crate::ir::{LowerError, Precision, Tensor, evaluate};
+use crate::ir::{Loss, LowerError, Precision, Tensor, evaluate};
 use crate::resolve::{Resolution, resolve};
 use crate::shapes::{Dim, Instantiated, Override, Shape, ShapeAnalysis, analyze_shapes, analyze_with};
 use crate::train::CheckedTrain;
@@ -54,6 +54,12 @@ impl Analysis {
         }
     }
 
+    /// The loss of the `train` block of model `model`, if it has one whose settings checked.
+    pub fn loss_of(&self, model: &str) -> Option<Loss> {
+        let train = self.shapes.trains.iter().find(|train| train.model.name == model)?;
+        train.config.as_ref().map(|config| config.loss)
+    }
+
     /// The model of the `train` block at `span`, checked with the block's arguments.
     pub fn train_model(&self, span: Span) -> Option<CheckedModel> {
         let train = self.shapes.trains.iter().find(|t| t.span == span)?;
@@ -99,6 +105,15 @@ impl Analysis {
         }
         let id = instantiated.instance.ok_or_else(|| failed("this has no value".to_string()))?;
         evaluate(&checked, id, None, Precision::F64)
+    }
+}
+
+/// The first of the errors that stop model `model` (what [`Analysis::model`] reported), in
+/// words.
+pub fn first_error(model: &str, errors: &[Diagnostic]) -> String {
+    match errors.first() {
+        Some(error) => format!("`{model}` does not check: {}", error.message),
+        None => format!("the file has no model `{model}`"),
     }
 }
 

@@ -14,5 +14,5 @@ mod resolve;
 pub mod shapes;
 pub mod train;
 
-pub use analysis::{Analysis, analyze, analyze_bytes};
+pub use analysis::{Analysis, analyze, analyze_bytes, first_error};
 pub use resolve::{DefKind, Definition, Resolution, resolve};

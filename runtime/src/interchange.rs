@@ -6,7 +6,7 @@ use crate::checkpoint::{self, NamedTensor};
 use crate::data::Array;
 use nnc_compiler::checked::CheckedModel;
 use nnc_compiler::driver;
-use nnc_compiler::ir::{Function, Loss, Precision, Tensor, eval_function, optimize, reverse};
+use nnc_compiler::ir::{Function, Loss, Precision, Tensor, eval_function};
 use std::io::Write;
 use std::path::Path;
 
@@ -42,7 +42,7 @@ fn as_input(f: &Function, array: &Array, origin: &str) -> Result<Tensor, String>
 /// The model's outputs for `inputs`, with the weights of `checkpoint_path`.
 pub fn predict(model: &CheckedModel, checkpoint_path: &Path, inputs: &Array, origin: &str) -> Result<Tensor, String> {
     let n = inputs.shape.first().copied().unwrap_or(0);
-    let f = optimize(&driver::inference(model, Some(n.max(1))).map_err(|e| e.message)?);
+    let f = driver::optimized_inference(model, Some(n.max(1))).map_err(|e| e.message)?;
     let tensors = checkpoint::load(checkpoint_path)?;
     let mut all = vec![as_input(&f, inputs, origin)?];
     all.extend(weights(&f, 1, &tensors, &checkpoint_path.display().to_string())?);
@@ -61,9 +61,7 @@ pub fn gradients(
     origin: &str,
 ) -> Result<Vec<NamedTensor>, String> {
     let n = inputs.shape.first().copied().unwrap_or(0);
-    let loss_fn = driver::loss(model, loss, Some(n.max(1))).map_err(|e| e.message)?;
-    let params: Vec<usize> = (2..loss_fn.params.len()).collect();
-    let grad = optimize(&reverse(&loss_fn, &params).0);
+    let grad = driver::loss_gradient(model, loss, Some(n.max(1))).map_err(|e| e.message)?;
     let tensors = checkpoint::load(checkpoint_path)?;
     let x = as_input(&grad, inputs, origin)?;
     let target_shape: Vec<usize> =
@@ -87,7 +85,7 @@ pub fn gradients(
 }
 
 fn predict_with(model: &CheckedModel, n: usize, x: &Tensor, w: &[Tensor]) -> Result<Tensor, String> {
-    let f = optimize(&driver::inference(model, Some(n.max(1))).map_err(|e| e.message)?);
+    let f = driver::optimized_inference(model, Some(n.max(1))).map_err(|e| e.message)?;
     let mut all = vec![x.clone()];
     all.extend(w.iter().cloned());
     Ok(eval_function(&f, &all, Precision::F64)?.0.remove(0))

@@ -31,8 +31,8 @@ impl Compiled<'_> {
     /// The loss and the output for batches of `n`, without dropout.
     pub(super) fn evaluation(&mut self, n: usize) -> Result<&mut Box<dyn Program>, String> {
         if let Entry::Vacant(slot) = self.evaluations.entry(n) {
-            let f = driver::loss_and_output(self.model, self.loss, Some(n)).map_err(|e| e.message)?;
-            slot.insert(self.executor.program(&optimize(&f))?);
+            let f = driver::evaluation(self.model, self.loss, Some(n)).map_err(|e| e.message)?;
+            slot.insert(self.executor.program(&f)?);
         }
         Ok(self.evaluations.get_mut(&n).expect("just compiled"))
     }

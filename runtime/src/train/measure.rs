@@ -6,9 +6,7 @@ use super::*;
 /// What measuring a model on a data set needs to know of the run.
 pub(super) struct Measure<'a> {
     pub(super) config: &'a Config,
-    pub(super) input_shape: &'a [usize],
-    pub(super) outputs: usize,
-    pub(super) target_width: usize,
+    pub(super) layout: &'a Layout,
 }
 
 impl Measure<'_> {
@@ -20,21 +18,21 @@ impl Measure<'_> {
         set: &Dataset,
         params: &[Vec<f32>],
     ) -> Result<(Option<f64>, f64, Option<Vec<Vec<usize>>>), String> {
-        let outputs = self.outputs;
-        let classes = if self.config.loss == Loss::CrossEntropy { outputs } else { 2 };
+        let (outputs, target_width) = (self.layout.outputs, self.layout.target_width);
+        let classes = if self.config.settings.loss == Loss::CrossEntropy { outputs } else { 2 };
         let mut confusion = vec![vec![0usize; classes]; classes];
         let (mut correct, mut loss_sum) = (0usize, 0.0);
-        let batch = self.config.batch.min(set.n).max(1);
-        let per_example: usize = self.input_shape[1..].iter().product();
+        let batch = self.config.settings.batch.min(set.n).max(1);
+        let per_example: usize = self.layout.input_shape[1..].iter().product();
         let mut inputs = vec![0.0f32; batch * per_example];
-        let mut targets = vec![0.0f32; batch * self.target_width];
+        let mut targets = vec![0.0f32; batch * target_width];
         let mut out = vec![0.0f32; batch * outputs];
         let mut loss = [0.0f32];
         let rows: Vec<usize> = (0..set.n).collect();
         for chunk_rows in rows.chunks(batch) {
             let n = chunk_rows.len();
-            let (x, t) = (&mut inputs[..n * per_example], &mut targets[..n * self.target_width]);
-            set.gather(chunk_rows, x, t, self.target_width);
+            let (x, t) = (&mut inputs[..n * per_example], &mut targets[..n * target_width]);
+            set.gather(chunk_rows, x, t, target_width);
             let mut args: Vec<&[f32]> = vec![x, t];
             args.extend(params.iter().map(Vec::as_slice));
             compiled.evaluation(n)?.run(&args, &mut [&mut loss, &mut out[..n * outputs]]);
@@ -85,7 +83,7 @@ pub(super) fn boundary_grid(
             points.push((y.0 + (row as f64 + 0.5) * (y.1 - y.0) / N as f64) as f32);
         }
     }
-    let forward = optimize(&driver::inference(model, Some(N * N)).map_err(|e| e.message)?);
+    let forward = driver::optimized_inference(model, Some(N * N)).map_err(|e| e.message)?;
     let mut args: Vec<&[f32]> = vec![&points];
     args.extend(params.iter().map(Vec::as_slice));
     let mut out = vec![0.0f32; N * N * outputs];

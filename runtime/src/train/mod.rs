@@ -12,13 +12,13 @@
 use crate::checkpoint;
 use crate::data::{Dataset, generate, load_csv, shuffle};
 use crate::init::Init;
-use nnc_compiler::Analysis;
 use nnc_compiler::checked::CheckedModel;
 use nnc_compiler::driver;
 use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor, Program, StepError, TrainStep};
-use nnc_compiler::ir::{Function, Loss, ParamInit, optimize};
+use nnc_compiler::ir::{Function, Loss, ParamInit};
 use nnc_compiler::optim::{Optimizer, State};
 use nnc_compiler::train::{CheckedTrain, DataSource, TrainConfig};
+use nnc_compiler::{Analysis, first_error};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -37,19 +37,17 @@ use measure::*;
 pub use run_files::run_checkpoint;
 use run_files::*;
 use setup::*;
-pub use setup::{ModelChoice, config, first_error, initial_weights, load, model_and_args};
+pub use setup::{ModelChoice, config, initial_weights, load, model_and_args};
 
-/// The settings of a `train` block, with defaults filled in.
+/// A `train` block's settings for a run: the checked settings, with the paths they name
+/// resolved.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub model: String,
-    pub loss: Loss,
-    pub optimizer: Optimizer,
-    pub split: f64,
-    pub batch: usize,
-    pub epochs: usize,
-    pub seed: u64,
+    /// The block's settings as the check typed them, with defaults filled in.
+    pub settings: TrainConfig,
+    /// Where to save the trained weights.
     pub save: Option<PathBuf>,
+    /// The run directory: the run's own, else the block's `out`, else `runs/<model>`.
     pub out: PathBuf,
     /// Weights to start from, instead of a fresh initialisation.
     pub init: Option<PathBuf>,
@@ -139,183 +137,194 @@ pub fn train(
 ) -> Result<Report, String> {
     let started = Instant::now();
     let config = config(&train.config, base, options.out);
-    let model = &train.model;
-    let data = load(&train.config.data, base)?;
-    // A separate test set, or a split of the data.
-    let (train_set, test_set) = match &train.config.test {
-        Some(source) => {
-            let test = load(source, base)?;
-            if test.dim != data.dim {
-                return Err(format!(
-                    "the test set {} has {} features per example, the training data {}",
-                    test.origin, test.dim, data.dim
-                ));
-            }
-            (data.clone(), test)
-        }
-        None => data.split(config.split, config.seed),
-    };
-    if train_set.n == 0 {
-        return Err(format!(
-            "`split = {}` leaves no training examples of the {} in {}",
-            config.split, data.n, data.origin
-        ));
-    }
-    let batch = config.batch.min(train_set.n);
-    let executor: &dyn Executor = options.executor.unwrap_or(&InterpreterExecutor);
-    let grad = driver::training_gradient(model, config.loss, batch).map_err(|e| e.message)?;
-    // The input must take the data's features.
-    let input_shape: Vec<usize> =
-        grad.ty(grad.params[0].value).shape.0.iter().map(|d| d.as_const().unwrap_or(0) as usize).collect();
-    let per_example: usize = input_shape[1..].iter().product();
-    if per_example != data.dim {
-        // The input as declared, with its batch symbol.
-        let declared =
-            driver::inference(model, None).map(|f| f.ty(f.params[0].value).shape.to_string()).unwrap_or_default();
-        return Err(format!(
-            "{} has {} features per example, but `{}` takes input {declared} ({per_example} per example)",
-            data.origin, data.dim, config.model
-        ));
-    }
-    let classification = config.loss != Loss::Mse;
-    let forward = driver::inference(model, Some(batch)).map_err(|e| e.message)?;
-    let outputs = forward.ty(forward.results[0]).shape.0.last().and_then(|d| d.as_const()).unwrap_or(1) as usize;
-    if config.loss == Loss::CrossEntropy && data.classes > outputs {
-        return Err(format!(
-            "{} has labels up to {}, but `{}` has {outputs} outputs",
-            data.origin,
-            data.classes - 1,
-            config.model
-        ));
-    }
-    // Parameters, initialised as PyTorch does.
-    let shapes: Vec<(String, Vec<usize>)> = grad.params[2..]
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !grad.dropout_masks.iter().any(|(m, _)| *m == i + 2))
-        .map(|(_, p)| p)
-        .map(|p| {
-            (p.name.clone(), grad.ty(p.value).shape.0.iter().map(|d| d.as_const().unwrap_or(1) as usize).collect())
-        })
-        .collect();
-    let mut params: Vec<Vec<f32>> = initial_values(&shapes, &grad.param_inits, config.seed)
-        .into_iter()
-        .map(|values| values.into_iter().map(|v| v as f32).collect())
-        .collect();
-    if let Some(path) = &config.init {
-        // Start from given weights, checked by name and shape.
-        let tensors = checkpoint::load(path)?;
-        for ((name, shape), values) in shapes.iter().zip(params.iter_mut()) {
-            match tensors.iter().find(|(n, _, _)| n == name) {
-                Some((_, s, v)) if s == shape => *values = v.iter().map(|&v| v as f32).collect(),
-                Some((_, s, _)) => {
-                    return Err(format!(
-                        "`{}`: `{name}` is {s:?}, but `{}` needs {shape:?}",
-                        path.display(),
-                        config.model
-                    ));
-                }
-                None => return Err(format!("`{}` has no tensor `{name}` for `{}`", path.display(), config.model)),
-            }
-        }
-    }
-    let mut state = State::new(&params.iter().map(Vec::len).collect::<Vec<_>>());
+    let examples = examples(&config, base)?;
+    let layout = layout(&train.model, &config, &examples)?;
+    let params = initial_params(&config, &layout)?;
+    let (data, train_set, test_set) = (&examples.data, &examples.train, &examples.test);
     let total_params: usize = params.iter().map(Vec::len).sum();
     on_event(Event::Started { data: &data.origin, train: train_set.n, test: test_set.n, params: total_params });
+    let mut run = Run::new(&train.model, &config, options, &examples, &layout, params);
+    let (mut epochs, start) = run.resume()?;
+    for epoch in start.epochs + 1..=config.settings.epochs {
+        let epoch_start = Instant::now();
+        let loss_sum = if epoch == start.epochs + 1 {
+            run.train_epoch(epoch, start.steps, start.loss_sum, on_event)?
+        } else {
+            run.train_epoch(epoch, 0, 0.0, on_event)?
+        };
+        let record = run.record(epoch, loss_sum, epoch_start.elapsed().as_secs_f64())?;
+        on_event(Event::EpochDone(&record));
+        epochs.push(record);
+        // After every epoch the run directory holds its metrics and a checkpoint, so a run
+        // killed at any moment resumes from its last whole epoch.
+        write_metrics(&config.out, &epochs)?;
+        run.save((epoch, 0, 0.0))?;
+    }
+    let confusion = run.confusion()?;
+    write_metrics(&config.out, &epochs)?;
+    let images = run.pictures(&epochs)?;
+    let params = run.finish()?;
+    Ok(Report {
+        data: data.origin.clone(),
+        train_examples: train_set.n,
+        test_examples: test_set.n,
+        epochs,
+        params,
+        confusion,
+        images,
+        seconds: started.elapsed().as_secs_f64(),
+        config,
+    })
+}
 
-    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
-    let mut epochs = Vec::new();
-    let checkpoint_path = run_checkpoint(&config.out);
-    // Where to start: the beginning, or where the run directory's checkpoint left off.
-    let (mut start_epoch, mut skip_steps, mut partial_loss) = (1, 0, 0.0);
-    if options.resume && checkpoint_path.exists() {
-        let resumed = resume(&checkpoint_path, &config, &shapes)?;
-        params = resumed.params;
-        state = resumed.state;
-        start_epoch = resumed.epoch + 1;
-        skip_steps = resumed.step;
-        partial_loss = resumed.loss_sum;
-        epochs = read_metrics(&config.out, resumed.epoch);
-        // The same data order: replay the shuffles of the epochs already done.
-        for _ in 1..start_epoch {
-            let mut order: Vec<usize> = (0..train_set.n).collect();
-            shuffle(&mut order, &mut shuffle_rng);
+/// Where a run is: whole epochs done, steps done of the next, and the sum of their losses.
+struct Position {
+    epochs: usize,
+    steps: usize,
+    loss_sum: f64,
+}
+
+/// A run under way: what it was set up with, its compiled programs, and the parameters,
+/// optimiser state and buffers its steps update.
+struct Run<'a> {
+    config: &'a Config,
+    options: &'a RunOptions<'a>,
+    examples: &'a Examples,
+    layout: &'a Layout,
+    checkpoint: PathBuf,
+    compiled: Compiled<'a>,
+    params: Vec<Vec<f32>>,
+    state: State,
+    /// Shuffles the training set at the start of every epoch.
+    shuffle_rng: ChaCha8Rng,
+    /// The order of the training examples in the current epoch.
+    order: Vec<usize>,
+    /// A batch's inputs, targets and dropout masks, allocated once and refilled at every step.
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+    masks: Vec<Vec<f32>>,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        model: &'a CheckedModel,
+        config: &'a Config,
+        options: &'a RunOptions<'a>,
+        examples: &'a Examples,
+        layout: &'a Layout,
+        params: Vec<Vec<f32>>,
+    ) -> Run<'a> {
+        let settings = &config.settings;
+        let compiled = Compiled {
+            model,
+            loss: settings.loss,
+            optimizer: &settings.optimizer,
+            executor: options.executor.unwrap_or(&InterpreterExecutor),
+            steps: HashMap::new(),
+            evaluations: HashMap::new(),
+        };
+        Run {
+            config,
+            options,
+            examples,
+            layout,
+            checkpoint: run_checkpoint(&config.out),
+            compiled,
+            state: State::new(&params.iter().map(Vec::len).collect::<Vec<_>>()),
+            params,
+            shuffle_rng: ChaCha8Rng::seed_from_u64(settings.seed.wrapping_add(1)),
+            order: (0..examples.train.n).collect(),
+            inputs: vec![0.0f32; layout.batch * layout.per_example],
+            targets: vec![0.0f32; layout.batch * layout.target_width],
+            masks: vec![Vec::new(); layout.masks],
         }
     }
-    let mut compiled = Compiled {
-        model,
-        loss: config.loss,
-        optimizer: &config.optimizer,
-        executor,
-        steps: HashMap::new(),
-        evaluations: HashMap::new(),
-    };
-    // The batch buffers, allocated once and refilled at every step.
-    let target_width = if config.loss == Loss::CrossEntropy { 1 } else { outputs };
-    let mut inputs = vec![0.0f32; batch * per_example];
-    let mut targets = vec![0.0f32; batch * target_width];
-    let mut masks: Vec<Vec<f32>> = vec![Vec::new(); grad.dropout_masks.len()];
-    let mut order: Vec<usize> = (0..train_set.n).collect();
-    let step_error = |e: StepError, epoch: usize, step: usize| {
-        let origin = e.origin.map_or(String::new(), |(op, span)| match options.source {
-            Some((name, text)) => {
-                let at = nnc_grammar::LineIndex::new(text).position(text, span.start);
-                format!(", first produced by `{op}` at {name}:{}:{}", at.line + 1, at.char_column + 1)
-            }
-            None => format!(", first produced by `{op}`"),
-        });
-        let kept = if epoch > 1 {
-            format!("the checkpoint of epoch {} is kept in {}", epoch - 1, checkpoint_path.display())
-        } else {
-            "nothing was saved from this run".to_string()
-        };
-        format!("{} at epoch {epoch}, step {step}{origin}; lower the learning rate ({kept})", e.message)
-    };
-    for epoch in start_epoch..=config.epochs {
-        let epoch_start = Instant::now();
-        for (i, slot) in order.iter_mut().enumerate() {
+
+    /// Continues from the run directory's checkpoint, when asked to and there is one:
+    /// restores the parameters, the optimiser state and the data order. Returns the epochs
+    /// recorded and the position to go on from.
+    fn resume(&mut self) -> Result<(Vec<Epoch>, Position), String> {
+        if !(self.options.resume && self.checkpoint.exists()) {
+            return Ok((Vec::new(), Position { epochs: 0, steps: 0, loss_sum: 0.0 }));
+        }
+        let resumed = resume(&self.checkpoint, self.config, &self.layout.params)?;
+        self.params = resumed.params;
+        self.state = resumed.state;
+        let epochs = read_metrics(&self.config.out, resumed.epoch);
+        // The same data order: replay the shuffles of the epochs already done.
+        for _ in 0..resumed.epoch {
+            let mut order: Vec<usize> = (0..self.examples.train.n).collect();
+            shuffle(&mut order, &mut self.shuffle_rng);
+        }
+        Ok((epochs, Position { epochs: resumed.epoch, steps: resumed.step, loss_sum: resumed.loss_sum }))
+    }
+
+    /// Saves the run checkpoint of a position.
+    fn save(&self, position: (usize, usize, f64)) -> Result<(), String> {
+        let (params, state) = (&self.params, &self.state);
+        save_run(&self.checkpoint, self.config, &self.layout.params, params, state, position, self.options.crash)
+    }
+
+    /// Trains epoch `epoch` from step `skip` on, the steps before it having lost `loss_sum`.
+    /// Returns the sum of its steps' losses, each weighted by its examples.
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        skip: usize,
+        mut loss_sum: f64,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<f64, String> {
+        let (settings, layout, train_set) = (&self.config.settings, self.layout, &self.examples.train);
+        let (batch, per_example, target_width) = (layout.batch, layout.per_example, layout.target_width);
+        for (i, slot) in self.order.iter_mut().enumerate() {
             *slot = i;
         }
-        shuffle(&mut order, &mut shuffle_rng);
-        let mut loss_sum = if epoch == start_epoch { partial_loss } else { 0.0 };
-        let steps = order.len().div_ceil(batch);
-        for (step, rows) in order.chunks(batch).enumerate() {
-            if epoch == start_epoch && step < skip_steps {
-                continue;
-            }
+        shuffle(&mut self.order, &mut self.shuffle_rng);
+        let steps = self.order.len().div_ceil(batch);
+        for (step, rows) in self.order.chunks(batch).enumerate().skip(skip) {
             let n = rows.len();
-            train_set.gather(rows, &mut inputs[..n * per_example], &mut targets[..n * target_width], target_width);
-            let compiled_step = compiled.step(n)?;
-            draw_masks(&mut masks, &compiled_step.masks, config.seed, epoch, step);
-            let batch_buffers =
-                Batch { input: &inputs[..n * per_example], targets: &targets[..n * target_width], masks: &masks };
+            let (inputs, targets) = (&mut self.inputs[..n * per_example], &mut self.targets[..n * target_width]);
+            train_set.gather(rows, inputs, targets, target_width);
+            let compiled_step = self.compiled.step(n)?;
+            draw_masks(&mut self.masks, &compiled_step.masks, settings.seed, epoch, step);
+            let batch_buffers = Batch { input: inputs, targets, masks: &self.masks };
             let loss = compiled_step
                 .step
-                .step(&batch_buffers, &mut params, &mut state)
-                .map_err(|e| step_error(e, epoch, step + 1))?;
+                .step(&batch_buffers, &mut self.params, &mut self.state)
+                .map_err(|e| step_error(e, epoch, step + 1, self.options.source, &self.checkpoint))?;
             loss_sum += f64::from(loss) * n as f64;
-            let seen = (step * batch + n).min(order.len()) as f64;
-            on_event(Event::Step { epoch, epochs: config.epochs, step: step + 1, steps, loss: loss_sum / seen });
-            if options.interrupt.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
-                let position = (epoch - 1, step + 1, loss_sum);
-                save_run(&checkpoint_path, &config, &shapes, &params, &state, position, options.crash)?;
+            let seen = (step * batch + n).min(self.order.len()) as f64;
+            on_event(Event::Step { epoch, epochs: settings.epochs, step: step + 1, steps, loss: loss_sum / seen });
+            if self.options.interrupt.is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+                self.save((epoch - 1, step + 1, loss_sum))?;
                 return Err(format!(
                     "interrupted in epoch {epoch} after step {}; the checkpoint is {}: run again with `--resume` to continue",
                     step + 1,
-                    checkpoint_path.display()
+                    self.checkpoint.display()
                 ));
             }
         }
-        let seconds = epoch_start.elapsed().as_secs_f64();
-        let measure = Measure { config: &config, input_shape: &input_shape, outputs, target_width };
-        let (train_accuracy, _, _) = measure.evaluate(&mut compiled, &train_set, &params)?;
-        let (test_accuracy, test_loss, _) = if test_set.n > 0 {
-            let (a, l, c) = measure.evaluate(&mut compiled, &test_set, &params)?;
-            (a, Some(l), c)
+        Ok(loss_sum)
+    }
+
+    fn measure(&self) -> Measure<'a> {
+        Measure { config: self.config, layout: self.layout }
+    }
+
+    /// The record of epoch `epoch`, which lost `loss_sum` in `seconds`: its loss, and the
+    /// model measured on the training and test sets after it.
+    fn record(&mut self, epoch: usize, loss_sum: f64, seconds: f64) -> Result<Epoch, String> {
+        let (train_set, test_set) = (&self.examples.train, &self.examples.test);
+        let classification = self.config.settings.loss != Loss::Mse;
+        let measure = self.measure();
+        let (train_accuracy, _, _) = measure.evaluate(&mut self.compiled, train_set, &self.params)?;
+        let (test_accuracy, test_loss) = if test_set.n > 0 {
+            let (accuracy, loss, _) = measure.evaluate(&mut self.compiled, test_set, &self.params)?;
+            (accuracy, Some(loss))
         } else {
-            (None, None, None)
+            (None, None)
         };
-        let record = Epoch {
+        Ok(Epoch {
             epoch,
             train_loss: loss_sum / train_set.n as f64,
             train_accuracy: train_accuracy.filter(|_| classification),
@@ -323,41 +332,58 @@ pub fn train(
             test_accuracy: test_accuracy.filter(|_| classification),
             seconds,
             examples_per_second: train_set.n as f64 / seconds.max(1e-9),
-        };
-        on_event(Event::EpochDone(&record));
-        epochs.push(record);
-        // After every epoch the run directory holds its metrics and a checkpoint, so a run
-        // killed at any moment resumes from its last whole epoch.
-        write_metrics(&config.out, &epochs)?;
-        save_run(&checkpoint_path, &config, &shapes, &params, &state, (epoch, 0, 0.0), options.crash)?;
+        })
     }
-    let measure = Measure { config: &config, input_shape: &input_shape, outputs, target_width };
-    let confusion =
-        if classification && test_set.n > 0 { measure.evaluate(&mut compiled, &test_set, &params)?.2 } else { None };
-    write_metrics(&config.out, &epochs)?;
-    let title = format!("{} on {}", config.model, data.origin);
-    let mut images = crate::plots::curves(&config.out, &title, &epochs)?;
-    if data.dim == 2 && per_example == 2 {
-        let grid = boundary_grid(model, executor, &data, &params, outputs)?;
-        images.extend(crate::plots::boundary(&config.out, &title, &grid, &data)?);
+
+    /// The confusion matrix of the test set, for a classifier with one.
+    fn confusion(&mut self) -> Result<Option<Vec<Vec<usize>>>, String> {
+        let test_set = &self.examples.test;
+        if self.config.settings.loss == Loss::Mse || test_set.n == 0 {
+            return Ok(None);
+        }
+        Ok(self.measure().evaluate(&mut self.compiled, test_set, &self.params)?.2)
     }
-    let named_params: Vec<checkpoint::NamedTensor> = shapes
-        .iter()
-        .zip(params)
-        .map(|((n, s), p)| (n.clone(), s.clone(), p.into_iter().map(f64::from).collect()))
-        .collect();
-    if let Some(path) = &config.save {
-        checkpoint::save(path, &named_params)?;
+
+    /// Draws the learning curves, and the decision boundary for 2-D data.
+    fn pictures(&self, epochs: &[Epoch]) -> Result<Vec<PathBuf>, String> {
+        let (config, data) = (self.config, &self.examples.data);
+        let title = format!("{} on {}", config.settings.model, data.origin);
+        let mut images = crate::plots::curves(&config.out, &title, epochs)?;
+        if data.dim == 2 && self.layout.per_example == 2 {
+            let (model, executor) = (self.compiled.model, self.compiled.executor);
+            let grid = boundary_grid(model, executor, data, &self.params, self.layout.outputs)?;
+            images.extend(crate::plots::boundary(&config.out, &title, &grid, data)?);
+        }
+        Ok(images)
     }
-    Ok(Report {
-        config,
-        data: data.origin.clone(),
-        train_examples: train_set.n,
-        test_examples: test_set.n,
-        epochs,
-        params: named_params,
-        confusion,
-        images,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+
+    /// The trained parameters, named, saved where the block asks.
+    fn finish(self) -> Result<Vec<checkpoint::NamedTensor>, String> {
+        let named_params: Vec<checkpoint::NamedTensor> = (self.layout.params.iter())
+            .zip(self.params)
+            .map(|((n, s), p)| (n.clone(), s.clone(), p.into_iter().map(f64::from).collect()))
+            .collect();
+        if let Some(path) = &self.config.save {
+            checkpoint::save(path, &named_params)?;
+        }
+        Ok(named_params)
+    }
+}
+
+/// Why step `step` of epoch `epoch` failed: the executor's message, the operation that
+/// first produced a value that is not finite, and what a rerun can start from.
+fn step_error(e: StepError, epoch: usize, step: usize, source: Option<(&str, &str)>, checkpoint: &Path) -> String {
+    let origin = e.origin.map_or(String::new(), |(op, span)| match source {
+        Some((name, text)) => {
+            let at = nnc_grammar::LineIndex::new(text).position(text, span.start);
+            format!(", first produced by `{op}` at {name}:{}:{}", at.line + 1, at.char_column + 1)
+        }
+        None => format!(", first produced by `{op}`"),
+    });
+    let kept = if epoch > 1 {
+        format!("the checkpoint of epoch {} is kept in {}", epoch - 1, checkpoint.display())
+    } else {
+        "nothing was saved from this run".to_string()
+    };
+    format!("{} at epoch {epoch}, step {step}{origin}; lower the learning rate ({kept})", e.message)
 }

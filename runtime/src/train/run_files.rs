@@ -62,8 +62,8 @@ pub(super) fn save_run(
     }
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
-        ("model".to_string(), config.model.clone()),
-        ("seed".to_string(), config.seed.to_string()),
+        ("model".to_string(), config.settings.model.clone()),
+        ("seed".to_string(), config.settings.seed.to_string()),
         ("epoch".to_string(), epoch.to_string()),
         ("step".to_string(), step.to_string()),
         ("optimizer_steps".to_string(), count.to_string()),
@@ -81,10 +81,10 @@ pub(super) fn resume(path: &Path, config: &Config, shapes: &[(String, Vec<usize>
             .cloned()
             .ok_or_else(|| format!("`{}` is not a run checkpoint of nnc (no `{key}`)", path.display()))
     };
-    if field("format")? != FORMAT || field("model")? != config.model {
-        return Err(format!("`{}` is not a checkpoint of `{}`", path.display(), config.model));
+    if field("format")? != FORMAT || field("model")? != config.settings.model {
+        return Err(format!("`{}` is not a checkpoint of `{}`", path.display(), config.settings.model));
     }
-    if field("seed")? != config.seed.to_string() {
+    if field("seed")? != config.settings.seed.to_string() {
         return Err(format!(
             "`{}` was made with another seed; resuming would not repeat the data order",
             path.display()

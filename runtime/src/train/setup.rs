@@ -9,20 +9,133 @@ use super::*;
 pub fn config(train: &TrainConfig, base: &Path, out: Option<&Path>) -> Config {
     let path = |p: &Option<String>| p.as_ref().map(|p| base.join(p));
     Config {
-        model: train.model.clone(),
-        loss: train.loss,
-        optimizer: train.optimizer.clone(),
-        split: train.split,
-        batch: train.batch,
-        epochs: train.epochs,
-        seed: train.seed,
         save: path(&train.save),
         out: out
             .map(Path::to_path_buf)
             .or_else(|| path(&train.out))
             .unwrap_or_else(|| base.join("runs").join(&train.model)),
         init: path(&train.init),
+        settings: train.clone(),
     }
+}
+
+/// The examples of a run: the data, and the sets it trains and is tested on.
+pub(super) struct Examples {
+    pub(super) data: Dataset,
+    pub(super) train: Dataset,
+    pub(super) test: Dataset,
+}
+
+/// Loads a block's data and its test set, or splits the data into the two.
+pub(super) fn examples(config: &Config, base: &Path) -> Result<Examples, String> {
+    let settings = &config.settings;
+    let data = load(&settings.data, base)?;
+    let (train, test) = match &settings.test {
+        Some(source) => {
+            let test = load(source, base)?;
+            if test.dim != data.dim {
+                return Err(format!(
+                    "the test set {} has {} features per example, the training data {}",
+                    test.origin, test.dim, data.dim
+                ));
+            }
+            (data.clone(), test)
+        }
+        None => data.split(settings.split, settings.seed),
+    };
+    if train.n == 0 {
+        return Err(format!(
+            "`split = {}` leaves no training examples of the {} in {}",
+            settings.split, data.n, data.origin
+        ));
+    }
+    Ok(Examples { data, train, test })
+}
+
+/// The shapes of a run, read from its training step for a whole batch.
+pub(super) struct Layout {
+    /// Examples per step: the block's batch, or every training example when there are fewer.
+    pub(super) batch: usize,
+    /// The model's input for a whole batch.
+    pub(super) input_shape: Vec<usize>,
+    pub(super) per_example: usize,
+    /// The model's outputs per example.
+    pub(super) outputs: usize,
+    /// Targets per example: a class index, or one per output.
+    pub(super) target_width: usize,
+    /// The names and shapes of the parameters, in the order the step takes them.
+    pub(super) params: Vec<(String, Vec<usize>)>,
+    /// The initialisers the model's `param` statements write.
+    pub(super) inits: Vec<(String, ParamInit)>,
+    /// The number of dropout masks a step takes.
+    pub(super) masks: usize,
+}
+
+/// The shapes of a run of `model`, checked against the data: the input must take its
+/// features, and the outputs its classes.
+pub(super) fn layout(model: &CheckedModel, config: &Config, examples: &Examples) -> Result<Layout, String> {
+    let settings = &config.settings;
+    let data = &examples.data;
+    let batch = settings.batch.min(examples.train.n);
+    let grad = driver::training_gradient(model, settings.loss, batch).map_err(|e| e.message)?;
+    // A dimension the check left open counts as `unknown`.
+    let concrete = |i: usize, unknown: i128| -> Vec<usize> {
+        grad.ty(grad.params[i].value).shape.0.iter().map(|d| d.as_const().unwrap_or(unknown) as usize).collect()
+    };
+    let input_shape = concrete(0, 0);
+    let per_example: usize = input_shape[1..].iter().product();
+    if per_example != data.dim {
+        // The input as declared, with its batch symbol.
+        let declared =
+            driver::inference(model, None).map(|f| f.ty(f.params[0].value).shape.to_string()).unwrap_or_default();
+        return Err(format!(
+            "{} has {} features per example, but `{}` takes input {declared} ({per_example} per example)",
+            data.origin, data.dim, settings.model
+        ));
+    }
+    let forward = driver::inference(model, Some(batch)).map_err(|e| e.message)?;
+    let outputs = forward.ty(forward.results[0]).shape.0.last().and_then(|d| d.as_const()).unwrap_or(1) as usize;
+    if settings.loss == Loss::CrossEntropy && data.classes > outputs {
+        return Err(format!(
+            "{} has labels up to {}, but `{}` has {outputs} outputs",
+            data.origin,
+            data.classes - 1,
+            settings.model
+        ));
+    }
+    let params = driver::learnable(&grad).into_iter().map(|i| (grad.params[i].name.clone(), concrete(i, 1))).collect();
+    Ok(Layout {
+        batch,
+        input_shape,
+        per_example,
+        outputs,
+        target_width: if settings.loss == Loss::CrossEntropy { 1 } else { outputs },
+        params,
+        inits: grad.param_inits.clone(),
+        masks: grad.dropout_masks.len(),
+    })
+}
+
+/// The parameters a run starts from: drawn from its seed as PyTorch initialises them, or
+/// the weights of its `init` file, checked by name and shape.
+pub(super) fn initial_params(config: &Config, layout: &Layout) -> Result<Vec<Vec<f32>>, String> {
+    let mut params: Vec<Vec<f32>> = initial_values(&layout.params, &layout.inits, config.settings.seed)
+        .into_iter()
+        .map(|values| values.into_iter().map(|v| v as f32).collect())
+        .collect();
+    let Some(path) = &config.init else { return Ok(params) };
+    let model = &config.settings.model;
+    let tensors = checkpoint::load(path)?;
+    for ((name, shape), values) in layout.params.iter().zip(params.iter_mut()) {
+        match tensors.iter().find(|(n, _, _)| n == name) {
+            Some((_, s, v)) if s == shape => *values = v.iter().map(|&v| v as f32).collect(),
+            Some((_, s, _)) => {
+                return Err(format!("`{}`: `{name}` is {s:?}, but `{model}` needs {shape:?}", path.display()));
+            }
+            None => return Err(format!("`{}` has no tensor `{name}` for `{model}`", path.display())),
+        }
+    }
+    Ok(params)
 }
 
 /// Loads a data source; its paths are relative to `base`.
@@ -144,13 +257,5 @@ pub fn model_and_args(analysis: &Analysis, name: Option<&str>) -> Result<ModelCh
             let model = analysis.model(&wanted, &HashMap::new()).map_err(|errors| first_error(&wanted, &errors))?;
             Ok(ModelChoice { model, loss: None, train: None })
         }
-    }
-}
-
-/// The first of the errors that stop a model, in words.
-pub fn first_error(model: &str, errors: &[nnc_grammar::Diagnostic]) -> String {
-    match errors.first() {
-        Some(error) => format!("`{model}` does not check: {}", error.message),
-        None => format!("the file has no model `{model}`"),
     }
 }
