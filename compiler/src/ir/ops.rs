@@ -9,6 +9,8 @@
 
 use super::interp::Tensor;
 use super::onnx::{ONNX_FLOAT, ONNX_INT64, OnnxArg, OnnxAttr, OnnxData, OnnxEmit};
+use super::parse::{Attributes, numbers};
+use super::print::{number, optional_axis, pairs};
 use super::{Function, Value};
 use crate::shapes::{Dim, Shape};
 use nnc_grammar::Span;
@@ -144,8 +146,16 @@ pub(crate) type JvpRule = fn(&mut Emit<'_>, &Op, &[Value], Value, &[Option<Value
 /// An ONNX rule: `(emit, op, operands, result)`; the nodes it writes define the result's name.
 pub(crate) type OnnxRule = fn(&mut OnnxEmit<'_>, &Op, &[OnnxArg], &OnnxArg) -> Result<(), String>;
 
-/// The rules of one primitive.
+/// The rules of one primitive: everything about it is here, its text form included, so a
+/// new primitive is one entry (and one arm of `Op::rules`).
 pub(crate) struct Rules {
+    /// The op's name in the IR text.
+    pub name: &'static str,
+    /// The op's attributes as the IR text writes them after its name: `[axis=1]`, `[B, 64]`,
+    /// or nothing.
+    pub attributes: fn(&Op) -> String,
+    /// The op from the attributes its text gives, the inverse of `attributes`.
+    pub parse: fn(&Attributes<'_>) -> Result<Op, String>,
     pub shape: fn(&Op, &[&Shape]) -> Result<Shape, String>,
     /// Evaluates into `out`, which has the result's shape; its old contents are garbage.
     pub eval: fn(&Op, &[&Tensor], &mut Tensor),
@@ -155,57 +165,70 @@ pub(crate) struct Rules {
     pub onnx: OnnxRule,
 }
 
+/// The rules of every primitive, which the parser looks names up in.
+pub(crate) static ALL: &[&Rules] = &[
+    &CONST,
+    &LITERAL,
+    &SIZE,
+    &NEG,
+    &EXP,
+    &LN,
+    &SQRT,
+    &SIN,
+    &COS,
+    &TAN,
+    &ERF,
+    &TANH,
+    &SIGMOID,
+    &RELU,
+    &ABS,
+    &STEP,
+    &SIGN,
+    &ADD,
+    &SUB,
+    &MUL,
+    &DIV,
+    &POW,
+    &MAX,
+    &MIN,
+    &GREATER_EQ,
+    &MATMUL,
+    &TRANSPOSE,
+    &RESHAPE,
+    &BROADCAST,
+    &SUM_TO,
+    &SUM,
+    &MEAN,
+    &REDUCE_MAX,
+    &SOFTMAX,
+    &LOG_SOFTMAX,
+    &ONE_HOT,
+    &CONV2D,
+    &CONV2D_INPUT_GRAD,
+    &CONV2D_WEIGHT_GRAD,
+    &MAXPOOL2D,
+    &MAXPOOL2D_GRAD,
+    &MAXPOOL2D_PICK,
+    &AVGPOOL2D,
+    &AVGPOOL2D_GRAD,
+    &MSE,
+    &SOFTMAX_CROSS_ENTROPY,
+];
+
+/// The rules of the primitive called `name` in the IR text.
+pub(crate) fn rules_named(name: &str) -> Option<&'static Rules> {
+    ALL.iter().copied().find(|rules| rules.name == name)
+}
+
 impl Op {
     /// The op's name in the IR text.
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Const(_) => "const",
-            Op::Literal { .. } => "literal",
-            Op::Size(_) => "size",
-            Op::Neg => "neg",
-            Op::Exp => "exp",
-            Op::Ln => "ln",
-            Op::Sqrt => "sqrt",
-            Op::Sin => "sin",
-            Op::Cos => "cos",
-            Op::Tan => "tan",
-            Op::Erf => "erf",
-            Op::Tanh => "tanh",
-            Op::Sigmoid => "sigmoid",
-            Op::Relu => "relu",
-            Op::Abs => "abs",
-            Op::Step => "step",
-            Op::Sign => "sign",
-            Op::Add => "add",
-            Op::Sub => "sub",
-            Op::Mul => "mul",
-            Op::Div => "div",
-            Op::Pow => "pow",
-            Op::Max => "max",
-            Op::Min => "min",
-            Op::GreaterEq => "ge",
-            Op::MatMul => "matmul",
-            Op::Transpose => "transpose",
-            Op::Reshape(_) => "reshape",
-            Op::Broadcast(_) => "broadcast",
-            Op::SumTo(_) => "sum_to",
-            Op::Sum { .. } => "sum",
-            Op::Mean { .. } => "mean",
-            Op::ReduceMax { .. } => "reduce_max",
-            Op::Softmax { .. } => "softmax",
-            Op::LogSoftmax { .. } => "log_softmax",
-            Op::OneHot { .. } => "one_hot",
-            Op::Conv2d { .. } => "conv2d",
-            Op::Conv2dInputGrad { .. } => "conv2d_input_grad",
-            Op::Conv2dWeightGrad { .. } => "conv2d_weight_grad",
-            Op::MaxPool2d { .. } => "maxpool2d",
-            Op::MaxPool2dGrad { .. } => "maxpool2d_grad",
-            Op::MaxPool2dPick { .. } => "maxpool2d_pick",
-            Op::AvgPool2d { .. } => "avgpool2d",
-            Op::AvgPool2dGrad { .. } => "avgpool2d_grad",
-            Op::Mse => "mse",
-            Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
-        }
+        self.rules().name
+    }
+
+    /// The op's attributes as the IR text writes them after its name.
+    pub fn attributes(&self) -> String {
+        (self.rules().attributes)(self)
     }
 
     pub(crate) fn rules(&self) -> &'static Rules {
@@ -580,11 +603,9 @@ fn no_jvp(_: &mut Emit<'_>, _: &Op, _: &[Value], _: Value, _: &[Option<Value>]) 
     None
 }
 
-fn const_shape(op: &Op, _: &[&Shape]) -> Result<Shape, String> {
-    match op {
-        Op::Literal { shape, .. } => Ok(Shape(shape.iter().map(|&d| Dim::constant(d as i128)).collect())),
-        _ => Ok(Shape(Vec::new())),
-    }
+/// An op without attributes writes none.
+fn no_attributes(_: &Op) -> String {
+    String::new()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -614,11 +635,13 @@ fn onnx_reshape(e: &mut OnnxEmit<'_>, x: &str, y: &OnnxArg) -> Result<(), String
 }
 
 /// A reduction over one axis, or all of them, that drops the reduced axes.
-fn onnx_reduce(e: &mut OnnxEmit<'_>, op_type: &'static str, op: &Op, x: &[OnnxArg], y: &OnnxArg) -> Result<(), String> {
-    let axis = match op {
-        Op::Sum { axis } | Op::Mean { axis } | Op::ReduceMax { axis } => *axis,
-        _ => unreachable!(),
-    };
+fn onnx_reduce(
+    e: &mut OnnxEmit<'_>,
+    op_type: &'static str,
+    axis: Option<usize>,
+    x: &[OnnxArg],
+    y: &OnnxArg,
+) -> Result<(), String> {
     let keepdims = vec![("keepdims", OnnxAttr::Int(0))];
     match axis {
         Some(axis) => {
@@ -631,8 +654,13 @@ fn onnx_reduce(e: &mut OnnxEmit<'_>, op_type: &'static str, op: &Op, x: &[OnnxAr
 }
 
 /// Pooling without padding, windows that fit only, as this op pools.
-fn onnx_pool(e: &mut OnnxEmit<'_>, op_type: &'static str, op: &Op, x: &[OnnxArg], y: &OnnxArg) -> Result<(), String> {
-    let (kernel, stride) = pool_params(op);
+fn onnx_pool(
+    e: &mut OnnxEmit<'_>,
+    op_type: &'static str,
+    (kernel, stride): Pool,
+    x: &[OnnxArg],
+    y: &OnnxArg,
+) -> Result<(), String> {
     let attributes = vec![
         ("kernel_shape", OnnxAttr::Ints(vec![kernel.0 as i64, kernel.1 as i64])),
         ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
@@ -661,8 +689,7 @@ fn onnx_output_padding(
 
 /// The flat indices (over the whole input, as `MaxPool` numbers them) of each pooling
 /// window's maximum, from `MaxPool`'s second output.
-fn onnx_argmax(e: &mut OnnxEmit<'_>, op: &Op, x: &str, base: &str) -> String {
-    let (kernel, stride) = pool_params(op);
+fn onnx_argmax(e: &mut OnnxEmit<'_>, (kernel, stride): Pool, x: &str, base: &str) -> String {
     let attributes = vec![
         ("kernel_shape", OnnxAttr::Ints(vec![kernel.0 as i64, kernel.1 as i64])),
         ("strides", OnnxAttr::Ints(vec![stride.0 as i64, stride.1 as i64])),
@@ -675,11 +702,32 @@ fn onnx_argmax(e: &mut OnnxEmit<'_>, op: &Op, x: &str, base: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Constants.
 
+/// `[2, 2; 1, 0, 0, 1]`: the shape, then the values in row-major order.
+fn literal_attributes(op: &Op) -> String {
+    let Op::Literal { shape, data } = op else { unreachable!() };
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let values: Vec<String> = data.iter().map(|v| number(*v)).collect();
+    format!("[{}; {}]", dims.join(", "), values.join(", "))
+}
+
+fn parse_literal(attributes: &Attributes<'_>) -> Result<Op, String> {
+    let (dims, data) = attributes.text().split_once(';').ok_or("`literal[shape; values]`")?;
+    let shape: Vec<usize> = numbers(dims)?;
+    let data: Vec<f64> = numbers(data)?;
+    if shape.iter().product::<usize>() != data.len() {
+        return Err("the literal's values do not fill its shape".into());
+    }
+    Ok(Op::Literal { shape, data })
+}
+
 static CONST: Rules = Rules {
-    shape: const_shape,
-    eval: |op, _, out| match op {
-        Op::Const(c) => out.data[0] = *c,
-        _ => unreachable!(),
+    name: "const",
+    attributes: no_attributes,
+    parse: |_| Err("constants are written where they are used".into()),
+    shape: scalar,
+    eval: |op, _, out| {
+        let Op::Const(c) = op else { unreachable!() };
+        out.data[0] = *c
     },
     vjp: no_vjp,
     jvp: no_jvp,
@@ -691,10 +739,16 @@ static CONST: Rules = Rules {
 };
 
 static SIZE: Rules = Rules {
+    name: "size",
+    attributes: |op| {
+        let Op::Size(dim) = op else { unreachable!() };
+        format!("[{dim}]")
+    },
+    parse: |a| Ok(Op::Size(a.dim()?)),
     shape: scalar,
-    eval: |op, _, out| match op {
-        Op::Size(dim) => out.data[0] = dim.as_const().expect("a concrete size") as f64,
-        _ => unreachable!(),
+    eval: |op, _, out| {
+        let Op::Size(dim) = op else { unreachable!() };
+        out.data[0] = dim.as_const().expect("a concrete size") as f64
     },
     vjp: no_vjp,
     jvp: no_jvp,
@@ -707,10 +761,16 @@ static SIZE: Rules = Rules {
 };
 
 static LITERAL: Rules = Rules {
-    shape: const_shape,
-    eval: |op, _, out| match op {
-        Op::Literal { data, .. } => out.data.copy_from_slice(data),
-        _ => unreachable!(),
+    name: "literal",
+    attributes: literal_attributes,
+    parse: parse_literal,
+    shape: |op, _| {
+        let Op::Literal { shape, .. } = op else { unreachable!() };
+        Ok(Shape(shape.iter().map(|&d| Dim::constant(d as i128)).collect()))
+    },
+    eval: |op, _, out| {
+        let Op::Literal { data, .. } = op else { unreachable!() };
+        out.data.copy_from_slice(data)
     },
     vjp: no_vjp,
     jvp: no_jvp,
@@ -727,6 +787,9 @@ static LITERAL: Rules = Rules {
 // and the tangent `t`.
 
 static NEG: Rules = Rules {
+    name: "neg",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Neg),
     shape: same,
     eval: |_, x, out| map(x[0], out, |v| -v),
     vjp: |e, _, _, _, g, _| vec![Some(e.neg(g))],
@@ -735,6 +798,9 @@ static NEG: Rules = Rules {
 };
 
 static EXP: Rules = Rules {
+    name: "exp",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Exp),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::exp),
     // d exp(x) = exp(x) dx = y dx
@@ -744,6 +810,9 @@ static EXP: Rules = Rules {
 };
 
 static LN: Rules = Rules {
+    name: "ln",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Ln),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::ln),
     // d ln(x) = dx / x
@@ -753,6 +822,9 @@ static LN: Rules = Rules {
 };
 
 static SQRT: Rules = Rules {
+    name: "sqrt",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Sqrt),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::sqrt),
     // d sqrt(x) = dx / (2 y)
@@ -771,6 +843,9 @@ static SQRT: Rules = Rules {
 };
 
 static SIN: Rules = Rules {
+    name: "sin",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Sin),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::sin),
     // d sin(x) = cos(x) dx
@@ -787,6 +862,9 @@ static SIN: Rules = Rules {
 };
 
 static COS: Rules = Rules {
+    name: "cos",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Cos),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::cos),
     // d cos(x) = -sin(x) dx
@@ -812,6 +890,9 @@ fn one_plus_square(e: &mut Emit<'_>, y: Value, plus: bool) -> Value {
 }
 
 static TAN: Rules = Rules {
+    name: "tan",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Tan),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::tan),
     // d tan(x) = (1 + tan(x)^2) dx
@@ -828,6 +909,9 @@ static TAN: Rules = Rules {
 };
 
 static ERF: Rules = Rules {
+    name: "erf",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Erf),
     shape: same,
     eval: |_, x, out| map(x[0], out, libm::erf),
     // d erf(x) = 2 / sqrt(pi) · exp(-x^2) dx
@@ -853,6 +937,9 @@ fn erf_derivative(e: &mut Emit<'_>, x: Value) -> Value {
 }
 
 static TANH: Rules = Rules {
+    name: "tanh",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Tanh),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::tanh),
     // d tanh(x) = (1 - tanh(x)^2) dx
@@ -876,6 +963,9 @@ fn sigmoid_slope(e: &mut Emit<'_>, y: Value) -> Value {
 }
 
 static SIGMOID: Rules = Rules {
+    name: "sigmoid",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Sigmoid),
     shape: same,
     eval: |_, x, out| map(x[0], out, |v| 1.0 / (1.0 + (-v).exp())),
     vjp: |e, _, _, y, g, _| {
@@ -891,6 +981,9 @@ static SIGMOID: Rules = Rules {
 };
 
 static RELU: Rules = Rules {
+    name: "relu",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Relu),
     shape: same,
     eval: |_, x, out| map(x[0], out, |v| v.max(0.0)),
     // The derivative is 0 at 0, as in PyTorch.
@@ -907,6 +1000,9 @@ static RELU: Rules = Rules {
 };
 
 static ABS: Rules = Rules {
+    name: "abs",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Abs),
     shape: same,
     eval: |_, x, out| map(x[0], out, f64::abs),
     vjp: |e, _, x, _, g, _| {
@@ -922,6 +1018,9 @@ static ABS: Rules = Rules {
 };
 
 static STEP: Rules = Rules {
+    name: "step",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Step),
     shape: same,
     eval: |_, x, out| map(x[0], out, |v| if v > 0.0 { 1.0 } else { 0.0 }),
     vjp: no_vjp,
@@ -933,6 +1032,9 @@ static STEP: Rules = Rules {
 };
 
 static SIGN: Rules = Rules {
+    name: "sign",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Sign),
     shape: same,
     eval: |_, x, out| {
         map(x[0], out, |v| {
@@ -954,6 +1056,9 @@ static SIGN: Rules = Rules {
 // Binary elementwise ops, broadcasting as NumPy does. Inputs `a` and `b`.
 
 static ADD: Rules = Rules {
+    name: "add",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Add),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, |a, b| a + b),
     vjp: |_, _, _, _, g, _| vec![Some(g), Some(g)],
@@ -962,6 +1067,9 @@ static ADD: Rules = Rules {
 };
 
 static SUB: Rules = Rules {
+    name: "sub",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Sub),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, |a, b| a - b),
     vjp: |e, _, _, _, g, needs| vec![Some(g), needs[1].then(|| e.neg(g))],
@@ -975,6 +1083,9 @@ static SUB: Rules = Rules {
 };
 
 static MUL: Rules = Rules {
+    name: "mul",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Mul),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, |a, b| a * b),
     // d(ab) = b da + a db
@@ -988,6 +1099,9 @@ static MUL: Rules = Rules {
 };
 
 static DIV: Rules = Rules {
+    name: "div",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Div),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, |a, b| a / b),
     // d(a/b) = da / b - (a/b) db / b
@@ -1013,6 +1127,9 @@ static DIV: Rules = Rules {
 };
 
 static POW: Rules = Rules {
+    name: "pow",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Pow),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, f64::powf),
     // d(a^b) = b a^(b-1) da + a^b ln(a) db
@@ -1071,6 +1188,9 @@ fn extremum_jvp(e: &mut Emit<'_>, x: &[Value], t: &[Option<Value>], is_max: bool
 }
 
 static MAX: Rules = Rules {
+    name: "max",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Max),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, f64::max),
     vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, true),
@@ -1079,6 +1199,9 @@ static MAX: Rules = Rules {
 };
 
 static MIN: Rules = Rules {
+    name: "min",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Min),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, f64::min),
     vjp: |e, _, x, _, g, needs| extremum_vjp(e, x, g, needs, false),
@@ -1087,6 +1210,9 @@ static MIN: Rules = Rules {
 };
 
 static GREATER_EQ: Rules = Rules {
+    name: "ge",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::GreaterEq),
     shape: broadcast2,
     eval: |_, x, out| zip(x[0], x[1], out, |a, b| if a >= b { 1.0 } else { 0.0 }),
     vjp: no_vjp,
@@ -1143,6 +1269,9 @@ fn as_matrix(e: &mut Emit<'_>, x: Value, row: bool) -> Value {
 }
 
 static MATMUL: Rules = Rules {
+    name: "matmul",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::MatMul),
     shape: matmul_shape,
     eval: |_, x, out| matmul_eval(x[0], x[1], out),
     // y = a b: da = g b^T, db = a^T g, with vectors and batches as matrices.
@@ -1175,6 +1304,9 @@ static MATMUL: Rules = Rules {
 };
 
 static TRANSPOSE: Rules = Rules {
+    name: "transpose",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Transpose),
     shape: |_, inputs| {
         let mut dims = inputs[0].0.clone();
         let n = dims.len();
@@ -1202,14 +1334,17 @@ static TRANSPOSE: Rules = Rules {
 // Shape ops.
 
 static RESHAPE: Rules = Rules {
-    shape: |op, _| match op {
-        Op::Reshape(shape) => Ok(shape.clone()),
-        _ => unreachable!(),
+    name: "reshape",
+    attributes: |op| {
+        let Op::Reshape(shape) = op else { unreachable!() };
+        format!("{shape}")
     },
-    eval: |op, x, out| match op {
-        Op::Reshape(_) => out.data.copy_from_slice(&x[0].data),
-        _ => unreachable!(),
+    parse: |a| Ok(Op::Reshape(a.shape()?)),
+    shape: |op, _| {
+        let Op::Reshape(shape) = op else { unreachable!() };
+        Ok(shape.clone())
     },
+    eval: |_, x, out| out.data.copy_from_slice(&x[0].data),
     vjp: |e, _, x, _, g, _| {
         let shape = e.shape(x[0]);
         vec![Some(e.op(Op::Reshape(shape), &[g]))]
@@ -1224,18 +1359,21 @@ pub(crate) fn concrete(shape: &Shape) -> Vec<usize> {
 }
 
 static BROADCAST: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::Broadcast(shape) => broadcast_shapes(inputs[0], shape).map(|_| shape.clone()),
-        _ => unreachable!(),
+    name: "broadcast",
+    attributes: |op| {
+        let Op::Broadcast(shape) = op else { unreachable!() };
+        format!("{shape}")
     },
-    eval: |op, x, out| match op {
-        Op::Broadcast(_) => {
-            let index = x[0].broadcast_index(&out.shape);
-            for (i, slot) in out.data.iter_mut().enumerate() {
-                *slot = x[0].data[index.at(i)];
-            }
+    parse: |a| Ok(Op::Broadcast(a.shape()?)),
+    shape: |op, inputs| {
+        let Op::Broadcast(shape) = op else { unreachable!() };
+        broadcast_shapes(inputs[0], shape).map(|_| shape.clone())
+    },
+    eval: |_, x, out| {
+        let index = x[0].broadcast_index(&out.shape);
+        for (i, slot) in out.data.iter_mut().enumerate() {
+            *slot = x[0].data[index.at(i)];
         }
-        _ => unreachable!(),
     },
     vjp: |e, _, x, _, g, _| {
         let shape = e.shape(x[0]);
@@ -1250,20 +1388,23 @@ static BROADCAST: Rules = Rules {
 };
 
 static SUM_TO: Rules = Rules {
-    shape: |op, _| match op {
-        Op::SumTo(shape) => Ok(shape.clone()),
-        _ => unreachable!(),
+    name: "sum_to",
+    attributes: |op| {
+        let Op::SumTo(shape) = op else { unreachable!() };
+        format!("{shape}")
     },
-    eval: |op, x, out| match op {
-        Op::SumTo(_) => {
-            out.data.fill(0.0);
-            // Each element of the input adds into the element it was broadcast from.
-            let index = out.broadcast_index(&x[0].shape);
-            for (i, v) in x[0].data.iter().enumerate() {
-                out.data[index.at(i)] += v;
-            }
+    parse: |a| Ok(Op::SumTo(a.shape()?)),
+    shape: |op, _| {
+        let Op::SumTo(shape) = op else { unreachable!() };
+        Ok(shape.clone())
+    },
+    eval: |_, x, out| {
+        out.data.fill(0.0);
+        // Each element of the input adds into the element it was broadcast from.
+        let index = out.broadcast_index(&x[0].shape);
+        for (i, v) in x[0].data.iter().enumerate() {
+            out.data[index.at(i)] += v;
         }
-        _ => unreachable!(),
     },
     vjp: |e, _, x, _, g, _| {
         let shape = e.shape(x[0]);
@@ -1313,20 +1454,29 @@ fn reduced_count(shape: &Shape, axis: Option<usize>) -> Dim {
 }
 
 static SUM: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::Sum { axis } => reduced(inputs[0], *axis),
-        _ => unreachable!(),
+    name: "sum",
+    attributes: |op| {
+        let Op::Sum { axis } = op else { unreachable!() };
+        optional_axis(*axis)
     },
-    eval: |op, x, out| match op {
-        Op::Sum { axis } => reduce(x[0], out, *axis, 0.0, |a, v| a + v),
-        _ => unreachable!(),
+    parse: |a| Ok(Op::Sum { axis: a.axis()? }),
+    shape: |op, inputs| {
+        let Op::Sum { axis } = op else { unreachable!() };
+        reduced(inputs[0], *axis)
     },
-    vjp: |e, op, x, _, g, _| match op {
-        Op::Sum { axis } => vec![Some(spread(e, x[0], *axis, g))],
-        _ => unreachable!(),
+    eval: |op, x, out| {
+        let Op::Sum { axis } = op else { unreachable!() };
+        reduce(x[0], out, *axis, 0.0, |a, v| a + v)
+    },
+    vjp: |e, op, x, _, g, _| {
+        let Op::Sum { axis } = op else { unreachable!() };
+        vec![Some(spread(e, x[0], *axis, g))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
-    onnx: |e, op, x, y| onnx_reduce(e, "ReduceSum", op, x, y),
+    onnx: |e, op, x, y| {
+        let Op::Sum { axis } = op else { unreachable!() };
+        onnx_reduce(e, "ReduceSum", *axis, x, y)
+    },
 };
 
 /// `1 / n` for the elements a mean combines.
@@ -1336,95 +1486,107 @@ fn inverse_count(e: &mut Emit<'_>, x: Value, axis: Option<usize>) -> Value {
 }
 
 static MEAN: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::Mean { axis } => reduced(inputs[0], *axis),
-        _ => unreachable!(),
+    name: "mean",
+    attributes: |op| {
+        let Op::Mean { axis } = op else { unreachable!() };
+        optional_axis(*axis)
     },
-    eval: |op, x, out| match op {
-        Op::Mean { axis } => {
-            let n = match axis {
-                Some(axis) => x[0].shape[*axis],
-                None => x[0].data.len(),
-            };
-            reduce(x[0], out, *axis, 0.0, |a, v| a + v);
-            for v in &mut out.data {
-                *v /= n as f64;
-            }
-        }
-        _ => unreachable!(),
+    parse: |a| Ok(Op::Mean { axis: a.axis()? }),
+    shape: |op, inputs| {
+        let Op::Mean { axis } = op else { unreachable!() };
+        reduced(inputs[0], *axis)
     },
-    vjp: |e, op, x, _, g, _| match op {
-        Op::Mean { axis } => {
-            let inv = inverse_count(e, x[0], *axis);
-            let scaled = e.mul(g, inv);
-            vec![Some(spread(e, x[0], *axis, scaled))]
+    eval: |op, x, out| {
+        let Op::Mean { axis } = op else { unreachable!() };
+        let n = match axis {
+            Some(axis) => x[0].shape[*axis],
+            None => x[0].data.len(),
+        };
+        reduce(x[0], out, *axis, 0.0, |a, v| a + v);
+        for v in &mut out.data {
+            *v /= n as f64;
         }
-        _ => unreachable!(),
+    },
+    vjp: |e, op, x, _, g, _| {
+        let Op::Mean { axis } = op else { unreachable!() };
+        let inv = inverse_count(e, x[0], *axis);
+        let scaled = e.mul(g, inv);
+        vec![Some(spread(e, x[0], *axis, scaled))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
-    onnx: |e, op, x, y| onnx_reduce(e, "ReduceMean", op, x, y),
+    onnx: |e, op, x, y| {
+        let Op::Mean { axis } = op else { unreachable!() };
+        onnx_reduce(e, "ReduceMean", *axis, x, y)
+    },
 };
 
 static REDUCE_MAX: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::ReduceMax { axis } => reduced(inputs[0], *axis),
-        _ => unreachable!(),
+    name: "reduce_max",
+    attributes: |op| {
+        let Op::ReduceMax { axis } = op else { unreachable!() };
+        optional_axis(*axis)
     },
-    eval: |op, x, out| match op {
-        Op::ReduceMax { axis } => reduce(x[0], out, *axis, f64::NEG_INFINITY, f64::max),
-        _ => unreachable!(),
+    parse: |a| Ok(Op::ReduceMax { axis: a.axis()? }),
+    shape: |op, inputs| {
+        let Op::ReduceMax { axis } = op else { unreachable!() };
+        reduced(inputs[0], *axis)
+    },
+    eval: |op, x, out| {
+        let Op::ReduceMax { axis } = op else { unreachable!() };
+        reduce(x[0], out, *axis, f64::NEG_INFINITY, f64::max)
     },
     // The cotangent goes to the elements equal to the maximum.
-    vjp: |e, op, x, y, g, _| match op {
-        Op::ReduceMax { axis } => {
-            let top = spread(e, x[0], *axis, y);
-            let mask = e.op(Op::GreaterEq, &[x[0], top]);
-            let spread_g = spread(e, x[0], *axis, g);
-            vec![Some(e.mul(spread_g, mask))]
-        }
-        _ => unreachable!(),
+    vjp: |e, op, x, y, g, _| {
+        let Op::ReduceMax { axis } = op else { unreachable!() };
+        let top = spread(e, x[0], *axis, y);
+        let mask = e.op(Op::GreaterEq, &[x[0], top]);
+        let spread_g = spread(e, x[0], *axis, g);
+        vec![Some(e.mul(spread_g, mask))]
     },
-    jvp: |e, op, x, y, t| match op {
-        Op::ReduceMax { axis } => {
-            let t = t[0]?;
-            let top = spread(e, x[0], *axis, y);
-            let mask = e.op(Op::GreaterEq, &[x[0], top]);
-            let picked = e.mul(mask, t);
-            Some(e.op(Op::Sum { axis: *axis }, &[picked]))
-        }
-        _ => unreachable!(),
+    jvp: |e, op, x, y, t| {
+        let Op::ReduceMax { axis } = op else { unreachable!() };
+        let t = t[0]?;
+        let top = spread(e, x[0], *axis, y);
+        let mask = e.op(Op::GreaterEq, &[x[0], top]);
+        let picked = e.mul(mask, t);
+        Some(e.op(Op::Sum { axis: *axis }, &[picked]))
     },
-    onnx: |e, op, x, y| onnx_reduce(e, "ReduceMax", op, x, y),
+    onnx: |e, op, x, y| {
+        let Op::ReduceMax { axis } = op else { unreachable!() };
+        onnx_reduce(e, "ReduceMax", *axis, x, y)
+    },
 };
 
 // ---------------------------------------------------------------------------------------
 // Neural-network ops.
 
 static SOFTMAX: Rules = Rules {
+    name: "softmax",
+    attributes: |op| {
+        let Op::Softmax { axis } = op else { unreachable!() };
+        format!("[axis={axis}]")
+    },
+    parse: |a| Ok(Op::Softmax { axis: a.required_axis()? }),
     shape: same,
-    eval: |op, x, out| match op {
-        Op::Softmax { axis } => softmax_into(x[0], out, *axis, false),
-        _ => unreachable!(),
+    eval: |op, x, out| {
+        let Op::Softmax { axis } = op else { unreachable!() };
+        softmax_into(x[0], out, *axis, false)
     },
     // dx = y (g - sum(g y))
-    vjp: |e, op, _, y, g, _| match op {
-        Op::Softmax { axis } => {
-            let gy = e.mul(g, y);
-            let total = e.sum_keep(gy, *axis);
-            let centred = e.sub(g, total);
-            vec![Some(e.mul(y, centred))]
-        }
-        _ => unreachable!(),
+    vjp: |e, op, _, y, g, _| {
+        let Op::Softmax { axis } = op else { unreachable!() };
+        let gy = e.mul(g, y);
+        let total = e.sum_keep(gy, *axis);
+        let centred = e.sub(g, total);
+        vec![Some(e.mul(y, centred))]
     },
-    jvp: |e, op, _, y, t| match op {
-        Op::Softmax { axis } => {
-            let t = t[0]?;
-            let ty = e.mul(t, y);
-            let total = e.sum_keep(ty, *axis);
-            let centred = e.sub(t, total);
-            Some(e.mul(y, centred))
-        }
-        _ => unreachable!(),
+    jvp: |e, op, _, y, t| {
+        let Op::Softmax { axis } = op else { unreachable!() };
+        let t = t[0]?;
+        let ty = e.mul(t, y);
+        let total = e.sum_keep(ty, *axis);
+        let centred = e.sub(t, total);
+        Some(e.mul(y, centred))
     },
     onnx: |e, op, x, y| {
         let Op::Softmax { axis } = op else { unreachable!() };
@@ -1434,30 +1596,32 @@ static SOFTMAX: Rules = Rules {
 };
 
 static LOG_SOFTMAX: Rules = Rules {
+    name: "log_softmax",
+    attributes: |op| {
+        let Op::LogSoftmax { axis } = op else { unreachable!() };
+        format!("[axis={axis}]")
+    },
+    parse: |a| Ok(Op::LogSoftmax { axis: a.required_axis()? }),
     shape: same,
-    eval: |op, x, out| match op {
-        Op::LogSoftmax { axis } => softmax_into(x[0], out, *axis, true),
-        _ => unreachable!(),
+    eval: |op, x, out| {
+        let Op::LogSoftmax { axis } = op else { unreachable!() };
+        softmax_into(x[0], out, *axis, true)
     },
     // dx = g - softmax(x) sum(g), with softmax(x) = exp(y)
-    vjp: |e, op, _, y, g, _| match op {
-        Op::LogSoftmax { axis } => {
-            let p = e.op(Op::Exp, &[y]);
-            let total = e.sum_keep(g, *axis);
-            let spread = e.mul(p, total);
-            vec![Some(e.sub(g, spread))]
-        }
-        _ => unreachable!(),
+    vjp: |e, op, _, y, g, _| {
+        let Op::LogSoftmax { axis } = op else { unreachable!() };
+        let p = e.op(Op::Exp, &[y]);
+        let total = e.sum_keep(g, *axis);
+        let spread = e.mul(p, total);
+        vec![Some(e.sub(g, spread))]
     },
-    jvp: |e, op, _, y, t| match op {
-        Op::LogSoftmax { axis } => {
-            let t = t[0]?;
-            let p = e.op(Op::Exp, &[y]);
-            let pt = e.mul(p, t);
-            let total = e.sum_keep(pt, *axis);
-            Some(e.sub(t, total))
-        }
-        _ => unreachable!(),
+    jvp: |e, op, _, y, t| {
+        let Op::LogSoftmax { axis } = op else { unreachable!() };
+        let t = t[0]?;
+        let p = e.op(Op::Exp, &[y]);
+        let pt = e.mul(p, t);
+        let total = e.sum_keep(pt, *axis);
+        Some(e.sub(t, total))
     },
     onnx: |e, op, x, y| {
         let Op::LogSoftmax { axis } = op else { unreachable!() };
@@ -1467,25 +1631,27 @@ static LOG_SOFTMAX: Rules = Rules {
 };
 
 static ONE_HOT: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::OneHot { classes } => {
-            let mut dims = inputs[0].0.clone();
-            dims.push(Dim::constant(*classes as i128));
-            Ok(Shape(dims))
-        }
-        _ => unreachable!(),
+    name: "one_hot",
+    attributes: |op| {
+        let Op::OneHot { classes } = op else { unreachable!() };
+        format!("[classes={classes}]")
     },
-    eval: |op, x, out| match op {
-        Op::OneHot { classes } => {
-            out.data.fill(0.0);
-            for (i, &label) in x[0].data.iter().enumerate() {
-                let class = label.round();
-                if class >= 0.0 && (class as usize) < *classes {
-                    out.data[i * classes + class as usize] = 1.0;
-                }
+    parse: |a| Ok(Op::OneHot { classes: a.number("classes")? }),
+    shape: |op, inputs| {
+        let Op::OneHot { classes } = op else { unreachable!() };
+        let mut dims = inputs[0].0.clone();
+        dims.push(Dim::constant(*classes as i128));
+        Ok(Shape(dims))
+    },
+    eval: |op, x, out| {
+        let Op::OneHot { classes } = op else { unreachable!() };
+        out.data.fill(0.0);
+        for (i, &label) in x[0].data.iter().enumerate() {
+            let class = label.round();
+            if class >= 0.0 && (class as usize) < *classes {
+                out.data[i * classes + class as usize] = 1.0;
             }
         }
-        _ => unreachable!(),
     },
     vjp: no_vjp,
     jvp: no_jvp,
@@ -1500,6 +1666,9 @@ static ONE_HOT: Rules = Rules {
 };
 
 static MSE: Rules = Rules {
+    name: "mse",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::Mse),
     shape: |_, inputs| broadcast_shapes(inputs[0], inputs[1]).map(|_| Shape(Vec::new())),
     eval: |_, x, out| {
         let shape = broadcast_dims(&x[0].shape, &x[1].shape);
@@ -1541,6 +1710,9 @@ static MSE: Rules = Rules {
 };
 
 static SOFTMAX_CROSS_ENTROPY: Rules = Rules {
+    name: "softmax_cross_entropy",
+    attributes: no_attributes,
+    parse: |_| Ok(Op::SoftmaxCrossEntropy),
     shape: scalar,
     eval: |_, x, out| {
         let (logits, labels) = (x[0], x[1]);
@@ -1728,13 +1900,10 @@ fn conv_weight_grad_eval(
     }
 }
 
-fn conv_params(op: &Op) -> ((usize, usize), (usize, usize)) {
-    match op {
-        Op::Conv2d { stride, pad }
-        | Op::Conv2dInputGrad { stride, pad, .. }
-        | Op::Conv2dWeightGrad { stride, pad, .. } => (*stride, *pad),
-        _ => unreachable!(),
-    }
+/// The `(stride, pad)` of a convolution.
+fn conv2d(op: &Op) -> ((usize, usize), (usize, usize)) {
+    let Op::Conv2d { stride, pad } = op else { unreachable!() };
+    (*stride, *pad)
 }
 
 /// Two spatial sizes, which the shape analysis has made concrete (only the batch may be a
@@ -1745,8 +1914,14 @@ fn concrete_pair(shape: &Shape, from: usize) -> (usize, usize) {
 }
 
 static CONV2D: Rules = Rules {
+    name: "conv2d",
+    attributes: |op| {
+        let Op::Conv2d { stride, pad } = op else { unreachable!() };
+        pairs(&[("stride", *stride), ("pad", *pad)])
+    },
+    parse: |a| Ok(Op::Conv2d { stride: a.pair("stride")?, pad: a.pair("pad")? }),
     shape: |op, inputs| {
-        let (stride, pad) = conv_params(op);
+        let (stride, pad) = conv2d(op);
         let (x, w) = (inputs[0], inputs[1]);
         rank4(x, "the input")?;
         rank4(w, "the weight")?;
@@ -1763,11 +1938,11 @@ static CONV2D: Rules = Rules {
         Ok(Shape(vec![x.0[0].clone(), w.0[0].clone(), ho, wo]))
     },
     eval: |op, x, out| {
-        let (stride, pad) = conv_params(op);
+        let (stride, pad) = conv2d(op);
         conv_eval(x[0], x[1], stride, pad, out)
     },
     vjp: |e, op, x, _, g, needs| {
-        let (stride, pad) = conv_params(op);
+        let (stride, pad) = conv2d(op);
         let (xs, ws) = (e.shape(x[0]), e.shape(x[1]));
         let dx = needs[0].then(|| e.op(Op::Conv2dInputGrad { stride, pad, input: concrete_pair(&xs, 2) }, &[g, x[1]]));
         let dw =
@@ -1780,7 +1955,7 @@ static CONV2D: Rules = Rules {
         e.sum_opt(a, b)
     },
     onnx: |e, op, x, y| {
-        let (stride, pad) = conv_params(op);
+        let (stride, pad) = conv2d(op);
         let pads = vec![pad.0 as i64, pad.1 as i64, pad.0 as i64, pad.1 as i64];
         let strides = vec![stride.0 as i64, stride.1 as i64];
         let attributes = vec![("pads", OnnxAttr::Ints(pads)), ("strides", OnnxAttr::Ints(strides))];
@@ -1790,25 +1965,24 @@ static CONV2D: Rules = Rules {
 };
 
 static CONV2D_INPUT_GRAD: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::Conv2dInputGrad { input, .. } => {
-            let (g, w) = (inputs[0], inputs[1]);
-            Ok(Shape(vec![
-                g.0[0].clone(),
-                w.0[1].clone(),
-                Dim::constant(input.0 as i128),
-                Dim::constant(input.1 as i128),
-            ]))
-        }
-        _ => unreachable!(),
+    name: "conv2d_input_grad",
+    attributes: |op| {
+        let Op::Conv2dInputGrad { stride, pad, input } = op else { unreachable!() };
+        pairs(&[("stride", *stride), ("pad", *pad), ("input", *input)])
     },
-    eval: |op, x, out| match op {
-        Op::Conv2dInputGrad { stride, pad, input } => conv_input_grad_eval(x[0], x[1], *stride, *pad, *input, out),
-        _ => unreachable!(),
+    parse: |a| Ok(Op::Conv2dInputGrad { stride: a.pair("stride")?, pad: a.pair("pad")?, input: a.pair("input")? }),
+    shape: |op, inputs| {
+        let Op::Conv2dInputGrad { input, .. } = op else { unreachable!() };
+        let (g, w) = (inputs[0], inputs[1]);
+        Ok(Shape(vec![g.0[0].clone(), w.0[1].clone(), Dim::constant(input.0 as i128), Dim::constant(input.1 as i128)]))
+    },
+    eval: |op, x, out| {
+        let Op::Conv2dInputGrad { stride, pad, input } = op else { unreachable!() };
+        conv_input_grad_eval(x[0], x[1], *stride, *pad, *input, out)
     },
     // Linear in both inputs: <dx(g, w), z> = <g, conv(z, w)> = <w, dw(z, g)>.
     vjp: |e, op, x, _, z, needs| {
-        let (stride, pad) = conv_params(op);
+        let Op::Conv2dInputGrad { stride, pad, .. } = *op else { unreachable!() };
         let ws = e.shape(x[1]);
         let dg = needs[0].then(|| e.op(Op::Conv2d { stride, pad }, &[z, x[1]]));
         let dw =
@@ -1837,25 +2011,29 @@ static CONV2D_INPUT_GRAD: Rules = Rules {
 };
 
 static CONV2D_WEIGHT_GRAD: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::Conv2dWeightGrad { kernel, .. } => {
-            let (x, g) = (inputs[0], inputs[1]);
-            Ok(Shape(vec![
-                g.0[1].clone(),
-                x.0[1].clone(),
-                Dim::constant(kernel.0 as i128),
-                Dim::constant(kernel.1 as i128),
-            ]))
-        }
-        _ => unreachable!(),
+    name: "conv2d_weight_grad",
+    attributes: |op| {
+        let Op::Conv2dWeightGrad { stride, pad, kernel } = op else { unreachable!() };
+        pairs(&[("stride", *stride), ("pad", *pad), ("kernel", *kernel)])
     },
-    eval: |op, x, out| match op {
-        Op::Conv2dWeightGrad { stride, pad, kernel } => conv_weight_grad_eval(x[0], x[1], *stride, *pad, *kernel, out),
-        _ => unreachable!(),
+    parse: |a| Ok(Op::Conv2dWeightGrad { stride: a.pair("stride")?, pad: a.pair("pad")?, kernel: a.pair("kernel")? }),
+    shape: |op, inputs| {
+        let Op::Conv2dWeightGrad { kernel, .. } = op else { unreachable!() };
+        let (x, g) = (inputs[0], inputs[1]);
+        Ok(Shape(vec![
+            g.0[1].clone(),
+            x.0[1].clone(),
+            Dim::constant(kernel.0 as i128),
+            Dim::constant(kernel.1 as i128),
+        ]))
+    },
+    eval: |op, x, out| {
+        let Op::Conv2dWeightGrad { stride, pad, kernel } = op else { unreachable!() };
+        conv_weight_grad_eval(x[0], x[1], *stride, *pad, *kernel, out)
     },
     // Linear in both inputs: <dw(x, g), z> = <g, conv(x, z)> = <x, dx(g, z)>.
     vjp: |e, op, x, _, z, needs| {
-        let (stride, pad) = conv_params(op);
+        let Op::Conv2dWeightGrad { stride, pad, .. } = *op else { unreachable!() };
         let xs = e.shape(x[0]);
         let dx = needs[0].then(|| e.op(Op::Conv2dInputGrad { stride, pad, input: concrete_pair(&xs, 2) }, &[x[1], z]));
         let dg = needs[1].then(|| e.op(Op::Conv2d { stride, pad }, &[x[0], z]));
@@ -1893,20 +2071,30 @@ static CONV2D_WEIGHT_GRAD: Rules = Rules {
     },
 };
 
-fn pool_params(op: &Op) -> ((usize, usize), (usize, usize)) {
-    match op {
-        Op::MaxPool2d { kernel, stride }
-        | Op::MaxPool2dGrad { kernel, stride }
-        | Op::MaxPool2dPick { kernel, stride }
-        | Op::AvgPool2d { kernel, stride }
-        | Op::AvgPool2dGrad { kernel, stride, .. } => (*kernel, *stride),
-        _ => unreachable!(),
-    }
+/// A pooling op's `(kernel, stride)`.
+type Pool = ((usize, usize), (usize, usize));
+
+fn max_pool(op: &Op) -> Pool {
+    let Op::MaxPool2d { kernel, stride } = op else { unreachable!() };
+    (*kernel, *stride)
 }
 
-fn pool_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
-    let (kernel, stride) = pool_params(op);
-    let x = inputs[0];
+fn max_pool_grad(op: &Op) -> Pool {
+    let Op::MaxPool2dGrad { kernel, stride } = op else { unreachable!() };
+    (*kernel, *stride)
+}
+
+fn max_pool_pick(op: &Op) -> Pool {
+    let Op::MaxPool2dPick { kernel, stride } = op else { unreachable!() };
+    (*kernel, *stride)
+}
+
+fn avg_pool(op: &Op) -> Pool {
+    let Op::AvgPool2d { kernel, stride } = op else { unreachable!() };
+    (*kernel, *stride)
+}
+
+fn pool_shape((kernel, stride): Pool, x: &Shape) -> Result<Shape, String> {
     rank4(x, "the input")?;
     concrete_spatial(x)?;
     let ho = window(&x.0[2], kernel.0, stride.0, 0)?;
@@ -1941,40 +2129,52 @@ fn argmax_windows(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), mu
 }
 
 static MAXPOOL2D: Rules = Rules {
-    shape: pool_shape,
+    name: "maxpool2d",
+    attributes: |op| {
+        let Op::MaxPool2d { kernel, stride } = op else { unreachable!() };
+        pairs(&[("kernel", *kernel), ("stride", *stride)])
+    },
+    parse: |a| Ok(Op::MaxPool2d { kernel: a.pair("kernel")?, stride: a.pair("stride")? }),
+    shape: |op, inputs| pool_shape(max_pool(op), inputs[0]),
     eval: |op, x, out| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = max_pool(op);
         argmax_windows(x[0], kernel, stride, |window, at| out.data[window] = x[0].data[at]);
     },
     // The cotangent goes to the position of each window's maximum.
     vjp: |e, op, x, _, g, _| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = max_pool(op);
         vec![Some(e.op(Op::MaxPool2dGrad { kernel, stride }, &[x[0], g]))]
     },
     jvp: |e, op, x, _, t| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = max_pool(op);
         t[0].map(|t| e.op(Op::MaxPool2dPick { kernel, stride }, &[x[0], t]))
     },
-    onnx: |e, op, x, y| onnx_pool(e, "MaxPool", op, x, y),
+    onnx: |e, op, x, y| onnx_pool(e, "MaxPool", max_pool(op), x, y),
 };
 
 static MAXPOOL2D_GRAD: Rules = Rules {
+    name: "maxpool2d_grad",
+    attributes: |op| {
+        let Op::MaxPool2dGrad { kernel, stride } = op else { unreachable!() };
+        pairs(&[("kernel", *kernel), ("stride", *stride)])
+    },
+    parse: |a| Ok(Op::MaxPool2dGrad { kernel: a.pair("kernel")?, stride: a.pair("stride")? }),
     shape: |_, inputs| Ok(inputs[0].clone()),
     eval: |op, x, out| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = max_pool_grad(op);
         out.data.fill(0.0);
         argmax_windows(x[0], kernel, stride, |window, at| out.data[at] += x[1].data[window]);
     },
     // Linear in the cotangent; the positions of the maxima do not move under small changes.
     vjp: |e, op, x, _, z, needs| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = max_pool_grad(op);
         vec![None, needs[1].then(|| e.op(Op::MaxPool2dPick { kernel, stride }, &[x[0], z]))]
     },
     jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
     onnx: |e, op, x, y| {
         // Each window's cotangent is added at the flat index of its maximum, which `MaxPool`
         // gives as its second output.
-        let indices = onnx_argmax(e, op, &x[0].name, &y.name);
+        let indices = onnx_argmax(e, max_pool_grad(op), &x[0].name, &y.name);
         let shape = e.temp(&y.name, "Shape", &[&x[0].name], Vec::new());
         let zeros = e.temp(&y.name, "ConstantOfShape", &[&shape], Vec::new());
         let flat = e.ints(&format!("{}/flat", y.name), vec![-1]);
@@ -1989,18 +2189,24 @@ static MAXPOOL2D_GRAD: Rules = Rules {
 };
 
 static MAXPOOL2D_PICK: Rules = Rules {
-    shape: |op, inputs| pool_shape(op, &inputs[..1]),
+    name: "maxpool2d_pick",
+    attributes: |op| {
+        let Op::MaxPool2dPick { kernel, stride } = op else { unreachable!() };
+        pairs(&[("kernel", *kernel), ("stride", *stride)])
+    },
+    parse: |a| Ok(Op::MaxPool2dPick { kernel: a.pair("kernel")?, stride: a.pair("stride")? }),
+    shape: |op, inputs| pool_shape(max_pool_pick(op), inputs[0]),
     eval: |op, x, out| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = max_pool_pick(op);
         argmax_windows(x[0], kernel, stride, |window, at| out.data[window] = x[1].data[at]);
     },
     vjp: |e, op, x, _, z, needs| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = max_pool_pick(op);
         vec![None, needs[1].then(|| e.op(Op::MaxPool2dGrad { kernel, stride }, &[x[0], z]))]
     },
     jvp: |e, op, x, _, t| t[1].map(|t| e.op(op.clone(), &[x[0], t])),
     onnx: |e, op, x, y| {
-        let indices = onnx_argmax(e, op, &x[0].name, &y.name);
+        let indices = onnx_argmax(e, max_pool_pick(op), &x[0].name, &y.name);
         let flat = e.ints(&format!("{}/flat", y.name), vec![-1]);
         let values = e.temp(&y.name, "Reshape", &[&x[1].name, &flat], Vec::new());
         e.node("Gather", &[&values, &indices], &y.name, vec![("axis", OnnxAttr::Int(0))]);
@@ -2021,51 +2227,54 @@ fn avgpool_eval(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), y: &
 }
 
 static AVGPOOL2D: Rules = Rules {
-    shape: pool_shape,
+    name: "avgpool2d",
+    attributes: |op| {
+        let Op::AvgPool2d { kernel, stride } = op else { unreachable!() };
+        pairs(&[("kernel", *kernel), ("stride", *stride)])
+    },
+    parse: |a| Ok(Op::AvgPool2d { kernel: a.pair("kernel")?, stride: a.pair("stride")? }),
+    shape: |op, inputs| pool_shape(avg_pool(op), inputs[0]),
     eval: |op, x, out| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = avg_pool(op);
         avgpool_eval(x[0], kernel, stride, out)
     },
     vjp: |e, op, x, _, g, _| {
-        let (kernel, stride) = pool_params(op);
+        let (kernel, stride) = avg_pool(op);
         let input = concrete_pair(&e.shape(x[0]), 2);
         vec![Some(e.op(Op::AvgPool2dGrad { kernel, stride, input }, &[g]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
-    onnx: |e, op, x, y| onnx_pool(e, "AveragePool", op, x, y),
+    onnx: |e, op, x, y| onnx_pool(e, "AveragePool", avg_pool(op), x, y),
 };
 
 static AVGPOOL2D_GRAD: Rules = Rules {
-    shape: |op, inputs| match op {
-        Op::AvgPool2dGrad { input, .. } => {
-            let g = inputs[0];
-            Ok(Shape(vec![
-                g.0[0].clone(),
-                g.0[1].clone(),
-                Dim::constant(input.0 as i128),
-                Dim::constant(input.1 as i128),
-            ]))
-        }
-        _ => unreachable!(),
+    name: "avgpool2d_grad",
+    attributes: |op| {
+        let Op::AvgPool2dGrad { kernel, stride, input } = op else { unreachable!() };
+        pairs(&[("kernel", *kernel), ("stride", *stride), ("input", *input)])
     },
-    eval: |op, x, out| match op {
-        Op::AvgPool2dGrad { kernel, stride, input } => {
-            let g = x[0];
-            let (n_count, c_count, ho, wo) = (g.shape[0], g.shape[1], g.shape[2], g.shape[3]);
-            let (h, w) = *input;
-            let win = Windows { n: n_count, h, w, ho, wo, kernel: *kernel, stride: *stride, pad: (0, 0) };
-            let scale = 1.0 / (kernel.0 * kernel.1) as f64;
-            out.data.fill(0.0);
-            for plane in 0..n_count * c_count {
-                win.each(|i, j, _, _, hp, wp| {
-                    out.data[(plane * h + hp) * w + wp] += g.data[(plane * ho + i) * wo + j] * scale
-                });
-            }
+    parse: |a| Ok(Op::AvgPool2dGrad { kernel: a.pair("kernel")?, stride: a.pair("stride")?, input: a.pair("input")? }),
+    shape: |op, inputs| {
+        let Op::AvgPool2dGrad { input, .. } = op else { unreachable!() };
+        let g = inputs[0];
+        Ok(Shape(vec![g.0[0].clone(), g.0[1].clone(), Dim::constant(input.0 as i128), Dim::constant(input.1 as i128)]))
+    },
+    eval: |op, x, out| {
+        let Op::AvgPool2dGrad { kernel, stride, input } = op else { unreachable!() };
+        let g = x[0];
+        let (n_count, c_count, ho, wo) = (g.shape[0], g.shape[1], g.shape[2], g.shape[3]);
+        let (h, w) = *input;
+        let win = Windows { n: n_count, h, w, ho, wo, kernel: *kernel, stride: *stride, pad: (0, 0) };
+        let scale = 1.0 / (kernel.0 * kernel.1) as f64;
+        out.data.fill(0.0);
+        for plane in 0..n_count * c_count {
+            win.each(|i, j, _, _, hp, wp| {
+                out.data[(plane * h + hp) * w + wp] += g.data[(plane * ho + i) * wo + j] * scale
+            });
         }
-        _ => unreachable!(),
     },
     vjp: |e, op, _, _, z, _| {
-        let (kernel, stride) = pool_params(op);
+        let Op::AvgPool2dGrad { kernel, stride, .. } = *op else { unreachable!() };
         vec![Some(e.op(Op::AvgPool2d { kernel, stride }, &[z]))]
     },
     jvp: |e, op, _, _, t| t[0].map(|t| e.op(op.clone(), &[t])),
