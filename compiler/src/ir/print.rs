@@ -23,10 +23,7 @@ pub(crate) fn number(value: f64) -> String {
 
 /// The operand text of `value`: a scalar constant's number, or the value's name.
 fn operand(f: &Function, value: Value) -> String {
-    match f.def(value).map(|inst| &inst.op) {
-        Some(Op::Const(c)) => number(*c),
-        _ => f.name_of(value).to_string(),
-    }
+    if let Some(Op::Const(c)) = f.def(value).map(|inst| &inst.op) { number(*c) } else { f.name_of(value).to_string() }
 }
 
 /// Keyed pairs as the attributes of windowed ops write them: `[stride=1x1, pad=0x0]`.
