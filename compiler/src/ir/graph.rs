@@ -7,7 +7,7 @@
 //! written in the order of the function's arguments and instructions, so the same function
 //! always gives the same text.
 
-use super::print::{attributes, number};
+use super::print::number;
 use super::trace::Names;
 use super::{Function, Op, Value};
 use crate::shapes::{Dim, format_count};
@@ -128,7 +128,7 @@ impl Graph<'_> {
                 Op::Const(c) => format!("{} = {}", f.name_of(value), number(*c)),
                 op => {
                     let mut text = format!("{} = {}", self.names.of(value), self.names.primal(op, &inst.args));
-                    let mut extra = attributes(op);
+                    let mut extra = op.attributes();
                     if extra.chars().count() > LONGEST_ATTRIBUTES {
                         extra = extra.chars().take(LONGEST_ATTRIBUTES - 1).collect::<String>() + "…";
                     }

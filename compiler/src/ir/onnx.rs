@@ -1,5 +1,5 @@
 //! The ONNX form of a function: ONNX operator nodes over named tensors, built by each op's
-//! `onnx` rule in `ops.rs` (beside its shape, evaluation and derivative rules). The crate
+//! `onnx` rule in `ops` (beside its shape, evaluation and derivative rules). The crate
 //! `nnc-onnx` encodes this graph, with the weights, as an ONNX protobuf model.
 
 use super::{Function, Value};

@@ -1,6 +1,7 @@
 //! A parser for the IR's text form, the inverse of `print`: filetests write their input as
 //! IR text, and printing what was parsed gives the same text back.
 
+use super::ops::rules_named;
 use super::{Function, Op, Type, Value};
 use crate::shapes::{Dim, Shape};
 use nnc_grammar::Span;
@@ -208,85 +209,94 @@ fn pair(text: &str) -> Result<(usize, usize), String> {
     Ok((a.trim().parse().map_err(|_| format!("`{text}`"))?, b.trim().parse().map_err(|_| format!("`{text}`"))?))
 }
 
-/// `key=value` attributes.
-fn keyed(attrs: &str) -> HashMap<&str, &str> {
-    split_top(attrs).into_iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect()
+/// Comma-separated numbers, such as a literal's shape or values.
+pub(crate) fn numbers<T: std::str::FromStr>(text: &str) -> Result<Vec<T>, String> {
+    split_top(text).iter().map(|d| d.parse().map_err(|_| format!("`{d}`"))).collect()
+}
+
+/// The text in an op's brackets, which the op's rules read its attributes from: `key=value`
+/// pairs (`axis=1`, `stride=2x2`), a shape or a dimension, or a literal's data.
+pub(crate) struct Attributes<'a> {
+    op: &'a str,
+    text: &'a str,
+    keys: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> Attributes<'a> {
+    fn new(op: &'a str, text: &'a str) -> Self {
+        let keys =
+            split_top(text).into_iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+        Attributes { op, text, keys }
+    }
+
+    /// The whole text between the brackets.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    fn get(&self, key: &str) -> Result<&'a str, String> {
+        self.keys.get(key).copied().ok_or_else(|| format!("`{}` needs `{key}=`", self.op))
+    }
+
+    /// `axis=n`, which may be absent.
+    pub fn axis(&self) -> Result<Option<usize>, String> {
+        self.keys.get("axis").map(|v| v.parse().map_err(|_| format!("axis `{v}`"))).transpose()
+    }
+
+    /// `axis=n`, which must be there.
+    pub fn required_axis(&self) -> Result<usize, String> {
+        self.axis()?.ok_or_else(|| format!("`{}` needs `axis=`", self.op))
+    }
+
+    /// `key=n`.
+    pub fn number(&self, key: &str) -> Result<usize, String> {
+        self.get(key)?.parse().map_err(|_| format!("`{key}` must be a number"))
+    }
+
+    /// `key=AxB`.
+    pub fn pair(&self, key: &str) -> Result<(usize, usize), String> {
+        pair(self.get(key)?)
+    }
+
+    /// The text as a shape: `B, 64`.
+    pub fn shape(&self) -> Result<Shape, String> {
+        parse_shape(self.text)
+    }
+
+    /// The text as a dimension: `B`.
+    pub fn dim(&self) -> Result<Dim, String> {
+        parse_dim(self.text)
+    }
 }
 
 fn op_of(name: &str, attrs: &str) -> Result<Op, String> {
-    let keys = keyed(attrs);
-    let get = |k: &str| keys.get(k).copied().ok_or_else(|| format!("`{name}` needs `{k}=`"));
-    let axis = || -> Result<Option<usize>, String> {
-        keys.get("axis").map(|v| v.parse().map_err(|_| format!("axis `{v}`"))).transpose()
-    };
-    let number = |k: &str| -> Result<usize, String> { get(k)?.parse().map_err(|_| format!("`{k}` must be a number")) };
-    Ok(match name {
-        "const" => return Err("constants are written where they are used".into()),
-        "literal" => {
-            let (dims, data) = attrs.split_once(';').ok_or("`literal[shape; values]`")?;
-            let shape: Vec<usize> =
-                split_top(dims).iter().map(|d| d.parse().map_err(|_| format!("`{d}`"))).collect::<Result<_, _>>()?;
-            let data: Vec<f64> =
-                split_top(data).iter().map(|d| d.parse().map_err(|_| format!("`{d}`"))).collect::<Result<_, _>>()?;
-            if shape.iter().product::<usize>() != data.len() {
-                return Err("the literal's values do not fill its shape".into());
-            }
-            Op::Literal { shape, data }
+    let rules = rules_named(name).ok_or_else(|| format!("unknown op `{name}`"))?;
+    (rules.parse)(&Attributes::new(name, attrs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ops::ALL;
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_op_reads_back_the_attributes_it_writes() {
+        // Constants have no instruction of their own in the text: they are written as operands.
+        for op in Op::samples().into_iter().filter(|op| !matches!(op, Op::Const(_))) {
+            let text = op.attributes();
+            let inside = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(&text);
+            assert_eq!(op_of(op.name(), inside), Ok(op.clone()), "`{}{text}`", op.name());
         }
-        "size" => Op::Size(parse_dim(attrs)?),
-        "neg" => Op::Neg,
-        "exp" => Op::Exp,
-        "ln" => Op::Ln,
-        "sqrt" => Op::Sqrt,
-        "sin" => Op::Sin,
-        "cos" => Op::Cos,
-        "tan" => Op::Tan,
-        "erf" => Op::Erf,
-        "tanh" => Op::Tanh,
-        "sigmoid" => Op::Sigmoid,
-        "relu" => Op::Relu,
-        "abs" => Op::Abs,
-        "step" => Op::Step,
-        "sign" => Op::Sign,
-        "add" => Op::Add,
-        "sub" => Op::Sub,
-        "mul" => Op::Mul,
-        "div" => Op::Div,
-        "pow" => Op::Pow,
-        "max" => Op::Max,
-        "min" => Op::Min,
-        "ge" => Op::GreaterEq,
-        "matmul" => Op::MatMul,
-        "transpose" => Op::Transpose,
-        "reshape" => Op::Reshape(parse_shape(attrs)?),
-        "broadcast" => Op::Broadcast(parse_shape(attrs)?),
-        "sum_to" => Op::SumTo(parse_shape(attrs)?),
-        "sum" => Op::Sum { axis: axis()? },
-        "mean" => Op::Mean { axis: axis()? },
-        "reduce_max" => Op::ReduceMax { axis: axis()? },
-        "softmax" => Op::Softmax { axis: axis()?.ok_or("`softmax` needs `axis=`")? },
-        "log_softmax" => Op::LogSoftmax { axis: axis()?.ok_or("`log_softmax` needs `axis=`")? },
-        "one_hot" => Op::OneHot { classes: number("classes")? },
-        "conv2d" => Op::Conv2d { stride: pair(get("stride")?)?, pad: pair(get("pad")?)? },
-        "conv2d_input_grad" => {
-            Op::Conv2dInputGrad { stride: pair(get("stride")?)?, pad: pair(get("pad")?)?, input: pair(get("input")?)? }
+    }
+
+    #[test]
+    fn every_op_is_listed_once_under_its_own_name() {
+        let samples = Op::samples();
+        for op in &samples {
+            assert!(ALL.iter().any(|rules| std::ptr::eq(*rules, op.rules())), "`{}` is not listed", op.name());
         }
-        "conv2d_weight_grad" => Op::Conv2dWeightGrad {
-            stride: pair(get("stride")?)?,
-            pad: pair(get("pad")?)?,
-            kernel: pair(get("kernel")?)?,
-        },
-        "maxpool2d" => Op::MaxPool2d { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
-        "maxpool2d_grad" => Op::MaxPool2dGrad { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
-        "maxpool2d_pick" => Op::MaxPool2dPick { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
-        "avgpool2d" => Op::AvgPool2d { kernel: pair(get("kernel")?)?, stride: pair(get("stride")?)? },
-        "avgpool2d_grad" => Op::AvgPool2dGrad {
-            kernel: pair(get("kernel")?)?,
-            stride: pair(get("stride")?)?,
-            input: pair(get("input")?)?,
-        },
-        "mse" => Op::Mse,
-        "softmax_cross_entropy" => Op::SoftmaxCrossEntropy,
-        other => return Err(format!("unknown op `{other}`")),
-    })
+        let names: HashSet<&str> = ALL.iter().map(|rules| rules.name).collect();
+        assert_eq!((names.len(), ALL.len()), (samples.len(), samples.len()));
+    }
 }

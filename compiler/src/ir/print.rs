@@ -23,48 +23,20 @@ pub(crate) fn number(value: f64) -> String {
 
 /// The operand text of `value`: a scalar constant's number, or the value's name.
 fn operand(f: &Function, value: Value) -> String {
-    match f.def(value).map(|inst| &inst.op) {
-        Some(Op::Const(c)) => number(*c),
-        _ => f.name_of(value).to_string(),
-    }
+    if let Some(Op::Const(c)) = f.def(value).map(|inst| &inst.op) { number(*c) } else { f.name_of(value).to_string() }
 }
 
-/// The attributes of an op, in brackets after its name: `sum[axis=1]`, `reshape[B, 64]`.
-pub(crate) fn attributes(op: &Op) -> String {
-    match op {
-        Op::Reshape(shape) | Op::Broadcast(shape) | Op::SumTo(shape) => format!("{shape}"),
-        Op::Sum { axis } | Op::Mean { axis } | Op::ReduceMax { axis } => match axis {
-            Some(axis) => format!("[axis={axis}]"),
-            None => String::new(),
-        },
-        Op::Softmax { axis } | Op::LogSoftmax { axis } => format!("[axis={axis}]"),
-        Op::OneHot { classes } => format!("[classes={classes}]"),
-        Op::Size(dim) => format!("[{dim}]"),
-        Op::Conv2d { stride, pad } => format!("[stride={}x{}, pad={}x{}]", stride.0, stride.1, pad.0, pad.1),
-        Op::Conv2dInputGrad { stride, pad, input } => {
-            format!("[stride={}x{}, pad={}x{}, input={}x{}]", stride.0, stride.1, pad.0, pad.1, input.0, input.1)
-        }
-        Op::Conv2dWeightGrad { stride, pad, kernel } => {
-            format!("[stride={}x{}, pad={}x{}, kernel={}x{}]", stride.0, stride.1, pad.0, pad.1, kernel.0, kernel.1)
-        }
-        Op::MaxPool2d { kernel, stride }
-        | Op::MaxPool2dGrad { kernel, stride }
-        | Op::MaxPool2dPick { kernel, stride }
-        | Op::AvgPool2d { kernel, stride } => {
-            format!("[kernel={}x{}, stride={}x{}]", kernel.0, kernel.1, stride.0, stride.1)
-        }
-        Op::AvgPool2dGrad { kernel, stride, input } => {
-            format!(
-                "[kernel={}x{}, stride={}x{}, input={}x{}]",
-                kernel.0, kernel.1, stride.0, stride.1, input.0, input.1
-            )
-        }
-        Op::Literal { shape, data } => {
-            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-            let values: Vec<String> = data.iter().map(|v| number(*v)).collect();
-            format!("[{}; {}]", dims.join(", "), values.join(", "))
-        }
-        _ => String::new(),
+/// Keyed pairs as the attributes of windowed ops write them: `[stride=1x1, pad=0x0]`.
+pub(crate) fn pairs(pairs: &[(&str, (usize, usize))]) -> String {
+    let keyed: Vec<String> = pairs.iter().map(|(key, (a, b))| format!("{key}={a}x{b}")).collect();
+    format!("[{}]", keyed.join(", "))
+}
+
+/// The axis of a reduction, which writes nothing when it reduces over all of them.
+pub(crate) fn optional_axis(axis: Option<usize>) -> String {
+    match axis {
+        Some(axis) => format!("[axis={axis}]"),
+        None => String::new(),
     }
 }
 
@@ -98,7 +70,7 @@ pub fn print_function(f: &Function, location: Option<&str>) -> String {
             "  {} = {}{}{sep}{}",
             f.name_of(inst.result),
             inst.op.name(),
-            attributes(&inst.op),
+            inst.op.attributes(),
             args.join(", ")
         );
     }
