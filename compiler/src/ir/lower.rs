@@ -462,29 +462,6 @@ fn substitute(dim: &Dim, substitutions: Option<&HashMap<String, Dim>>) -> Dim {
     }
 }
 
-/// The tensor of an array literal of numbers, if it is one.
-pub(crate) fn constant_array(expr: &nnc_grammar::Expr) -> Option<Tensor> {
-    use nnc_grammar::ExprKind;
-    match &expr.unparenthesized().kind {
-        ExprKind::Int(v) => Some(Tensor::scalar(*v as f64)),
-        ExprKind::Float(v) => Some(Tensor::scalar(*v)),
-        ExprKind::Neg(inner) => {
-            constant_array(inner).map(|t| Tensor { shape: t.shape, data: t.data.iter().map(|v| -v).collect() })
-        }
-        ExprKind::Array(items) => {
-            let rows: Vec<Tensor> = items.iter().map(constant_array).collect::<Option<_>>()?;
-            let inner = rows.first().map(|r| r.shape.clone()).unwrap_or_default();
-            if rows.iter().any(|r| r.shape != inner) {
-                return None;
-            }
-            let mut shape = vec![rows.len()];
-            shape.extend(inner);
-            Some(Tensor { shape, data: rows.into_iter().flat_map(|r| r.data).collect() })
-        }
-        _ => None,
-    }
-}
-
 /// Adds the targets `t` (the second argument) and the loss to a lowered model: a function
 /// of the input, the targets and the parameters that returns the scalar loss.
 pub fn with_loss(mut f: Function, loss: Loss) -> Result<Function, LowerError> {

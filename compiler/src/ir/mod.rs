@@ -19,7 +19,6 @@ pub use crate::builtins::losses::Loss;
 pub use autodiff::{Mode, cheaper_mode, forward, hessian, jacobian, reverse};
 pub use graph::{GraphOptions, graph_dot};
 pub use interp::{Interpreter, Precision, Tensor, eval_function};
-pub(crate) use lower::constant_array;
 pub use lower::{Emitter, LowerError, Lowering, lower_instance, with_loss};
 pub use onnx::{
     ONNX_FLOAT, ONNX_INT64, ONNX_IR_VERSION, ONNX_OPSET, OnnxAttr, OnnxConstant, OnnxData, OnnxDim, OnnxError,

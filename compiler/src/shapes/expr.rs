@@ -8,6 +8,7 @@ use super::{Shape, ShapeFact};
 use crate::builtins::math::transpose;
 use crate::builtins::{self, Kind};
 use crate::checked::{Binary, NodeKind};
+use crate::ir::Tensor;
 use nnc_grammar::{Arg, BinaryOp, Code, Diagnostic, Expr, ExprKind, Span};
 
 impl Engine<'_> {
@@ -94,7 +95,7 @@ impl Engine<'_> {
             }
             ExprKind::Array(items) => {
                 let value = self.array(expr, items, frame);
-                match (&value.shape, crate::ir::constant_array(expr)) {
+                match (&value.shape, constant_array(expr)) {
                     (Some(_), Some(tensor)) => Self::with_node(frame, value, NodeKind::Literal(tensor), span),
                     (Some(_), None) => {
                         frame.error(
@@ -342,4 +343,26 @@ fn matmul(site: &Site<'_>, a: &Value, b: &Value, a_span: Span, b_span: Span) -> 
         value.why[0] = a.why[0].clone();
     }
     Ok(Applied { value, mult_adds, ..Applied::default() })
+}
+
+/// The tensor of an array literal of numbers, if it is one.
+fn constant_array(expr: &Expr) -> Option<Tensor> {
+    match &expr.unparenthesized().kind {
+        ExprKind::Int(v) => Some(Tensor::scalar(*v as f64)),
+        ExprKind::Float(v) => Some(Tensor::scalar(*v)),
+        ExprKind::Neg(inner) => {
+            constant_array(inner).map(|t| Tensor { shape: t.shape, data: t.data.iter().map(|v| -v).collect() })
+        }
+        ExprKind::Array(items) => {
+            let rows: Vec<Tensor> = items.iter().map(constant_array).collect::<Option<_>>()?;
+            let inner = rows.first().map(|r| r.shape.clone()).unwrap_or_default();
+            if rows.iter().any(|r| r.shape != inner) {
+                return None;
+            }
+            let mut shape = vec![rows.len()];
+            shape.extend(inner);
+            Some(Tensor { shape, data: rows.into_iter().flat_map(|r| r.data).collect() })
+        }
+        _ => None,
+    }
 }
