@@ -6,8 +6,9 @@
 //! for shorter measurements).
 
 use nnc_codegen::{JitExecutor, Options};
+use nnc_compiler::driver::{gradient, optimized};
 use nnc_compiler::exec::{Batch, Executor, InterpreterExecutor};
-use nnc_compiler::ir::{Function, Op, Type, optimize, reverse};
+use nnc_compiler::ir::{Function, Op, Type};
 use nnc_compiler::optim::State;
 use nnc_compiler::shapes::{Dim, Shape};
 use nnc_grammar::Span;
@@ -185,7 +186,7 @@ fn convolutions(budget: Duration) {
         f.result_names = vec!["y".into()];
         let mut scalar = f.clone();
         scalar.results = vec![total];
-        let grad = optimize(&reverse(&scalar, &[0, 1]).0);
+        let grad = optimized(&gradient(&scalar, &[0, 1]));
         let (xs, ws) = (values(n * c * h * h, 3), values(o * c * 9, 4));
         let mut out = vec![0.0f32; n * o * h * h];
         let flops = 2.0 * (n * o * c * 9 * h * h) as f64;
