@@ -97,7 +97,7 @@ impl<'a, 'p> Gen<'a, 'p> {
                     let x = self.b.ins().extractlane(v, lane);
                     total = match combine {
                         Combine::Max => self.b.ins().fmax(total, x),
-                        _ => self.b.ins().fadd(total, x),
+                        Combine::Add | Combine::Assign => self.b.ins().fadd(total, x),
                     };
                 }
                 self.combine_scalar(bases[0], offsets[0], total, combine);

@@ -301,7 +301,14 @@ pub fn scratch_len(program: &Program) -> usize {
         .iter()
         .map(|k| match k {
             Kernel::MatMul { n, k, .. } => k * n.div_ceil(PANEL) * PANEL,
-            _ => 0,
+            // Only products pack a panel of their right side.
+            Kernel::Loop { .. }
+            | Kernel::Im2Col { .. }
+            | Kernel::Col2Im { .. }
+            | Kernel::Softmax { .. }
+            | Kernel::SoftmaxCrossEntropy { .. }
+            | Kernel::MaxPool { .. }
+            | Kernel::AvgPool { .. } => 0,
         })
         .max()
         .unwrap_or(0)
