@@ -9,7 +9,8 @@ use nnc_compiler::{analyze, driver};
 use std::collections::HashMap;
 
 /// `(call, x, PyTorch's value)`: the call applies the activation to `x`, with settings.
-/// The values are PyTorch's (`torch.nn.functional`), computed in float64.
+/// The values are those of PyTorch's definitions (`torch.nn.functional`, thresholds
+/// included), computed in float64.
 const ROWS: &[(&str, f64, f64)] = &[
     ("relu(x)", -1.5, 0.0),
     ("relu(x)", 2.0, 2.0),
@@ -30,6 +31,11 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("gelu(x)", -0.5, -0.15426876936299347),
     ("gelu(x, approximate = tanh)", 1.0, 0.8411919906082768),
     ("gelu(x, approximate = none)", 2.0, 1.9544997361036416),
+    ("softplus(x)", -3.0, 0.04858735157374206),
+    ("softplus(x)", 1.5, 1.7014132779827524),
+    ("softplus(x, beta = 2)", 0.5, 0.6566308437591114),
+    ("softplus(x, beta = 2, threshold = 5)", 3.0, 3.0),
+    ("softplus(x)", 25.0, 25.0),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

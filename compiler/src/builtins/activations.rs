@@ -113,7 +113,47 @@ pub static ACTIVATIONS: &[Entry] = &[
             e.op(Op::Mul, &[half_x, gate])
         },
     ),
+    activation(
+        "softplus",
+        &[
+            Param { name: "beta", kind: ArgKind::Real, default: Some("1"), aliases: &[], doc: "the sharpness" },
+            Param {
+                name: "threshold",
+                kind: ArgKind::Real,
+                default: Some("20"),
+                aliases: &[],
+                doc: "above this, `beta · x`, the value is `x` itself",
+            },
+        ],
+        "Smooth rectifier: `ln(1 + exp(beta · x)) / beta`, and `x` where `beta · x` is above `threshold`, as \
+         PyTorch's `Softplus`.",
+        |e, x, settings| {
+            let beta = e.constant(settings[0])?;
+            let scaled = e.op(Op::Mul, &[beta, x])?;
+            let smooth = softplus_of(e, scaled)?;
+            let smooth = e.op(Op::Div, &[smooth, beta])?;
+            // 1 up to the threshold, where the smooth form holds; 0 above it, where x does.
+            let threshold = e.constant(settings[1])?;
+            let below = e.op(Op::GreaterEq, &[threshold, scaled])?;
+            let gap = e.op(Op::Sub, &[smooth, x])?;
+            let taken = e.op(Op::Mul, &[below, gap])?;
+            e.op(Op::Add, &[x, taken])
+        },
+    ),
 ];
+
+/// `ln(1 + exp(z))`, written so that the exponential never grows: `relu(z) + ln(1 +
+/// exp(-|z|))`.
+fn softplus_of(e: &mut Emitter<'_>, z: Value) -> Result<Value, LowerError> {
+    let positive = e.op(Op::Relu, &[z])?;
+    let size = e.op(Op::Abs, &[z])?;
+    let shrunk = e.op(Op::Neg, &[size])?;
+    let small = e.op(Op::Exp, &[shrunk])?;
+    let one = e.constant(1.0)?;
+    let sum = e.op(Op::Add, &[one, small])?;
+    let log = e.op(Op::Ln, &[sum])?;
+    e.op(Op::Add, &[positive, log])
+}
 
 /// The value of each setting of an activation, the one given or its default: a number, or
 /// for a setting of listed words the index of the word.
