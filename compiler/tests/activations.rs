@@ -36,6 +36,10 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("softplus(x, beta = 2)", 0.5, 0.6566308437591114),
     ("softplus(x, beta = 2, threshold = 5)", 3.0, 3.0),
     ("softplus(x)", 25.0, 25.0),
+    ("hardtanh(x)", -2.5, -1.0),
+    ("hardtanh(x)", 0.3, 0.3),
+    ("hardtanh(x, min_val = -2, max_val = 0.5)", 1.0, 0.5),
+    ("hardtanh(x, -2, 0.5)", -1.5, -1.5),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

@@ -140,6 +140,20 @@ pub static ACTIVATIONS: &[Entry] = &[
             e.op(Op::Add, &[x, taken])
         },
     ),
+    activation(
+        "hardtanh",
+        &[
+            Param { name: "min_val", kind: ArgKind::Real, default: Some("-1"), aliases: &[], doc: "the lower bound" },
+            Param { name: "max_val", kind: ArgKind::Real, default: Some("1"), aliases: &[], doc: "the upper bound" },
+        ],
+        "`x` clamped to `[min_val, max_val]`, as PyTorch's `Hardtanh`.",
+        |e, x, settings| {
+            let low = e.constant(settings[0])?;
+            let high = e.constant(settings[1])?;
+            let above = e.op(Op::Max, &[x, low])?;
+            e.op(Op::Min, &[above, high])
+        },
+    ),
 ];
 
 /// `ln(1 + exp(z))`, written so that the exponential never grows: `relu(z) + ln(1 +
