@@ -40,6 +40,8 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("hardtanh(x)", 0.3, 0.3),
     ("hardtanh(x, min_val = -2, max_val = 0.5)", 1.0, 0.5),
     ("hardtanh(x, -2, 0.5)", -1.5, -1.5),
+    ("log_sigmoid(x)", -2.0, -2.1269280110429727),
+    ("log_sigmoid(x)", 1.5, -0.2014132779827524),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

@@ -154,6 +154,16 @@ pub static ACTIVATIONS: &[Entry] = &[
             e.op(Op::Min, &[above, high])
         },
     ),
+    activation(
+        "log_sigmoid",
+        &[],
+        "Logarithm of the sigmoid, `-ln(1 + exp(-x))`, computed stably, as PyTorch's `LogSigmoid`.",
+        |e, x, _| {
+            let flipped = e.op(Op::Neg, &[x])?;
+            let softplus = softplus_of(e, flipped)?;
+            e.op(Op::Neg, &[softplus])
+        },
+    ),
 ];
 
 /// `ln(1 + exp(z))`, written so that the exponential never grows: `relu(z) + ln(1 +
