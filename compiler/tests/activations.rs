@@ -42,6 +42,8 @@ const ROWS: &[(&str, f64, f64)] = &[
     ("hardtanh(x, -2, 0.5)", -1.5, -1.5),
     ("log_sigmoid(x)", -2.0, -2.1269280110429727),
     ("log_sigmoid(x)", 1.5, -0.2014132779827524),
+    ("mish(x)", -1.0, -0.30340146137410895),
+    ("mish(x)", 2.0, 1.9439589595339946),
 ];
 
 /// The points where each activation's derivative is checked: away from kinks.

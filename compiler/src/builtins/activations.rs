@@ -164,6 +164,11 @@ pub static ACTIVATIONS: &[Entry] = &[
             e.op(Op::Neg, &[softplus])
         },
     ),
+    activation("mish", &[], "Mish: `x · tanh(ln(1 + exp(x)))`, as PyTorch's `Mish`.", |e, x, _| {
+        let softplus = softplus_of(e, x)?;
+        let gate = e.op(Op::Tanh, &[softplus])?;
+        e.op(Op::Mul, &[x, gate])
+    }),
 ];
 
 /// `ln(1 + exp(z))`, written so that the exponential never grows: `relu(z) + ln(1 +
