@@ -122,10 +122,12 @@ impl Program {
         // Of declared shapes, with a reduction.
         let (m, n) = (rng.range(2, 4), rng.range(2, 4));
         let reduction = rng.pick(REDUCTIONS);
-        let axis = match rng.range(0, 2) {
+        let axis = match rng.range(0, 4) {
             0 => String::new(),
             1 => ", axis = 0".to_string(),
-            _ => ", axis = -1".to_string(),
+            2 => ", axis = -1".to_string(),
+            3 => ", axis = 1, keepdim = true".to_string(),
+            _ => ", keepdim = true".to_string(),
         };
         writeln!(self.text, "fn r0(x: [{m}, {n}], w: [{n}]) = sum({reduction}(e0(x) * w{axis}))").unwrap();
         let rows: Vec<String> = (0..m).map(|_| numbers(rng, n)).collect();

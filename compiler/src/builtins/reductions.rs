@@ -1,11 +1,16 @@
-//! Reductions, `sum`, `mean`, `max` and `min` over every element or one axis, and the
-//! elementwise `max(x, y)` and `min(x, y)`: their shape rules and lowering.
+//! Reductions, `sum`, `mean`, `max` and `min` over every element or one axis (kept with
+//! size 1 by `keepdim`), and the elementwise `max(x, y)` and `min(x, y)`: their shape
+//! rules and lowering.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, X, aka, p};
+use super::{ArgKind, Builtin, Entry, Form, Kind, Param, X, aka, p};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::rules::{Applied, Rule, Settings, Site, broadcast, normalise_axis};
-use crate::shapes::{Shape, Value};
+use crate::shapes::{Dim, Shape, Value};
+
+/// As PyTorch's `keepdim`: the reduced axes stay, with size 1, so that the result
+/// broadcasts against the input (`x - mean(x, axis = 1, keepdim = true)`).
+const KEEPDIM: Param = p("keepdim", ArgKind::Bool, Some("false"), "keep each reduced axis, with size 1");
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
@@ -16,6 +21,7 @@ pub static ENTRIES: &[Entry] = &[
                 X,
                 p("y", ArgKind::Tensor, Some("none"), "with a second tensor, the elementwise maximum"),
                 aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"),
+                KEEPDIM,
             ],
             doc: "`max(x, y)` is the elementwise maximum; `max(x)` the largest element, `max(x, axis = 1)` along an axis.",
             variadic: false,
@@ -31,6 +37,7 @@ pub static ENTRIES: &[Entry] = &[
                 X,
                 p("y", ArgKind::Tensor, Some("none"), "with a second tensor, the elementwise minimum"),
                 aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"),
+                KEEPDIM,
             ],
             doc: "`min(x, y)` is the elementwise minimum; `min(x)` the smallest element, `min(x, axis = 1)` along an axis.",
             variadic: false,
@@ -42,7 +49,7 @@ pub static ENTRIES: &[Entry] = &[
         builtin: Builtin {
             name: "sum",
             kind: Kind::Function,
-            params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce")],
+            params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"), KEEPDIM],
             doc: "Sum of all elements, or along `axis`.",
             variadic: false,
             leading: None,
@@ -53,7 +60,7 @@ pub static ENTRIES: &[Entry] = &[
         builtin: Builtin {
             name: "mean",
             kind: Kind::Function,
-            params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce")],
+            params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"), KEEPDIM],
             doc: "Mean of all elements, or along `axis`.",
             variadic: false,
             leading: None,
@@ -92,26 +99,40 @@ fn reduce(site: &Site<'_>, settings: &Settings, inputs: &[Value], kind: Reductio
         Some((axis, span)) => Some(normalise_axis(site, shape, axis, span)?),
         None => None,
     };
-    let value = match axis {
-        Some(index) => {
-            let mut dims = shape.0.clone();
+    let keep = settings.bool_or("keepdim", false);
+    let mut dims = shape.0.clone();
+    match (axis, keep) {
+        (Some(index), true) => dims[index] = Dim::constant(1),
+        (Some(index), false) => {
             dims.remove(index);
-            Value::new(Shape(dims))
         }
-        None => Value::scalar(),
-    };
-    Ok(Applied { value, call: Some(Call::Reduce(Reduce { kind, axis })), ..Applied::default() })
+        (None, true) => dims.iter_mut().for_each(|d| *d = Dim::constant(1)),
+        (None, false) => dims.clear(),
+    }
+    let call = Call::Reduce(Reduce { kind, axis, keep });
+    Ok(Applied { value: Value::new(Shape(dims)), call: Some(call), ..Applied::default() })
 }
 
-/// A reduction, over every element (`axis` `None`) or one axis.
+/// A reduction, over every element (`axis` `None`) or one axis, which `keep` keeps with
+/// size 1.
 #[derive(Clone, Debug)]
 pub struct Reduce {
     pub kind: Reduction,
     pub axis: Option<usize>,
+    pub keep: bool,
 }
 
 impl Reduce {
     pub(crate) fn lower(&self, e: &mut Emitter<'_>) -> Result<IrValue, LowerError> {
+        let reduced = self.reduced(e)?;
+        if !self.keep {
+            return Ok(reduced);
+        }
+        let shape = e.output_shape()?;
+        e.op(Op::Reshape(shape), &[reduced])
+    }
+
+    fn reduced(&self, e: &mut Emitter<'_>) -> Result<IrValue, LowerError> {
         let x = e.input(0)?;
         let axis = self.axis;
         match self.kind {
