@@ -1,7 +1,7 @@
 //! Data sources of `train` blocks: files (`csv`, `idx`, `npy`) and generated point sets
 //! (`xor`, `moons`, ...). Each builds the typed source from its settings.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, Param, Read, p};
+use super::{ArgKind, Entry, Form, Kind, Param, Read, builtin, p};
 use crate::train::{DataSource, Generator, LabelColumn};
 
 const SAMPLES: Param = p("samples", ArgKind::Int, Some("400"), "how many points to generate");
@@ -10,10 +10,10 @@ const SEED: Param = p("seed", ArgKind::Int, Some("0"), "seed of the generator");
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
-        builtin: Builtin {
-            name: "csv",
-            kind: Kind::DataSource,
-            params: &[
+        builtin: builtin(
+            "csv",
+            Kind::DataSource,
+            &[
                 p("path", ArgKind::Str, None, "the file, relative to the `.nn` file; `.gz` files are decompressed"),
                 p(
                     "label",
@@ -24,95 +24,69 @@ pub static ENTRIES: &[Entry] = &[
                 p("scale", ArgKind::Real, Some("1"), "factor applied to every feature"),
                 p("header", ArgKind::Bool, Some("detected"), "whether the first line is a header"),
             ],
-            doc: "Rows of a CSV file (optionally gzipped): numeric features and one integer label column.",
-            variadic: false,
-            leading: None,
-        },
+            "Rows of a CSV file (optionally gzipped): numeric features and one integer label column.",
+        ),
         form: Form::DataSource(csv),
     },
     Entry {
-        builtin: Builtin {
-            name: "idx",
-            kind: Kind::DataSource,
-            params: &[
+        builtin: builtin(
+            "idx",
+            Kind::DataSource,
+            &[
                 p("images", ArgKind::Str, None, "the IDX images file (MNIST format, optionally gzipped)"),
                 p("labels", ArgKind::Str, None, "the IDX labels file"),
                 p("scale", ArgKind::Real, Some("1/255"), "factor applied to every pixel"),
             ],
-            doc: "MNIST-style IDX files of images and labels.",
-            variadic: false,
-            leading: None,
-        },
+            "MNIST-style IDX files of images and labels.",
+        ),
         form: Form::DataSource(idx),
     },
     Entry {
-        builtin: Builtin {
-            name: "npy",
-            kind: Kind::DataSource,
-            params: &[
+        builtin: builtin(
+            "npy",
+            Kind::DataSource,
+            &[
                 p("inputs", ArgKind::Str, None, "a NumPy `.npy` file of inputs (f32, f64, u8 or i64)"),
                 p("labels", ArgKind::Str, None, "a `.npy` file of labels or targets"),
                 p("scale", ArgKind::Real, Some("1"), "factor applied to every input"),
             ],
-            doc: "Inputs and labels from NumPy `.npy` files.",
-            variadic: false,
-            leading: None,
-        },
+            "Inputs and labels from NumPy `.npy` files.",
+        ),
         form: Form::DataSource(npy),
     },
     Entry {
-        builtin: Builtin {
-            name: "xor",
-            kind: Kind::DataSource,
-            params: &[SAMPLES, NOISE, SEED],
-            doc: "Points around the four corners of a square, labelled by XOR of their quadrant: not linearly separable.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "xor",
+            Kind::DataSource,
+            &[SAMPLES, NOISE, SEED],
+            "Points around the four corners of a square, labelled by XOR of their quadrant: not linearly separable.",
+        ),
         form: Form::DataSource(|r| generated(r, Generator::Xor)),
     },
     Entry {
-        builtin: Builtin {
-            name: "moons",
-            kind: Kind::DataSource,
-            params: &[SAMPLES, NOISE, SEED],
-            doc: "Two interleaving half circles.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin("moons", Kind::DataSource, &[SAMPLES, NOISE, SEED], "Two interleaving half circles."),
         form: Form::DataSource(|r| generated(r, Generator::Moons)),
     },
     Entry {
-        builtin: Builtin {
-            name: "circles",
-            kind: Kind::DataSource,
-            params: &[SAMPLES, NOISE, SEED],
-            doc: "A small circle inside a large one.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin("circles", Kind::DataSource, &[SAMPLES, NOISE, SEED], "A small circle inside a large one."),
         form: Form::DataSource(|r| generated(r, Generator::Circles)),
     },
     Entry {
-        builtin: Builtin {
-            name: "spirals",
-            kind: Kind::DataSource,
-            params: &[SAMPLES, p("classes", ArgKind::Int, Some("2"), "number of spiral arms"), NOISE, SEED],
-            doc: "Interleaved spiral arms, one class each.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "spirals",
+            Kind::DataSource,
+            &[SAMPLES, p("classes", ArgKind::Int, Some("2"), "number of spiral arms"), NOISE, SEED],
+            "Interleaved spiral arms, one class each.",
+        ),
         form: Form::DataSource(|r| generated(r, Generator::Spirals)),
     },
     Entry {
-        builtin: Builtin {
-            name: "blobs",
-            kind: Kind::DataSource,
-            params: &[SAMPLES, p("classes", ArgKind::Int, Some("3"), "number of blobs"), NOISE, SEED],
-            doc: "Gaussian blobs, one class each.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "blobs",
+            Kind::DataSource,
+            &[SAMPLES, p("classes", ArgKind::Int, Some("3"), "number of blobs"), NOISE, SEED],
+            "Gaussian blobs, one class each.",
+        ),
         form: Form::DataSource(|r| generated(r, Generator::Blobs)),
     },
 ];

@@ -1,7 +1,7 @@
 //! `dropout`: its setting, shape rule and lowering, a multiplication by a mask argument of
 //! the training step (and nothing at inference).
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, p};
+use super::{ArgKind, Entry, Form, Kind, builtin, p};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::Value;
@@ -9,15 +9,13 @@ use crate::shapes::rules::{Applied, Rule, Settings, Site};
 use nnc_grammar::{Code, Diagnostic};
 
 pub static ENTRIES: &[Entry] = &[Entry {
-    builtin: Builtin {
-        name: "dropout",
-        kind: Kind::Activation,
-        params: &[p("p", ArgKind::Real, Some("0.5"), "probability of zeroing each element")],
-        doc: "Zeroes each element with probability `p` while training and scales the rest by `1 / (1 - p)`; \
+    builtin: builtin(
+        "dropout",
+        Kind::Activation,
+        &[p("p", ArgKind::Real, Some("0.5"), "probability of zeroing each element")],
+        "Zeroes each element with probability `p` while training and scales the rest by `1 / (1 - p)`; \
                   does nothing at inference.",
-        variadic: false,
-        leading: None,
-    },
+    ),
     form: Form::Rule(dropout),
 }];
 

@@ -1,7 +1,7 @@
 //! Losses, `mse`, `cross_entropy` and `bce`: functions of a prediction and a target, and
 //! what a `train` block names. Each with its shape rule and its value as IR primitives.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, p};
+use super::{ArgKind, Entry, Form, Kind, builtin, p};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::rules::{Applied, Rule, Settings, Site, broadcast};
@@ -10,42 +10,36 @@ use nnc_grammar::{Code, Diagnostic};
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
-        builtin: Builtin {
-            name: "mse",
-            kind: Kind::Loss,
-            params: &[p("y", ArgKind::Tensor, None, "the prediction"), p("t", ArgKind::Tensor, None, "the target")],
-            doc: "Mean squared error: `mean((y - t)^2)`.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "mse",
+            Kind::Loss,
+            &[p("y", ArgKind::Tensor, None, "the prediction"), p("t", ArgKind::Tensor, None, "the target")],
+            "Mean squared error: `mean((y - t)^2)`.",
+        ),
         form: Form::Rule(|site, _, inputs| elementwise(site, inputs, Loss::Mse)),
     },
     Entry {
-        builtin: Builtin {
-            name: "cross_entropy",
-            kind: Kind::Loss,
-            params: &[
+        builtin: builtin(
+            "cross_entropy",
+            Kind::Loss,
+            &[
                 p("y", ArgKind::Tensor, None, "the logits `[B, classes]`"),
                 p("t", ArgKind::Tensor, None, "the class labels `[B]`"),
             ],
-            doc: "Softmax cross-entropy of logits and integer class labels, fused with the softmax for stability.",
-            variadic: false,
-            leading: None,
-        },
+            "Softmax cross-entropy of logits and integer class labels, fused with the softmax for stability.",
+        ),
         form: Form::Rule(cross_entropy),
     },
     Entry {
-        builtin: Builtin {
-            name: "bce",
-            kind: Kind::Loss,
-            params: &[
+        builtin: builtin(
+            "bce",
+            Kind::Loss,
+            &[
                 p("y", ArgKind::Tensor, None, "probabilities in (0, 1)"),
                 p("t", ArgKind::Tensor, None, "targets 0 or 1"),
             ],
-            doc: "Binary cross-entropy: `-mean(t ln y + (1 - t) ln(1 - y))`.",
-            variadic: false,
-            leading: None,
-        },
+            "Binary cross-entropy: `-mean(t ln y + (1 - t) ln(1 - y))`.",
+        ),
         form: Form::Rule(|site, _, inputs| elementwise(site, inputs, Loss::Bce)),
     },
 ];

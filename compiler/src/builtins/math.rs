@@ -2,7 +2,7 @@
 //! transpose, and `conv` of an input with a given filter. Each with its shape rule and
 //! lowering.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, X, aka, builtin, p};
+use super::{ArgKind, Entry, Form, Kind, X, aka, builtin, p};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::rules::{Applied, Rule, Settings, Site};
@@ -47,10 +47,10 @@ pub static ENTRIES: &[Entry] = &[
         }),
     },
     Entry {
-        builtin: Builtin {
-            name: "conv",
-            kind: Kind::Function,
-            params: &[
+        builtin: builtin(
+            "conv",
+            Kind::Function,
+            &[
                 X,
                 p(
                     "w",
@@ -61,11 +61,9 @@ pub static ENTRIES: &[Entry] = &[
                 p("stride", ArgKind::IntOrPair, Some("1"), "step between filter positions"),
                 aka("pad", ArgKind::IntOrPair, Some("0"), &["padding"], "zeros added on each side"),
             ],
-            doc: "Convolution (as neural networks define it: a sliding weighted sum, no flip) of `x` with the filter \
+            "Convolution (as neural networks define it: a sliding weighted sum, no flip) of `x` with the filter \
                   `w`: `y[i, j] = sum over k, l of w[k, l] x[i + k, j + l]`.",
-            variadic: false,
-            leading: None,
-        },
+        ),
         form: Form::Rule(conv),
     },
 ];

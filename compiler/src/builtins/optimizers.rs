@@ -1,15 +1,15 @@
 //! Optimisers, `sgd` and `adam`, with PyTorch's settings and defaults: each builds the
 //! typed optimiser of a `train` block from its settings.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, Read, aka, p};
+use super::{ArgKind, Entry, Form, Kind, Read, aka, builtin, p};
 use crate::optim::Optimizer;
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
-        builtin: Builtin {
-            name: "sgd",
-            kind: Kind::Optimizer,
-            params: &[
+        builtin: builtin(
+            "sgd",
+            Kind::Optimizer,
+            &[
                 aka("lr", ArgKind::Real, Some("0.01"), &["learning_rate"], "learning rate"),
                 p("momentum", ArgKind::Real, Some("0"), "momentum factor"),
                 p("nesterov", ArgKind::Bool, Some("false"), "use Nesterov momentum"),
@@ -21,28 +21,24 @@ pub static ENTRIES: &[Entry] = &[
                     "fraction of each gradient after the first left out of the momentum buffer",
                 ),
             ],
-            doc: "Stochastic gradient descent, with optional (Nesterov) momentum, dampening and weight decay, as \
+            "Stochastic gradient descent, with optional (Nesterov) momentum, dampening and weight decay, as \
                   PyTorch's `SGD`; Nesterov momentum needs a momentum and no dampening.",
-            variadic: false,
-            leading: None,
-        },
+        ),
         form: Form::Optimizer(sgd),
     },
     Entry {
-        builtin: Builtin {
-            name: "adam",
-            kind: Kind::Optimizer,
-            params: &[
+        builtin: builtin(
+            "adam",
+            Kind::Optimizer,
+            &[
                 aka("lr", ArgKind::Real, Some("0.001"), &["learning_rate"], "learning rate"),
                 p("beta1", ArgKind::Real, Some("0.9"), "decay of the first moment"),
                 p("beta2", ArgKind::Real, Some("0.999"), "decay of the second moment"),
                 p("eps", ArgKind::Real, Some("1e-8"), "added to the denominator"),
                 p("weight_decay", ArgKind::Real, Some("0"), "L2 penalty added to the gradient"),
             ],
-            doc: "Adam, as PyTorch's `Adam`.",
-            variadic: false,
-            leading: None,
-        },
+            "Adam, as PyTorch's `Adam`.",
+        ),
         form: Form::Optimizer(adam),
     },
 ];

@@ -1,7 +1,7 @@
 //! Pooling layers, `maxpool` and `avgpool`: their settings, shape rule (the window
 //! arithmetic shared with convolutions) and lowering.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, aka, p};
+use super::{ArgKind, Entry, Form, Kind, aka, builtin, p};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::rules::{
@@ -11,31 +11,27 @@ use crate::shapes::{Dim, Origin, Shape, Value};
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
-        builtin: Builtin {
-            name: "maxpool",
-            kind: Kind::Activation,
-            params: &[
+        builtin: builtin(
+            "maxpool",
+            Kind::Activation,
+            &[
                 aka("kernel", ArgKind::IntOrPair, None, &["kernel_size"], "window size"),
                 p("stride", ArgKind::IntOrPair, Some("kernel"), "step between windows"),
             ],
-            doc: "Max pooling over `[B, C, H, W]`: the largest value of each window.",
-            variadic: false,
-            leading: None,
-        },
+            "Max pooling over `[B, C, H, W]`: the largest value of each window.",
+        ),
         form: Form::Rule(|site, settings, inputs| pool(site, settings, inputs, true)),
     },
     Entry {
-        builtin: Builtin {
-            name: "avgpool",
-            kind: Kind::Activation,
-            params: &[
+        builtin: builtin(
+            "avgpool",
+            Kind::Activation,
+            &[
                 aka("kernel", ArgKind::IntOrPair, None, &["kernel_size"], "window size"),
                 p("stride", ArgKind::IntOrPair, Some("kernel"), "step between windows"),
             ],
-            doc: "Average pooling over `[B, C, H, W]`: the mean of each window.",
-            variadic: false,
-            leading: None,
-        },
+            "Average pooling over `[B, C, H, W]`: the mean of each window.",
+        ),
         form: Form::Rule(|site, settings, inputs| pool(site, settings, inputs, false)),
     },
 ];

@@ -2,7 +2,7 @@
 //! size 1 by `keepdim`), and the elementwise `max(x, y)` and `min(x, y)`: their shape
 //! rules and lowering.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, Param, X, aka, p};
+use super::{ArgKind, Entry, Form, Kind, Param, X, aka, builtin, p};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::rules::{Applied, Rule, Settings, Site, broadcast, normalise_axis};
@@ -14,57 +14,49 @@ const KEEPDIM: Param = p("keepdim", ArgKind::Bool, Some("false"), "keep each red
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
-        builtin: Builtin {
-            name: "max",
-            kind: Kind::Function,
-            params: &[
+        builtin: builtin(
+            "max",
+            Kind::Function,
+            &[
                 X,
                 p("y", ArgKind::Tensor, Some("none"), "with a second tensor, the elementwise maximum"),
                 aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"),
                 KEEPDIM,
             ],
-            doc: "`max(x, y)` is the elementwise maximum; `max(x)` the largest element, `max(x, axis = 1)` along an axis.",
-            variadic: false,
-            leading: None,
-        },
+            "`max(x, y)` is the elementwise maximum; `max(x)` the largest element, `max(x, axis = 1)` along an axis.",
+        ),
         form: Form::Rule(|site, settings, inputs| extreme(site, settings, inputs, Reduction::Max)),
     },
     Entry {
-        builtin: Builtin {
-            name: "min",
-            kind: Kind::Function,
-            params: &[
+        builtin: builtin(
+            "min",
+            Kind::Function,
+            &[
                 X,
                 p("y", ArgKind::Tensor, Some("none"), "with a second tensor, the elementwise minimum"),
                 aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"),
                 KEEPDIM,
             ],
-            doc: "`min(x, y)` is the elementwise minimum; `min(x)` the smallest element, `min(x, axis = 1)` along an axis.",
-            variadic: false,
-            leading: None,
-        },
+            "`min(x, y)` is the elementwise minimum; `min(x)` the smallest element, `min(x, axis = 1)` along an axis.",
+        ),
         form: Form::Rule(|site, settings, inputs| extreme(site, settings, inputs, Reduction::Min)),
     },
     Entry {
-        builtin: Builtin {
-            name: "sum",
-            kind: Kind::Function,
-            params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"), KEEPDIM],
-            doc: "Sum of all elements, or along `axis`.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "sum",
+            Kind::Function,
+            &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"), KEEPDIM],
+            "Sum of all elements, or along `axis`.",
+        ),
         form: Form::Rule(|site, settings, inputs| reduce(site, settings, inputs, Reduction::Sum)),
     },
     Entry {
-        builtin: Builtin {
-            name: "mean",
-            kind: Kind::Function,
-            params: &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"), KEEPDIM],
-            doc: "Mean of all elements, or along `axis`.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "mean",
+            Kind::Function,
+            &[X, aka("axis", ArgKind::Int, Some("all"), &["dim"], "the axis to reduce"), KEEPDIM],
+            "Mean of all elements, or along `axis`.",
+        ),
         form: Form::Rule(|site, settings, inputs| reduce(site, settings, inputs, Reduction::Mean)),
     },
 ];

@@ -1,7 +1,7 @@
 //! Reshaping layers, `flatten` and `reshape`: their shape rules and lowering, a reshape to
 //! the shape the check computed.
 
-use super::{Builtin, Entry, Form, Kind};
+use super::{Builtin, Entry, Form, Kind, builtin};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::rules::{Applied, Rule, Settings, Site, explain, mul, shape_of};
@@ -10,14 +10,12 @@ use nnc_grammar::{Code, Diagnostic};
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
-        builtin: Builtin {
-            name: "flatten",
-            kind: Kind::Activation,
-            params: &[],
-            doc: "Flattens every dimension after the batch into one: `[B, 8, 14, 14]` becomes `[B, 1568]`.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "flatten",
+            Kind::Activation,
+            &[],
+            "Flattens every dimension after the batch into one: `[B, 8, 14, 14]` becomes `[B, 1568]`.",
+        ),
         form: Form::Rule(flatten),
     },
     Entry {

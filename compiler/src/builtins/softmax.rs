@@ -1,6 +1,6 @@
 //! `softmax` and `log_softmax` along an axis: their settings, shape rule and lowering.
 
-use super::{ArgKind, Builtin, Entry, Form, Kind, aka};
+use super::{ArgKind, Entry, Form, Kind, aka, builtin};
 use crate::checked::Call;
 use crate::ir::{Emitter, LowerError, Op, Value as IrValue};
 use crate::shapes::Value;
@@ -9,25 +9,21 @@ use nnc_grammar::{Code, Diagnostic};
 
 pub static ENTRIES: &[Entry] = &[
     Entry {
-        builtin: Builtin {
-            name: "softmax",
-            kind: Kind::Activation,
-            params: &[aka("axis", ArgKind::Int, Some("-1"), &["dim"], "the axis that sums to one")],
-            doc: "Softmax: `exp(x) / sum(exp(x))` along `axis`.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "softmax",
+            Kind::Activation,
+            &[aka("axis", ArgKind::Int, Some("-1"), &["dim"], "the axis that sums to one")],
+            "Softmax: `exp(x) / sum(exp(x))` along `axis`.",
+        ),
         form: Form::Rule(|site, settings, inputs| along_axis(site, settings, inputs, false)),
     },
     Entry {
-        builtin: Builtin {
-            name: "log_softmax",
-            kind: Kind::Activation,
-            params: &[aka("axis", ArgKind::Int, Some("-1"), &["dim"], "the axis to normalise")],
-            doc: "Logarithm of the softmax along `axis`, computed stably.",
-            variadic: false,
-            leading: None,
-        },
+        builtin: builtin(
+            "log_softmax",
+            Kind::Activation,
+            &[aka("axis", ArgKind::Int, Some("-1"), &["dim"], "the axis to normalise")],
+            "Logarithm of the softmax along `axis`, computed stably.",
+        ),
         form: Form::Rule(|site, settings, inputs| along_axis(site, settings, inputs, true)),
     },
 ];
