@@ -101,15 +101,7 @@ fn definition_markdown(analyzed: &Analyzed, definition: &Definition) -> String {
             out
         }
         kind => {
-            let what = match kind {
-                DefKind::Constant => "constant",
-                DefKind::FnParam => "function argument",
-                DefKind::ModelArg => "model argument",
-                DefKind::ShapeSymbol => "dimension",
-                DefKind::Input => "input",
-                DefKind::Local => "`let` value",
-                _ => "parameter",
-            };
+            let what = kind.describe();
             let shape = analysis
                 .shapes
                 .facts

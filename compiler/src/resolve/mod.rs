@@ -41,7 +41,8 @@ impl DefKind {
         matches!(self, DefKind::Constant | DefKind::FnParam | DefKind::Input | DefKind::Local | DefKind::Param)
     }
 
-    fn describe(self) -> &'static str {
+    /// What a definition of this kind is, in words (`function argument`).
+    pub fn describe(self) -> &'static str {
         match self {
             DefKind::Fn => "function",
             DefKind::Model => "model",
